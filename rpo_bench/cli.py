@@ -1,0 +1,76 @@
+"""`rpo-bench`: the command-line entry to every stage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _models_prepare(args: argparse.Namespace) -> None:
+    from rpo_bench import models
+
+    print(models.prepare(args.name, force=args.force))  # last line: the folder, for scripts
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from rpo_bench.evaluate import harness
+
+    summary = harness.run(
+        model=args.model,
+        tasks=args.tasks.split(","),
+        limit=args.limit,
+        batch_size=args.batch_size,
+        max_gen_toks=args.max_gen_toks,
+        seed=args.seed,
+        out=Path(args.out),
+    )
+    print(summary["table"])
+    print(f"results written to {args.out}/results.json ({summary['wall_seconds']} s)")
+
+
+def _constraints(args: argparse.Namespace) -> None:
+    from rpo_bench.constraints import INSTRUCTION_IDS, NON_REVERSIBLE
+
+    for iid in INSTRUCTION_IDS:
+        reason = NON_REVERSIBLE.get(iid)
+        print(f"{iid}\t{'not reversible: ' + reason if reason else 'reversible'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rpo-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models_p = sub.add_parser("models", help="prepare the embedded model")
+    models_sub = models_p.add_subparsers(dest="action", required=True)
+    prep = models_sub.add_parser("prepare", help="convert an embedded GGUF model to safetensors")
+    prep.add_argument("name", nargs="?", default="smollm2-135m")
+    prep.add_argument("--force", action="store_true", help="convert again even if cached")
+    prep.set_defaults(func=_models_prepare)
+
+    ev = sub.add_parser("eval", help="evaluate a model on rpo_bench's lm-eval tasks")
+    ev.add_argument("--model", default="smollm2-135m", help="embedded name, folder or hub id")
+    ev.add_argument("--tasks", default="ifeval_local", help="comma-separated task names")
+    ev.add_argument("--limit", type=int, default=None, help="first N documents per task")
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--max-gen-toks", type=int, default=None, help="override the task's")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", default="runs/eval", help="folder for results.json and samples")
+    ev.set_defaults(func=_eval)
+
+    cons = sub.add_parser("constraints", help="list the verifiable constraint ids")
+    cons.set_defaults(func=_constraints)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"rpo-bench: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

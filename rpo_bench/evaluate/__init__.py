@@ -1,0 +1,1 @@
+"""Evaluation: scoring responses and running lm-eval tasks."""

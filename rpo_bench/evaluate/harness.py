@@ -1,0 +1,97 @@
+"""Run rpo_bench's lm-eval tasks on a model and write the results next to their config."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rpo_bench import models
+from rpo_bench.paths import TASKS_DIR
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a whole file or nothing: a crash never leaves a truncated result."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    names = ("rpo-bench", "lm-eval", "torch", "transformers", "nltk", "langdetect")
+    return {n: md.version(n) for n in names} | {"python": platform.python_version()}
+
+
+def run(
+    model: str = models.DEFAULT_MODEL,
+    tasks: list[str] | None = None,
+    limit: int | None = None,
+    batch_size: int = 8,
+    max_gen_toks: int | None = None,
+    seed: int = 0,
+    out: Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate `model` on `tasks` through lm-eval (chat template applied); write
+    results.json and one samples_<task>.jsonl per task under `out`."""
+    if not (TASKS_DIR / "ifeval_local").is_dir():
+        raise FileNotFoundError(
+            f"task definitions not found at {TASKS_DIR}: install rpo_bench from its checkout "
+            "(pip install -e .) so the top-level tasks/ folder is reachable"
+        )
+    import lm_eval
+    import torch
+    from lm_eval.tasks import TaskManager
+
+    tasks = tasks or ["ifeval_local"]
+    path = models.resolve(model)
+    gen_kwargs = {"max_gen_toks": max_gen_toks} if max_gen_toks else None
+    config = {
+        "model": model,
+        "model_path": path,
+        "tasks": tasks,
+        "limit": limit,
+        "batch_size": batch_size,
+        "gen_kwargs": gen_kwargs,
+        "seed": seed,
+        "apply_chat_template": True,
+    }
+    started = time.time()
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args={"pretrained": path, "dtype": "float32"},
+        device="cuda" if torch.cuda.is_available() else "cpu",
+        tasks=tasks,
+        task_manager=TaskManager(include_path=str(TASKS_DIR)),
+        apply_chat_template=True,
+        limit=limit,
+        batch_size=batch_size,
+        gen_kwargs=gen_kwargs,
+        log_samples=True,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
+    summary = {
+        "results": results["results"],
+        "n_samples": results.get("n-samples"),
+        "config": config,
+        "versions": _versions(),
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    if out is not None:
+        out = Path(out)
+        write_atomic(out / "results.json", json.dumps(summary, indent=2, default=str) + "\n")
+        for task, samples in results.get("samples", {}).items():
+            lines = "".join(json.dumps(s, default=str, ensure_ascii=False) + "\n" for s in samples)
+            write_atomic(out / f"samples_{task}.jsonl", lines)
+    summary["table"] = lm_eval.utils.make_table(results)
+    return summary

@@ -1,0 +1,46 @@
+"""Scoring of responses against verifiable instruction lists (IFEval-style metrics)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rpo_bench.constraints import Constraint, from_ifeval
+
+
+def constraints_for(
+    instruction_ids: Sequence[str], kwargs: Sequence[dict | None], language: str | None = None
+) -> list[Constraint]:
+    if len(instruction_ids) != len(kwargs):
+        raise ValueError(
+            f"{len(instruction_ids)} instruction ids but {len(kwargs)} kwargs entries"
+        )
+    return [from_ifeval(i, kw, language=language) for i, kw in zip(instruction_ids, kwargs)]
+
+
+def score(constraints: Sequence[Constraint], response: str) -> dict[str, Any]:
+    """IFEval's four per-prompt metrics for one response."""
+    strict = [c.check(response) for c in constraints]
+    loose = [c.check_loose(response) for c in constraints]
+    return {
+        "prompt_level_strict_acc": all(strict),
+        "inst_level_strict_acc": strict,
+        "prompt_level_loose_acc": all(loose),
+        "inst_level_loose_acc": loose,
+    }
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a JSON Lines file; a bad line is an error naming the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+    return rows
