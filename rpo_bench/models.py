@@ -89,7 +89,9 @@ def prepare(name: str = DEFAULT_MODEL, force: bool = False) -> Path:
 
     gguf = _gguf_path(spec)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     # The GGUF loader marks the model quantized although the weights are now plain
     # float32; left in place, save_pretrained and trainers refuse or misbehave.
     model.hf_quantizer = None
@@ -138,6 +140,8 @@ def load(name_or_path: str = DEFAULT_MODEL, dtype: Any = None) -> LoadedModel:
     is_local = Path(path).is_dir()
     if not is_local and Path(path).exists():
         raise ValueError(f"{path} is a file; pass the folder holding config.json and the weights")
+    if is_local and not (Path(path) / "config.json").exists():
+        raise OSError(f"{path} is not a loadable transformers model folder: it has no config.json")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)

@@ -20,7 +20,9 @@ def resource(*parts: str) -> Path:
     """A vendored, permissively licensed data file shipped inside the package."""
     path = RESOURCES.joinpath(*parts)
     if not path.exists():
-        raise FileNotFoundError(f"vendored resource missing: {path} (is the package installed whole?)")
+        raise FileNotFoundError(
+            f"vendored resource missing: {path} (is the package installed whole?)"
+        )
     return path
 
 
@@ -37,7 +39,8 @@ def sysbench_file(name: str = "sysbench_eval.jsonl") -> Path:
     if path is None or not path.exists():
         raise FileNotFoundError(
             f"SysBench file {name!r} not found. SysBench has no licence and is not shipped; "
-            "set RPO_BENCH_DATA to a folder holding sysbench/" + name
+            "set RPO_BENCH_DATA to a folder holding sysbench/"
+            + name
             + (f" (looked in {root})" if root else "")
         )
     return path

@@ -62,51 +62,71 @@ _CONSTRAINED = '"My answer is yes.", "My answer is no." or "My answer is maybe."
 SPECS: dict[str, Spec] = {
     "change_case:capital_word_frequency": Spec(
         {"capital_frequency": int, "capital_relation": str},
-        lambda kw: "Your response must contain "
-        + amount(kw["capital_relation"], kw["capital_frequency"], "word")
-        + " written entirely in capital letters.",
+        lambda kw: (
+            "Your response must contain "
+            + amount(kw["capital_relation"], kw["capital_frequency"], "word")
+            + " written entirely in capital letters."
+        ),
         relation="capital_relation",
     ),
     "change_case:english_capital": Spec(
         {},
         lambda kw: "Your entire response must be in English, using capital letters only.",
-        lambda kw: "Do not write your entire response in English capital letters; "
-        "use lowercase letters or another language for at least part of it.",
+        lambda kw: (
+            "Do not write your entire response in English capital letters; "
+            "use lowercase letters or another language for at least part of it."
+        ),
     ),
     "change_case:english_lowercase": Spec(
         {},
-        lambda kw: "Your entire response must be in English, using lowercase letters only; "
-        "no capital letters are allowed.",
-        lambda kw: "Do not write your entire response in English lowercase letters; "
-        "use at least one capital letter or another language.",
+        lambda kw: (
+            "Your entire response must be in English, using lowercase letters only; "
+            "no capital letters are allowed."
+        ),
+        lambda kw: (
+            "Do not write your entire response in English lowercase letters; "
+            "use at least one capital letter or another language."
+        ),
     ),
     "combination:repeat_prompt": Spec(
         {"prompt_to_repeat": str},
-        lambda kw: "Begin your response by repeating the following request word for word, "
-        "with nothing before it, then answer it: " + kw["prompt_to_repeat"],
-        lambda kw: "Do not begin your response by repeating the request word for word; "
-        "start directly with your answer. The request: " + kw["prompt_to_repeat"],
+        lambda kw: (
+            "Begin your response by repeating the following request word for word, "
+            "with nothing before it, then answer it: " + kw["prompt_to_repeat"]
+        ),
+        lambda kw: (
+            "Do not begin your response by repeating the request word for word; "
+            "start directly with your answer. The request: " + kw["prompt_to_repeat"]
+        ),
     ),
     "combination:two_responses": Spec(
         {},
-        lambda kw: "Give two different responses, separated by six asterisks (******) "
-        "and nothing else.",
+        lambda kw: (
+            "Give two different responses, separated by six asterisks (******) and nothing else."
+        ),
     ),
     "detectable_content:number_placeholders": Spec(
         {"num_placeholders": int},
-        lambda kw: "Your response must contain "
-        + amount(AT_LEAST, kw["num_placeholders"], "placeholder")
-        + " in square brackets, such as [address].",
-        lambda kw: "Your response must contain "
-        + amount(LESS_THAN, kw["num_placeholders"], "placeholder")
-        + " in square brackets, such as [address].",
+        lambda kw: (
+            "Your response must contain "
+            + amount(AT_LEAST, kw["num_placeholders"], "placeholder")
+            + " in square brackets, such as [address]."
+        ),
+        lambda kw: (
+            "Your response must contain "
+            + amount(LESS_THAN, kw["num_placeholders"], "placeholder")
+            + " in square brackets, such as [address]."
+        ),
     ),
     "detectable_content:postscript": Spec(
         {"postscript_marker": str},
-        lambda kw: f"At the end of your response, add a postscript starting with "
-        f"{kw['postscript_marker']}",
-        lambda kw: f"Do not add a postscript: the marker {kw['postscript_marker']} must not "
-        "appear anywhere in your response.",
+        lambda kw: (
+            f"At the end of your response, add a postscript starting with {kw['postscript_marker']}"
+        ),
+        lambda kw: (
+            f"Do not add a postscript: the marker {kw['postscript_marker']} must not "
+            "appear anywhere in your response."
+        ),
     ),
     "detectable_format:constrained_response": Spec(
         {},
@@ -115,39 +135,56 @@ SPECS: dict[str, Spec] = {
     ),
     "detectable_format:json_format": Spec(
         {},
-        lambda kw: "Your entire output must be valid JSON; you may wrap it in markdown "
-        "code fences (```).",
+        lambda kw: (
+            "Your entire output must be valid JSON; you may wrap it in markdown code fences (```)."
+        ),
         lambda kw: "Do not answer in JSON: your response must not be a valid JSON document.",
     ),
     "detectable_format:multiple_sections": Spec(
         {"section_spliter": str, "num_sections": int},
-        lambda kw: f"Your response must have {amount(AT_LEAST, kw['num_sections'], 'section')}"
-        f", each beginning with '{kw['section_spliter']} X', such as "
-        f"'{kw['section_spliter']} 1'.",
-        lambda kw: f"Your response must have {amount(LESS_THAN, kw['num_sections'], 'section')}"
-        f" marked '{kw['section_spliter']} X' (such as '{kw['section_spliter']} 1').",
+        lambda kw: (
+            f"Your response must have {amount(AT_LEAST, kw['num_sections'], 'section')}"
+            f", each beginning with '{kw['section_spliter']} X', such as "
+            f"'{kw['section_spliter']} 1'."
+        ),
+        lambda kw: (
+            f"Your response must have {amount(LESS_THAN, kw['num_sections'], 'section')}"
+            f" marked '{kw['section_spliter']} X' (such as '{kw['section_spliter']} 1')."
+        ),
     ),
     "detectable_format:number_bullet_lists": Spec(
         {"num_bullets": int},
-        lambda kw: f"Your answer must contain exactly {kw['num_bullets']} markdown bullet "
-        "points, such as:\n* This is point 1.\n* This is point 2",
+        lambda kw: (
+            f"Your answer must contain exactly {kw['num_bullets']} markdown bullet "
+            "points, such as:\n* This is point 1.\n* This is point 2"
+        ),
     ),
     "detectable_format:number_highlighted_sections": Spec(
         {"num_highlights": int},
-        lambda kw: "Highlight " + amount(AT_LEAST, kw["num_highlights"], "section")
-        + " of your answer with markdown, i.e. *highlighted section*.",
-        lambda kw: "Do not highlight any section of your answer with markdown "
-        "(such as *highlighted section*)."
-        if kw["num_highlights"] <= 1
-        else "Highlight " + amount(LESS_THAN, kw["num_highlights"], "section")
-        + " of your answer with markdown (such as *highlighted section*), no more.",
+        lambda kw: (
+            "Highlight "
+            + amount(AT_LEAST, kw["num_highlights"], "section")
+            + " of your answer with markdown, i.e. *highlighted section*."
+        ),
+        lambda kw: (
+            "Do not highlight any section of your answer with markdown "
+            "(such as *highlighted section*)."
+            if kw["num_highlights"] <= 1
+            else "Highlight "
+            + amount(LESS_THAN, kw["num_highlights"], "section")
+            + " of your answer with markdown (such as *highlighted section*), no more."
+        ),
     ),
     "detectable_format:title": Spec(
         {},
-        lambda kw: "Your answer must contain a title, wrapped in double angular brackets, "
-        "such as <<poem of joy>>.",
-        lambda kw: "Do not give your answer a title wrapped in double angular brackets "
-        "(such as <<poem of joy>>).",
+        lambda kw: (
+            "Your answer must contain a title, wrapped in double angular brackets, "
+            "such as <<poem of joy>>."
+        ),
+        lambda kw: (
+            "Do not give your answer a title wrapped in double angular brackets "
+            "(such as <<poem of joy>>)."
+        ),
     ),
     "keywords:existence": Spec(
         {"keywords": list},
@@ -162,13 +199,17 @@ SPECS: dict[str, Spec] = {
     ),
     "keywords:forbidden_words": Spec(
         {"forbidden_words": list},
-        lambda kw: f"Do not include the words {_quoted_list(kw['forbidden_words'])} "
-        "in your response.",
-        lambda kw: "Your response must include "
-        + (
-            f"the word '{kw['forbidden_words'][0]}'."
-            if len(kw["forbidden_words"]) == 1
-            else f"at least one of the words {_quoted_list(kw['forbidden_words'])}."
+        lambda kw: (
+            f"Do not include the word{'s' if len(kw['forbidden_words']) > 1 else ''} "
+            f"{_quoted_list(kw['forbidden_words'])} in your response."
+        ),
+        lambda kw: (
+            "Your response must include "
+            + (
+                f"the word '{kw['forbidden_words'][0]}'."
+                if len(kw["forbidden_words"]) == 1
+                else f"at least one of the words {_quoted_list(kw['forbidden_words'])}."
+            )
         ),
     ),
     "keywords:frequency": Spec(
@@ -183,27 +224,37 @@ SPECS: dict[str, Spec] = {
     ),
     "language:response_language": Spec(
         {"language": str},
-        lambda kw: f"Your ENTIRE response must be in {_language(kw['language'])}; "
-        "no other language is allowed.",
-        lambda kw: f"Do not respond in {_language(kw['language'])}: write your response "
-        "in a different language.",
+        lambda kw: (
+            f"Your ENTIRE response must be in {_language(kw['language'])}; "
+            "no other language is allowed."
+        ),
+        lambda kw: (
+            f"Do not respond in {_language(kw['language'])}: write your response "
+            "in a different language."
+        ),
     ),
     "length_constraints:nth_paragraph_first_word": Spec(
         {"num_paragraphs": int, "nth_paragraph": int, "first_word": str},
-        lambda kw: f"Write exactly {kw['num_paragraphs']} paragraphs, separated from each "
-        f"other by two new lines. Paragraph {kw['nth_paragraph']} must start with the word "
-        f"'{kw['first_word']}'.",
+        lambda kw: (
+            f"Write exactly {kw['num_paragraphs']} paragraphs, separated from each "
+            f"other by two new lines. Paragraph {kw['nth_paragraph']} must start with the word "
+            f"'{kw['first_word']}'."
+        ),
     ),
     "length_constraints:number_paragraphs": Spec(
         {"num_paragraphs": int},
-        lambda kw: f"Write exactly {kw['num_paragraphs']} paragraphs, separated from each "
-        "other by the markdown divider ***.",
+        lambda kw: (
+            f"Write exactly {kw['num_paragraphs']} paragraphs, separated from each "
+            "other by the markdown divider ***."
+        ),
     ),
     "length_constraints:number_sentences": Spec(
         {"num_sentences": int, "relation": str},
-        lambda kw: "Your response must contain "
-        + amount(kw["relation"], kw["num_sentences"], "sentence")
-        + ".",
+        lambda kw: (
+            "Your response must contain "
+            + amount(kw["relation"], kw["num_sentences"], "sentence")
+            + "."
+        ),
         relation="relation",
     ),
     "length_constraints:number_words": Spec(
@@ -218,8 +269,10 @@ SPECS: dict[str, Spec] = {
     ),
     "startend:end_checker": Spec(
         {"end_phrase": str},
-        lambda kw: f"Finish your response with the exact phrase '{kw['end_phrase']}'. "
-        "No other words should follow it.",
+        lambda kw: (
+            f"Finish your response with the exact phrase '{kw['end_phrase']}'. "
+            "No other words should follow it."
+        ),
         lambda kw: f"Do not end your response with the phrase '{kw['end_phrase']}'.",
     ),
     "startend:quotation": Spec(

@@ -14,10 +14,9 @@ def constraints_for(
     instruction_ids: Sequence[str], kwargs: Sequence[dict | None], language: str | None = None
 ) -> list[Constraint]:
     if len(instruction_ids) != len(kwargs):
-        raise ValueError(
-            f"{len(instruction_ids)} instruction ids but {len(kwargs)} kwargs entries"
-        )
-    return [from_ifeval(i, kw, language=language) for i, kw in zip(instruction_ids, kwargs)]
+        raise ValueError(f"{len(instruction_ids)} instruction ids but {len(kwargs)} kwargs entries")
+    pairs = zip(instruction_ids, kwargs, strict=True)
+    return [from_ifeval(i, kw, language=language) for i, kw in pairs]
 
 
 def score(constraints: Sequence[Constraint], response: str) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Rollout: generate replies with a model, batched per turn."""
