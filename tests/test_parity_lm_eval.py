@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from conftest import REPO
 from rpo_bench.evaluate.parity import compare
+
+from conftest import REPO
 
 CORPUS = REPO / "tests" / "fixtures" / "ifeval_parity_corpus.jsonl"
 
