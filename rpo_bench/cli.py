@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cons = sub.add_parser("constraints", help="list the verifiable constraint ids")
     cons.set_defaults(func=_constraints)
+
+    from rpo_bench.evaluate import sysbench
+
+    sysbench.add_parser(sub)
     return parser
 
 
