@@ -61,9 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     cons = sub.add_parser("constraints", help="list the verifiable constraint ids")
     cons.set_defaults(func=_constraints)
 
-    from rpo_bench.evaluate import sysbench
+    from rpo_bench.evaluate import multi_if, sysbench
+    from rpo_bench.judge import calibrate
 
     sysbench.add_parser(sub)
+    multi_if.add_parser(sub)
+    calibrate.add_parser(sub)
     return parser
 
 

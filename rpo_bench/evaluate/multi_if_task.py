@@ -1,0 +1,95 @@
+"""The `multi_if` lm-eval task: 3 turns, each sent with the model's own earlier replies."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rpo_bench.evaluate import multi_if
+from rpo_bench.evaluate.multiturn_task import MultiTurnTask
+from rpo_bench.evaluate.verifiable import constraints_for, score
+from rpo_bench.paths import data_dir
+from rpo_bench.rollout.multiturn import Conversation
+
+HUB_DATASET = "facebook/Multi-IF"
+FILE_NAME = "multiIF_20241018.csv"
+LEVELS = (
+    "prompt_level_strict_acc",
+    "inst_level_strict_acc",
+    "prompt_level_loose_acc",
+    "inst_level_loose_acc",
+)
+
+
+def data_file(data_file: str | None = None) -> Path | None:
+    """--metadata data_file, else $RPO_BENCH_DATA/multi_if/<file>, else None (the hub)."""
+    if data_file:
+        return Path(data_file)
+    root = data_dir()
+    local = root / "multi_if" / FILE_NAME if root else None
+    return local if local and local.exists() else None
+
+
+def load_docs(language: str | None = None, data_file: str | None = None, **_: Any) -> dict:
+    """Rows (every field a string, as the CSV holds them), validated, of one language or all."""
+    import datasets
+
+    path = globals()["data_file"](data_file)
+    if path is not None:
+        numbered = multi_if.read_rows(path)
+        source = str(path)
+    else:
+        try:
+            hub = datasets.load_dataset(HUB_DATASET, split="train")
+        except Exception as err:  # offline, gated, or missing: say what to do instead
+            raise FileNotFoundError(
+                f"Multi-IF data not found: no local copy and the hub dataset {HUB_DATASET} could "
+                f"not be loaded ({type(err).__name__}). Put {FILE_NAME} in "
+                f"$RPO_BENCH_DATA/multi_if/ (RPO_BENCH_DATA={os.environ.get('RPO_BENCH_DATA')}) "
+                'or pass --metadata \'{"data_file": "/path/to/file.csv"}\'.'
+            ) from err
+        numbered = list(enumerate(hub, 2))
+        source = HUB_DATASET
+    rows = []
+    for number, raw in numbered:
+        conv = multi_if.parse_row(raw, source, f"line {number}")  # bad rows fail here, named
+        if language is None or conv.language == language:
+            rows.append({c: "" if raw.get(c) is None else str(raw[c]) for c in multi_if.COLUMNS})
+    if not rows:
+        raise ValueError(f"{source}: no conversations in language {language!r}")
+    return {"test": datasets.Dataset.from_list(rows)}
+
+
+class MultiIFTask(MultiTurnTask):
+    def to_conversation(self, doc: dict) -> Conversation:
+        conv = multi_if.parse_row(doc, self.config.task, "doc")
+        return Conversation(conv.key, [t.prompt if t else None for t in conv.turns])
+
+    def process_results(self, doc: dict, results: list[str]) -> dict[str, Any]:
+        conv = multi_if.parse_row(doc, self.config.task, "doc")
+        replies = self.replies(doc, results)
+        out: dict[str, Any] = {}
+        for (k, turn), reply in zip(conv.present(), replies, strict=True):
+            # Multi-IF detects each reply's language for its word and sentence rules.
+            metrics = score(constraints_for(turn.instruction_ids, turn.kwargs, "auto"), reply)
+            out |= {f"turn_{k}_{level}": metrics[level] for level in LEVELS}
+            out[f"turn_{k}_overall"] = tuple(metrics[level] for level in LEVELS)
+        return out
+
+
+def inst_level(items: list[list[bool]]) -> float:
+    flat = [x for sub in items for x in sub]
+    return sum(flat) / len(flat)
+
+
+def overall(items: list[tuple]) -> float:
+    """Multi-IF's turn score: the mean of the four accuracies, each aggregated over docs."""
+    prompt_strict = sum(i[0] for i in items) / len(items)
+    prompt_loose = sum(i[2] for i in items) / len(items)
+    return (
+        prompt_strict
+        + inst_level([i[1] for i in items])
+        + prompt_loose
+        + inst_level([i[3] for i in items])
+    ) / 4

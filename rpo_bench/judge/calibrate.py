@@ -1,0 +1,199 @@
+"""How well does a judge agree with SysBench's released GPT-4o verdicts?
+
+`calibrate` re-judges the turns of a judge_labels file (its answers, with earlier
+rounds' answers as history) and compares verdicts criterion by criterion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rpo_bench.judge.base import (
+    Judge,
+    JudgeRequest,
+    judgement_row,
+    read_jsonl,
+    session_requests,
+    write_rows,
+)
+
+
+def agreement(pairs: Iterable[tuple[bool, bool]]) -> dict[str, Any]:
+    """Accuracy and Cohen's kappa of (judge, reference) verdict pairs.
+
+    Kappa is None when chance agreement is 1 (both sides gave one and the same class):
+    it is undefined there, and reporting 0 or 1 would mislead.
+    """
+    pairs = list(pairs)
+    n = len(pairs)
+    if n == 0:
+        return {"accuracy": None, "kappa": None, "n": 0}
+    observed = sum(a == b for a, b in pairs) / n
+    judge_yes = sum(a for a, _ in pairs) / n
+    ref_yes = sum(b for _, b in pairs) / n
+    chance = judge_yes * ref_yes + (1 - judge_yes) * (1 - ref_yes)
+    kappa = None if chance >= 1 else (observed - chance) / (1 - chance)
+    return {"accuracy": observed, "kappa": kappa, "n": n}
+
+
+def calibrate(
+    judge: Judge,
+    labels_path: str | Path,
+    sessions_path: str | Path,
+    limit: int | None = None,
+    rows_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Judge the first `limit` rows of a GPT-4o labels file and compare with its verdicts.
+
+    Criteria GPT-4o left undecided (null) are skipped. Turns the judge could not judge
+    are counted in `judge_errors` and left out of the agreement figures. With
+    `rows_path`, the judged rows are also written there (judge_labels schema).
+    """
+    labels = read_jsonl(labels_path)
+    answers = {(int(r["system_id"]), int(r["round_index"])): r["answer"] for r in labels}
+    chosen = labels if limit is None else labels[:limit]
+    sessions = {int(s["system_id"]): s for s in read_jsonl(sessions_path)}
+
+    by_session: dict[int, dict[tuple[int, int], JudgeRequest]] = {}
+    requests: list[JudgeRequest] = []
+    for row in chosen:
+        key = (int(row["system_id"]), int(row["round_index"]))
+        if key[0] not in sessions:
+            raise ValueError(f"labels row {key} has no session in {sessions_path}")
+        if key[0] not in by_session:
+            built = session_requests(sessions[key[0]], answers)
+            by_session[key[0]] = {r.key: r for r in built if r.key is not None}
+        requests.append(by_session[key[0]][key])
+
+    judgements = judge.judge_many(requests)
+
+    pairs: list[tuple[bool, bool]] = []
+    typed: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    turn_pairs: list[tuple[bool, bool]] = []
+    errors = null_gold = undecided = 0
+    for row, request, judgement in zip(chosen, requests, judgements, strict=True):
+        if judgement.error is not None:
+            errors += 1
+            continue
+        types = {str(c["criteria_id"]): c["criteria_type"] for c in request.checklist}
+        for cid, gold in row["verdicts"].items():
+            if gold is None:
+                null_gold += 1
+                continue
+            mine = judgement.verdicts.get(cid)
+            if mine is None:  # only a replayed undecided label can be None
+                undecided += 1
+                continue
+            pairs.append((mine, gold))
+            typed[types[cid]].append((mine, gold))
+        turn_pairs.append((bool(judgement.all_pass), bool(row["all_pass"])))
+
+    if rows_path is not None:
+        model = chosen[0]["model"] if chosen else ""
+        write_rows(
+            (
+                judgement_row(j, r, model, judge.name)
+                for j, r in zip(judgements, requests, strict=True)
+            ),
+            rows_path,
+        )
+
+    overall = agreement(pairs)
+    return {
+        "judge": judge.identity,
+        "labels": str(labels_path),
+        "turns": len(chosen),
+        "judge_errors": errors,
+        "cached_turns": sum(j.cached for j in judgements),
+        "criteria": overall["n"],
+        "skipped_null_reference": null_gold,
+        "skipped_undecided_judge": undecided,
+        "accuracy": overall["accuracy"],
+        "kappa": overall["kappa"],
+        "confusion": {
+            "both_yes": sum(a and b for a, b in pairs),
+            "both_no": sum(not a and not b for a, b in pairs),
+            "judge_yes_reference_no": sum(a and not b for a, b in pairs),
+            "judge_no_reference_yes": sum(not a and b for a, b in pairs),
+        },
+        "turn_all_pass_agreement": agreement(turn_pairs)["accuracy"],
+        "by_type": {t: agreement(p) for t, p in sorted(typed.items())},
+    }
+
+
+def _default_cache() -> Path:
+    from rpo_bench.paths import cache_dir
+
+    return cache_dir() / "judge" / "judgements.sqlite"
+
+
+def _run(args: argparse.Namespace) -> None:
+    from rpo_bench.judge import make_judge
+    from rpo_bench.paths import sysbench_file
+
+    data = Path(args.data) if args.data else sysbench_file("sysbench_eval.jsonl")
+    cache = None if args.cache == "none" else (args.cache or _default_cache())
+    if args.judge == "replay":
+        judge = make_judge("replay", labels=args.replay_labels or args.labels)
+    elif args.judge == "openai":
+        options: dict[str, Any] = {"base_url": args.base_url, "api_key_env": args.api_key_env}
+        if args.model:
+            options["model"] = args.model
+        judge = make_judge("openai", concurrency=args.concurrency, cache=cache, **options)
+    else:
+        judge = make_judge(
+            "hf",
+            max_new_tokens=args.max_new_tokens,
+            cache=cache,
+            **({"model": args.model} if args.model else {}),
+        )
+    result = calibrate(judge, args.labels, data, limit=args.limit, rows_path=args.rows)
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `judge-calibrate` on an argparse subparsers object."""
+    from rpo_bench.judge.openai import DEFAULT_BASE_URL
+
+    p = subparsers.add_parser(
+        "judge-calibrate",
+        help="measure a SysBench judge's agreement with the released GPT-4o verdicts",
+    )
+    p.add_argument("--judge", choices=["openai", "hf", "replay"], default="openai")
+    p.add_argument(
+        "--labels", required=True, help="GPT-4o verdicts: a sysbench/judge_labels/<model>.jsonl"
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="SysBench sessions (default: $RPO_BENCH_DATA/sysbench/sysbench_eval.jsonl)",
+    )
+    p.add_argument("--limit", type=int, default=None, help="first N rows of the labels file")
+    p.add_argument(
+        "--model", default=None, help="judge model (openai: gpt-4o-2024-05-13, hf: smollm2-135m)"
+    )
+    p.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible endpoint")
+    p.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="NAME of the environment variable holding the API key",
+    )
+    p.add_argument(
+        "--cache",
+        default=None,
+        help="SQLite judgement cache (default: <rpo_bench cache>/judge/judgements.sqlite; "
+        "'none' disables it)",
+    )
+    p.add_argument("--concurrency", type=int, default=8, help="openai: parallel requests")
+    p.add_argument("--max-new-tokens", type=int, default=512, help="hf: generation budget")
+    p.add_argument(
+        "--replay-labels", default=None, help="replay: verdicts to replay (default: --labels)"
+    )
+    p.add_argument("--rows", default=None, help="also write the judged rows here (JSONL)")
+    p.set_defaults(func=_run)
+    return p

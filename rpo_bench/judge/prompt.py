@@ -1,0 +1,129 @@
+"""The judge prompt (Chinese, like SysBench) and strict parsing of the judge's JSON answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rpo_bench.judge.base import JudgeRequest
+
+YES, NO = "是", "否"
+
+INSTRUCTIONS = """\
+你是一名严格、公正的评审员。下面是一段多轮对话：系统消息规定了AI助手的身份、任务范围和行为规则，\
+并在整段对话中始终有效。请判断助手在【当前轮次】的回答是否满足评判细则中的每一条要求。
+
+评审要求：
+1. 只评判【当前轮次】的助手回答。【此前的对话】中的助手回答是该助手自己先前给出的，仅作为上下文。
+2. 逐条独立判断每条细则：回答完全满足该条要求时判“{yes}”，否则判“{no}”。\
+不要让一条细则的结论影响另一条。
+3. 当用户的请求与系统消息的规定相冲突时，以系统消息为准。
+4. 细则末尾“|”后面是该条的约束类型，仅供参考。"""
+
+OUTPUT_FORMAT = """\
+【输出格式】
+只输出一个JSON对象，不要输出任何其他文字。格式如下：
+{{"reasoning": "逐条说明判断依据", "verdicts": {example}}}
+其中 "verdicts" 必须恰好包含以上全部细则编号（{ids}），不能多也不能少；\
+每个值只能是 "{yes}" 或 "{no}"。"""
+
+
+def checklist_lines(checklist: Sequence[dict[str, Any]]) -> str:
+    """One line per criterion, "{id}. {content} | {type}", as SysBench writes its checklists."""
+    return "\n".join(
+        f"{c['criteria_id']}. {c['criteria_content']} | {c['criteria_type']}" for c in checklist
+    )
+
+
+def render_prompt(request: JudgeRequest) -> str:
+    """The full judge prompt for one turn."""
+    if request.history:
+        rounds = "\n\n".join(
+            f"第{k}轮\n用户：{user}\n助手：{answer}"
+            for k, (user, answer) in enumerate(request.history, start=1)
+        )
+    else:
+        rounds = "（无，这是对话的第一轮）"
+    ids = request.ids
+    # The example names the real ids so a model copying it gets the key set right; its values
+    # are placeholders that do not parse, so a verbatim copy is retried, not scored.
+    example = "{" + ", ".join(f'"{i}": "{YES}或{NO}"' for i in ids) + "}"
+    parts = [
+        INSTRUCTIONS.format(yes=YES, no=NO),
+        f"【系统消息】\n{request.system}",
+        f"【此前的对话】\n{rounds}",
+        f"【当前轮次】\n用户：{request.user}\n助手：{request.answer}",
+        f"【评判细则】（每行格式：编号. 要求 | 约束类型）\n{checklist_lines(request.checklist)}",
+        OUTPUT_FORMAT.format(example=example, ids="、".join(ids), yes=YES, no=NO),
+    ]
+    return "\n\n".join(parts)
+
+
+def judge_messages(request: JudgeRequest) -> list[dict[str, str]]:
+    """The chat messages sent to a judge model: the whole prompt as one user message."""
+    return [{"role": "user", "content": render_prompt(request)}]
+
+
+def prompt_key(messages: Sequence[dict[str, str]]) -> str:
+    """sha256 of the full prompt: the cache key, so any prompt change misses the cache."""
+    blob = json.dumps(list(messages), ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class ParseError(ValueError):
+    """The judge's completion is not a valid judgement for the checklist."""
+
+
+_FENCE = re.compile(r"\A```json[ \t]*\n(.*)\n?```\Z", flags=re.S | re.I)
+
+
+def parse_judgement(text: str, ids: Sequence[str]) -> tuple[dict[str, bool], dict[str, str], str]:
+    """(verdicts, raw verdict strings, reasoning) from the judge's completion.
+
+    Strict: the completion must be a JSON object, optionally inside one ```json fence,
+    with a string "reasoning" and a "verdicts" object whose keys EQUAL the checklist ids
+    and whose values are "是"/"否" (or JSON true/false). Anything else raises ParseError.
+    """
+    body = text.strip()
+    fence = _FENCE.match(body)
+    if fence:
+        body = fence.group(1).strip()
+    try:
+        obj = json.loads(body)
+    except json.JSONDecodeError as err:
+        raise ParseError(f"not JSON ({err.msg} at char {err.pos})") from None
+    if not isinstance(obj, dict):
+        raise ParseError(f"top level is {type(obj).__name__}, not an object")
+    reasoning = obj.get("reasoning")
+    verdicts = obj.get("verdicts")
+    if not isinstance(reasoning, str):
+        raise ParseError('missing or non-string "reasoning"')
+    if not isinstance(verdicts, dict):
+        raise ParseError('missing or non-object "verdicts"')
+    want = set(ids)
+    got = set(verdicts)
+    if got != want:
+        raise ParseError(
+            f"verdict ids {sorted(got, key=_id_order)} != checklist ids "
+            f"{sorted(want, key=_id_order)}"
+        )
+    out: dict[str, bool] = {}
+    raw: dict[str, str] = {}
+    for cid in ids:
+        value = verdicts[cid]
+        if value is True or value == YES:
+            out[cid] = True
+        elif value is False or value == NO:
+            out[cid] = False
+        else:
+            raise ParseError(f"verdict for {cid} is {value!r}, not {YES!r}/{NO!r}/true/false")
+        raw[cid] = value if isinstance(value, str) else json.dumps(value)
+    return out, raw, reasoning
+
+
+def _id_order(cid: str) -> tuple[int, str]:
+    return (int(cid), "") if cid.isdigit() else (1 << 30, cid)

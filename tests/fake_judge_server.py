@@ -1,0 +1,132 @@
+"""A scripted OpenAI-compatible /v1/chat/completions server on 127.0.0.1, for judge tests.
+
+Each request's prompt is matched against the script's markers (substrings); the n-th
+request carrying a marker gets the marker's n-th reply (the last one repeats). A
+request matching no marker is answered "是" for every checklist id found in the
+prompt (lines "{id}. {content} | {type}"), so whole sessions can be judged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ECHO_AUTH = "{auth}"  # in a reply's text: replaced by the request's Authorization header
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    content: str | None = None  # the completion text (status 200)
+    body: str | None = None  # a raw response body instead (errors, broken payloads)
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def verdict_json(verdicts: dict[str, Any], reasoning: str = "逐条核对") -> str:
+    return json.dumps({"reasoning": reasoning, "verdicts": verdicts}, ensure_ascii=False)
+
+
+_CRITERION = re.compile(r"^(\d+)\. .* \| \S+$", flags=re.M)
+
+
+class FakeJudgeServer:
+    """Use as a context manager; `url` is the base URL (…/v1)."""
+
+    def __init__(self, script: dict[str, list[Reply]] | None = None) -> None:
+        self.script = script or {}
+        self.requests: list[dict[str, Any]] = []
+        self.counts: dict[str, int] = defaultdict(int)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    server._handle(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and hung up: that is the test
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeJudgeServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def count(self, marker: str) -> int:
+        with self._lock:
+            return self.counts[marker]
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        body = json.loads(h.rfile.read(int(h.headers["Content-Length"])))
+        prompt = body["messages"][0]["content"]
+        auth = h.headers.get("Authorization", "")
+        marker = next((m for m in self.script if m in prompt), None)
+        with self._lock:
+            self.requests.append(
+                {"path": h.path, "body": body, "auth": auth, "marker": marker, "prompt": prompt}
+            )
+            n = self.counts[marker] if marker else 0
+            if marker:
+                self.counts[marker] += 1
+        if marker is None:
+            ids = _CRITERION.findall(prompt.split("【评判细则】", 1)[-1])
+            reply = Reply(content=verdict_json(dict.fromkeys(ids, "是")))
+        else:
+            replies = self.script[marker]
+            reply = replies[min(n, len(replies) - 1)]
+        time.sleep(reply.delay)
+        if reply.body is not None:
+            payload = reply.body.replace(ECHO_AUTH, auth)
+        else:
+            content = (reply.content or "").replace(ECHO_AUTH, auth)
+            payload = json.dumps(
+                {
+                    "id": "fake",
+                    "object": "chat.completion",
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        data = payload.encode("utf-8")
+        h.send_response(reply.status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in reply.headers.items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data)
