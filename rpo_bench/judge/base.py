@@ -8,6 +8,7 @@ reported as a judge error, never as a pass or a fail.
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -93,7 +94,7 @@ class JudgeUnavailable(ConnectionError):
     """The judge cannot work at all (bad key, unknown model, wrong URL): stop, do not retry."""
 
 
-class Judge:
+class Judge(abc.ABC):
     """Base class. Subclasses implement `_judge_uncached` (or `_judge_batch` for batching).
 
     `judge_many` answers what it can from the cache and sends the rest to the judge.
@@ -106,17 +107,18 @@ class Judge:
         self.cache = JudgeCache(cache) if isinstance(cache, str | Path) else cache
 
     @property
+    @abc.abstractmethod
     def name(self) -> str:
         """What goes in an output row's `judge` field (a model name)."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def identity(self) -> str:
         """kind|model|endpoint: what a cached judgement belongs to. Never holds a secret."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _judge_uncached(self, request: JudgeRequest) -> Judgement:
-        raise NotImplementedError
+        """One turn, every attempt included; the cache is the caller's business."""
 
     def _judge_batch(self, requests: list[JudgeRequest]) -> list[Judgement]:
         if self.concurrency <= 1 or len(requests) <= 1:
