@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from rpo_bench.jsonl import iter_rows
 from rpo_bench.paths import sysbench_file
 
 N_ROUNDS = 5
@@ -90,18 +91,8 @@ class Label:
 
 def _rows(path: str | Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
     """(line number, location "file:line", object) for each non-blank line of a JSON Lines file."""
-    with open(path, encoding="utf-8") as f:
-        for number, text in enumerate(f, 1):
-            if not text.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            yield number, where, row
+    for number, row in iter_rows(path):
+        yield number, f"{path}:{number}", row
 
 
 def _type_name(types: tuple[type, ...]) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rpo_bench.constraints import Constraint, from_ifeval
+from rpo_bench.jsonl import read_jsonl  # noqa: F401  (re-exported for tasks and scripts)
 
 
 def constraints_for(
@@ -29,17 +28,3 @@ def score(constraints: Sequence[Constraint], response: str) -> dict[str, Any]:
         "prompt_level_loose_acc": all(loose),
         "inst_level_loose_acc": loose,
     }
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a JSON Lines file; a bad line is an error naming the file and line."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from err
-    return rows

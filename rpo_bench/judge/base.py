@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rpo_bench.jsonl import read_jsonl  # noqa: F401  (re-exported for replay and calibrate)
 from rpo_bench.judge.cache import JudgeCache
 from rpo_bench.judge.prompt import ParseError, judge_messages, parse_judgement, prompt_key
 
@@ -160,12 +161,6 @@ class Judge(abc.ABC):
 
 
 # --- sessions -> requests -> rows -------------------------------------------------------------
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """All JSON objects of a JSONL file, skipping blank lines."""
-    with Path(path).open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def session_turns(session: Mapping[str, Any]) -> list[dict[str, Any]]:
