@@ -13,8 +13,8 @@ import argparse
 import json
 
 from rpo_bench import models
-from rpo_bench.evaluate.harness import write_atomic
 from rpo_bench.evaluate.verifiable import read_jsonl
+from rpo_bench.jsonl import write_atomic
 from rpo_bench.paths import REPO_ROOT, resource
 from rpo_bench.rollout.hf import generate
 

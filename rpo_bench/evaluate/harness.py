@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from rpo_bench import models
+from rpo_bench.jsonl import write_atomic
 from rpo_bench.paths import TASKS_DIR
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a crash never leaves a truncated result."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are for everyone to read
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _versions() -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Training data: multi-turn, multi-constraint conversations and their prompts."""
