@@ -1,9 +1,11 @@
-"""A scripted OpenAI-compatible /v1/chat/completions server on 127.0.0.1, for judge tests.
+"""A scripted OpenAI-compatible /v1/chat/completions server on 127.0.0.1, for judge and
+rollout tests.
 
-Each request's prompt is matched against the script's markers (substrings); the n-th
-request carrying a marker gets the marker's n-th reply (the last one repeats). A
-request matching no marker is answered "是" for every checklist id found in the
-prompt (lines "{id}. {content} | {type}"), so whole sessions can be judged.
+Each request's prompt (its messages' contents, joined by newlines) is matched against the
+script's markers (substrings); the n-th request carrying a marker gets the marker's n-th
+reply (the last one repeats). A request matching no marker is answered "是" for every
+checklist id found in the prompt (lines "{id}. {content} | {type}"), so whole sessions can
+be judged. A request with `n` gets n choices; "{choice}" in a reply becomes the index.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 ECHO_AUTH = "{auth}"  # in a reply's text: replaced by the request's Authorization header
+CHOICE = "{choice}"  # in a reply's text: replaced by the choice's index (requests with n)
 
 
 @dataclass
@@ -86,7 +89,7 @@ class FakeJudgeServer:
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         body = json.loads(h.rfile.read(int(h.headers["Content-Length"])))
-        prompt = body["messages"][0]["content"]
+        prompt = "\n".join(m["content"] for m in body["messages"])
         auth = h.headers.get("Authorization", "")
         marker = next((m for m in self.script if m in prompt), None)
         with self._lock:
@@ -114,10 +117,14 @@ class FakeJudgeServer:
                     "model": body["model"],
                     "choices": [
                         {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": content},
+                            "index": i,
+                            "message": {
+                                "role": "assistant",
+                                "content": content.replace(CHOICE, str(i)),
+                            },
                             "finish_reason": "stop",
                         }
+                        for i in range(body.get("n", 1))
                     ],
                 },
                 ensure_ascii=False,

@@ -23,6 +23,10 @@ class MultiTurnTask(ConfigurableTask, abc.ABC):
     def __init__(self, config: dict | None = None, **kwargs):
         # lm-eval hands a `class:` task its YAML with the `class` key still in it.
         config = {k: v for k, v in (config or {}).items() if k != "class"}
+        # Scoring is this class's process_results. Naming it in the config stops lm-eval from
+        # looking every metric name up in its registry and then online in HF `evaluate`
+        # (seconds of retries per metric, and a network dependency).
+        config.setdefault("process_results", type(self).process_results)
         super().__init__(config=config, **kwargs)
 
     @abc.abstractmethod

@@ -173,12 +173,27 @@ def _turn(raw: Any, index: int, where: str) -> Turn:
     return Turn(round_index, user, alignment, tuple(criteria))
 
 
-def load_sessions(path: str | Path) -> list[Session]:
-    """Sessions of `sysbench_eval.jsonl`; each must have 5 rounds, each round >= 1 criterion.
+def session_from_row(row: dict[str, Any], where: str) -> Session:
+    """One session of `sysbench_eval.jsonl`: 5 rounds, each with >= 1 criterion.
 
-    Uses the file's `turns` field, or rebuilds it from `messages` + `prompt_infos` (the
-    upstream schema) when absent.
+    Uses the row's `turns` field, or rebuilds it from `messages` + `prompt_infos` (the
+    upstream schema) when absent. `where` ("file:line") prefixes every error.
     """
+    raw_turns = row["turns"] if "turns" in row else _turns_from_official(row, where)
+    if not isinstance(raw_turns, list) or len(raw_turns) != N_ROUNDS:
+        raise ValueError(f"{where}: field 'turns' must be a list of {N_ROUNDS} rounds")
+    return Session(
+        system_id=_field(row, "system_id", (int,), where),
+        domain=_field(row, "domain", (str,), where),
+        scene=_field(row, "scene", (str, type(None)), where),
+        rounds_related=_field(row, "rounds_related", (bool,), where),
+        system_prompt=_field(row, "system_prompt", (str,), where),
+        turns=tuple(_turn(t, i, where) for i, t in enumerate(raw_turns)),
+    )
+
+
+def load_sessions(path: str | Path) -> list[Session]:
+    """Sessions of `sysbench_eval.jsonl` (see `session_from_row`); system ids must not repeat."""
     sessions: list[Session] = []
     first_line: dict[int, str] = {}
     for _, where, row in _rows(path):
@@ -188,62 +203,52 @@ def load_sessions(path: str | Path) -> list[Session]:
                 f"{where}: field 'system_id': session {system_id} repeats ({first_line[system_id]})"
             )
         first_line[system_id] = where
-        raw_turns = row["turns"] if "turns" in row else _turns_from_official(row, where)
-        if not isinstance(raw_turns, list) or len(raw_turns) != N_ROUNDS:
-            raise ValueError(f"{where}: field 'turns' must be a list of {N_ROUNDS} rounds")
-        sessions.append(
-            Session(
-                system_id=system_id,
-                domain=_field(row, "domain", (str,), where),
-                scene=_field(row, "scene", (str, type(None)), where),
-                rounds_related=_field(row, "rounds_related", (bool,), where),
-                system_prompt=_field(row, "system_prompt", (str,), where),
-                turns=tuple(_turn(t, i, where) for i, t in enumerate(raw_turns)),
-            )
-        )
+        sessions.append(session_from_row(row, where))
     if not sessions:
         raise ValueError(f"{path}: no sessions")
     return sessions
 
 
-def load_labels(path: str | Path) -> list[Label]:
-    """Judge labels, one per (session, round); checks types and that all_pass fits verdicts.
+def label_from_row(row: dict[str, Any], where: str, source: str = "", line: int = 0) -> Label:
+    """One judged turn (judge_labels schema); checks types and that all_pass fits verdicts.
 
     `judge_error: true` (optional) marks a turn whose judging failed: its verdicts may be
-    empty and its all_pass is ignored (see `score`).
+    empty and its all_pass (null in rows written by `rpo_bench.judge`) is ignored (see
+    `score`).
     """
-    labels: list[Label] = []
-    for number, where, row in _rows(path):
-        judge_error = _field(row, "judge_error", (bool,), where) if "judge_error" in row else False
-        verdicts = _field(row, "verdicts", (dict,), where)
-        for key, value in verdicts.items():
-            if value is not None and not isinstance(value, bool):
-                raise ValueError(
-                    f"{where}: field 'verdicts' value for {key!r} must be true, false or null, "
-                    f"got {value!r}"
-                )
-        all_pass = _field(row, "all_pass", (bool,), where)
-        # all_pass is defined as "no criterion judged false" (null does not fail a turn).
-        failed = [k for k, v in verdicts.items() if v is False]
-        if not judge_error and all_pass == bool(failed):
-            detail = f"criteria {failed} judged false" if failed else "no criterion judged false"
-            raise ValueError(f"{where}: field 'all_pass' is {str(all_pass).lower()} but {detail}")
-        labels.append(
-            Label(
-                model=_field(row, "model", (str,), where),
-                system_id=_field(row, "system_id", (int,), where),
-                round_index=_field(row, "round_index", (int,), where),
-                answer=_field(row, "answer", (str,), where),
-                judge=_field(row, "judge", (str,), where),
-                reasoning=_field(row, "reasoning", (str,), where),
-                verdicts=verdicts,
-                verdicts_raw=_field(row, "verdicts_raw", (dict,), where),
-                all_pass=all_pass,
-                judge_error=judge_error,
-                source=str(path),
-                line=number,
+    judge_error = _field(row, "judge_error", (bool,), where) if "judge_error" in row else False
+    verdicts = _field(row, "verdicts", (dict,), where)
+    for key, value in verdicts.items():
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(
+                f"{where}: field 'verdicts' value for {key!r} must be true, false or null, "
+                f"got {value!r}"
             )
-        )
+    all_pass = _field(row, "all_pass", (bool, type(None)) if judge_error else (bool,), where)
+    # all_pass is defined as "no criterion judged false" (null does not fail a turn).
+    failed = [k for k, v in verdicts.items() if v is False]
+    if not judge_error and all_pass == bool(failed):
+        detail = f"criteria {failed} judged false" if failed else "no criterion judged false"
+        raise ValueError(f"{where}: field 'all_pass' is {str(all_pass).lower()} but {detail}")
+    return Label(
+        model=_field(row, "model", (str,), where),
+        system_id=_field(row, "system_id", (int,), where),
+        round_index=_field(row, "round_index", (int,), where),
+        answer=_field(row, "answer", (str,), where),
+        judge=_field(row, "judge", (str,), where),
+        reasoning=_field(row, "reasoning", (str,), where),
+        verdicts=verdicts,
+        verdicts_raw=_field(row, "verdicts_raw", (dict,), where),
+        all_pass=bool(all_pass),
+        judge_error=judge_error,
+        source=source,
+        line=line,
+    )
+
+
+def load_labels(path: str | Path) -> list[Label]:
+    """Judge labels, one per (session, round), each checked by `label_from_row`."""
+    labels = [label_from_row(row, where, str(path), number) for number, where, row in _rows(path)]
     if not labels:
         raise ValueError(f"{path}: no labels")
     return labels

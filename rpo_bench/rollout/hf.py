@@ -1,9 +1,17 @@
-"""Batched generation with a transformers model (CPU or GPU), left-padded."""
+"""Batched generation with a transformers model (CPU or GPU), left-padded.
+
+The decode loop is our own rather than `model.generate` for one reason: a row that
+has finished (end of turn) leaves the batch and its KV cache at once, so short
+replies stop costing compute while long ones finish. With n samples per prompt the
+prompt is prefilled once and its cache copied n times.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import torch
 
 from rpo_bench.rollout.settings import GenerationSettings
 
@@ -14,7 +22,7 @@ class HFBackend:
     """A local transformers model; prompts of similar length are batched together."""
 
     def __init__(
-        self, model: str | Any = "smollm2-135m", tokenizer: Any = None, batch_size: int = 16
+        self, model: str | Any = "smollm2-135m", tokenizer: Any = None, batch_size: int = 32
     ):
         if isinstance(model, str):
             from rpo_bench import models
@@ -23,13 +31,14 @@ class HFBackend:
             model, tokenizer = loaded.model, loaded.tokenizer
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.model.eval()
+        eos = model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id]
+        self.eos = torch.tensor(eos, device=model.device)
 
     def generate(
         self, chats: Sequence[Sequence[Message]], settings: GenerationSettings
     ) -> list[list[str]]:
         """`settings.n` replies per chat, in order."""
-        import torch
-
         tok = self.tokenizer
         tok.padding_side = "left"  # new tokens must follow every prompt directly
         prompts = [
@@ -38,14 +47,7 @@ class HFBackend:
         # Similar lengths batch together, so little compute goes to padding.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         replies: list[list[str]] = [[] for _ in prompts]
-        torch.manual_seed(settings.seed)
-        sampling: dict[str, Any] = {"do_sample": False}
-        if settings.temperature > 0:
-            sampling = {
-                "do_sample": True,
-                "temperature": settings.temperature,
-                "top_p": settings.top_p,
-            }
+        generator = torch.Generator(self.model.device).manual_seed(settings.seed)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             batch = tok(
@@ -53,22 +55,75 @@ class HFBackend:
                 return_tensors="pt",
                 padding=True,
                 add_special_tokens=False,
-            )
-            batch = batch.to(self.model.device)
-            with torch.no_grad():
-                out = self.model.generate(
-                    **batch,
-                    max_new_tokens=settings.max_new_tokens,
-                    num_return_sequences=settings.n,
-                    pad_token_id=tok.pad_token_id,
-                    **sampling,
+            ).to(self.model.device)
+            with torch.inference_mode():
+                tokens = self._decode(
+                    batch["input_ids"], batch["attention_mask"], settings, generator
                 )
-            texts = tok.batch_decode(
-                out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
-            )
+            texts = tok.batch_decode(tokens, skip_special_tokens=True)
             for j, i in enumerate(idx):
                 replies[i] = texts[j * settings.n : (j + 1) * settings.n]
         return replies
+
+    def _decode(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        settings: GenerationSettings,
+        generator: torch.Generator,
+    ) -> list[list[int]]:
+        """New token ids per (prompt, sample), row-major; finished rows leave the batch."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        position = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding shifts positions
+        logits = self._forward(ids, mask, position, cache)
+        n = settings.n
+        if n > 1:
+            logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+            position = position.repeat_interleave(n, 0)
+            cache.batch_repeat_interleave(n)
+        position = position[:, -1:]
+        live = torch.arange(ids.shape[0] * n, device=ids.device)
+        tokens: list[list[int]] = [[] for _ in range(len(live))]
+        for step in range(settings.max_new_tokens):
+            new = _pick(logits, settings, generator)
+            for row, t in zip(live.tolist(), new.tolist(), strict=True):
+                tokens[row].append(t)
+            keep = (~torch.isin(new, self.eos)).nonzero().squeeze(1)
+            if step + 1 == settings.max_new_tokens or keep.numel() == 0:
+                break
+            if keep.numel() < live.numel():
+                live, new, mask, position = live[keep], new[keep], mask[keep], position[keep]
+                cache.batch_select_indices(keep)
+            mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
+            position = position + 1
+            logits = self._forward(new[:, None], mask, position, cache)
+        return tokens
+
+    def _forward(self, ids, mask, position, cache) -> torch.Tensor:
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=position,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1].float()
+
+
+def _pick(logits: torch.Tensor, s: GenerationSettings, generator: torch.Generator) -> torch.Tensor:
+    """Greedy at temperature 0, else nucleus sampling (top_p) at the temperature."""
+    if s.temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / s.temperature, dim=-1)
+    if s.top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        # Drop a token when the tokens ranked above it already reach top_p (the first stays).
+        drop = sorted_p.cumsum(-1) - sorted_p >= s.top_p
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
 def generate(

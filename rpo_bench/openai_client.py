@@ -1,0 +1,184 @@
+"""One client for OpenAI-compatible /v1/chat/completions endpoints (OpenAI, vLLM, ...).
+
+Shared by the judge (`rpo_bench.judge.openai`) and the rollout backend
+(`rpo_bench.rollout.openai`). Standard library only. The API key is read from an
+environment variable at request time and never kept on the object, so it cannot leak
+through a repr, a cache row or an exception; text that came back from the server is
+scrubbed of it too.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger("rpo_bench.openai_client")
+
+# Statuses that say the configuration is wrong: every request would fail the same way.
+FATAL = {401: "unauthorised", 403: "forbidden", 404: "not found (model or URL)"}
+TRANSIENT = {408, 409, 425, 429}  # plus every 5xx
+
+
+class AttemptFailed(Exception):
+    """One call failed. `then`: "backoff" (wait, retry), "retry" (at once), "stop" (give up)."""
+
+    def __init__(self, message: str, then: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.then = then
+        self.retry_after = retry_after
+
+
+class EndpointUnavailable(ConnectionError):
+    """The endpoint cannot work at all (bad key, unknown model, wrong URL): do not retry."""
+
+
+class RequestFailed(ConnectionError):
+    """A request still failed after every attempt (or was rejected as it stands)."""
+
+
+def endpoints(base_url: str) -> tuple[str, str]:
+    """(URL to call, URL safe to log and cache: no user:password, no query string)."""
+    parts = urllib.parse.urlsplit(base_url.strip())
+    path = parts.path.rstrip("/")
+    if not path.endswith("/chat/completions"):
+        path += "/chat/completions"
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    call = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    return call, urllib.parse.urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+class ChatClient:
+    """Chat completions from one model at one endpoint.
+
+    `complete` makes one call; `request` retries it: HTTP 408/409/425/429/5xx, timeouts and
+    connection errors back off exponentially (`backoff` * 2^k seconds, at most
+    `max_backoff`, or the server's Retry-After); a malformed payload is retried at once;
+    other 4xx stop. HTTP 401/403/404 raise EndpointUnavailable at once.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 120.0,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+    ) -> None:
+        self.model = model
+        self.api_key_env = api_key_env  # the variable's NAME only
+        self.timeout = timeout
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._url, self.endpoint = endpoints(base_url)
+
+    def __repr__(self) -> str:
+        return f"ChatClient({self.model!r}, {self.endpoint!r})"
+
+    def key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or None
+
+    def scrub(self, text: str) -> str:
+        """Remove the API key from text that came from elsewhere (a server may echo it)."""
+        key = self.key()
+        return text.replace(key, "***") if key else text
+
+    def delay(self, waits: int, err: AttemptFailed) -> float:
+        """Seconds to wait before the retry that follows `waits` earlier waits."""
+        delay = min(self.max_backoff, self.backoff * 2**waits)
+        if err.retry_after is not None:
+            delay = min(self.max_backoff, max(delay, err.retry_after))
+        return delay
+
+    def complete(self, messages: Sequence[dict[str, str]], **params: Any) -> list[str]:
+        """One call; the choices' texts in index order. `params` left None are not sent."""
+        body: dict[str, Any] = {"model": self.model, "messages": list(messages)}
+        body |= {k: v for k, v in params.items() if v is not None}
+        headers = {"Content-Type": "application/json"}
+        key = self.key()
+        if key:  # local servers (vLLM) often need none
+            headers["Authorization"] = f"Bearer {key}"
+        req = urllib.request.Request(
+            self._url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                payload = resp.read()
+        except urllib.error.HTTPError as err:
+            detail = self.scrub(_read_error_body(err))
+            if err.code in FATAL:
+                raise EndpointUnavailable(
+                    f"{self.endpoint} answered HTTP {err.code} {FATAL[err.code]}: {detail} "
+                    f"(check the base URL, the model {self.model!r} and ${self.api_key_env})"
+                ) from None
+            # Other 4xx are about this request (e.g. too long): resending it cannot help.
+            then = "backoff" if err.code in TRANSIENT or err.code >= 500 else "stop"
+            raise AttemptFailed(
+                f"HTTP {err.code}: {detail}", then, _retry_after(err.headers)
+            ) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+            # OSError covers timeouts and refused or reset connections.
+            reason = getattr(err, "reason", err)
+            raise AttemptFailed(f"{type(err).__name__}: {reason}", "backoff") from None
+        try:
+            choices = sorted(json.loads(payload)["choices"], key=lambda c: c.get("index", 0))
+            contents = [c["message"]["content"] for c in choices]
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            raise AttemptFailed(
+                f"not a chat completion: {self.scrub(payload[:200].decode('utf-8', 'replace'))}",
+                "retry",
+            ) from None
+        if not contents or not all(isinstance(c, str) for c in contents):
+            raise AttemptFailed("chat completion has no text content", "retry")
+        return contents
+
+    def request(
+        self, messages: Sequence[dict[str, str]], max_attempts: int, **params: Any
+    ) -> list[str]:
+        """`complete`, retried up to `max_attempts` calls; RequestFailed when none succeeded."""
+        waits = 0
+        last = ""
+        for attempt in range(max_attempts):
+            try:
+                return self.complete(messages, **params)
+            except AttemptFailed as err:
+                last = str(err)
+                if err.then == "stop":
+                    raise RequestFailed(f"{self.endpoint} rejected the request: {last}") from None
+                if err.then == "backoff" and attempt + 1 < max_attempts:
+                    delay = self.delay(waits, err)
+                    waits += 1
+                    log.warning(
+                        "%s: attempt %d failed (%s); retrying in %.2fs",
+                        self.endpoint,
+                        attempt + 1,
+                        last,
+                        delay,
+                    )
+                    time.sleep(delay)
+        raise RequestFailed(f"{self.endpoint}: failed after {max_attempts} attempts; last: {last}")
+
+
+def _read_error_body(err: urllib.error.HTTPError) -> str:
+    try:
+        return err.read()[:300].decode("utf-8", "replace")
+    except Exception:  # the body is only a hint for the message
+        return err.reason if isinstance(err.reason, str) else ""
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,179 @@
+"""Every task of tasks/ through lm_eval.simple_evaluate on the embedded model (one run, 2 docs
+each, 16 new tokens): metrics exist and are in range; the multi-turn tasks' final-turn prompts hold
+the model's OWN earlier replies; SysBench's scores follow from the judge's verdicts (an
+OpenAI-compatible fake judge on 127.0.0.1) by hand; no chat template -> a clear error."""
+
+from __future__ import annotations
+
+import lm_eval
+import pytest
+import torch
+from fake_judge_server import FakeJudgeServer, Reply, verdict_json
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+from lm_eval.tasks import TaskManager
+
+from rpo_bench.evaluate import multi_if
+from rpo_bench.evaluate.sysbench import load_sessions
+from rpo_bench.evaluate.sysbench_task import session_doc
+from rpo_bench.judge.prompt import checklist_lines
+from rpo_bench.paths import sysbench_file
+
+from conftest import REPO
+
+FIXTURE = REPO / "tests" / "fixtures" / "multi_if_fixture.csv"
+TASKS = ["ifeval_local", "ifbench", "multi_if_english", "sysbench_multiturn"]
+LIMIT, MAX_TOKS = 2, 16
+# SysBench's two shortest sessions (system message + user turns; system_id 289 and 461):
+# the embedded model reads Chinese at ~2 tokens a character, and a slow CPU pays for each.
+SYSBENCH_DOCS = [288, 460]
+KEY_ENV = "RPO_TEST_SYSBENCH_JUDGE_KEY"
+ASSISTANT = "<|im_start|>assistant\n"
+
+
+def prompt_of(sample: dict) -> str:
+    args = sample["arguments"]
+    return args["gen_args_0"]["arg_0"] if isinstance(args, dict) else args[0][0]
+
+
+def unique_checklist_line(docs: list[dict], session: int) -> tuple[int, str]:
+    """(round, line) of a checklist line of `session` found in no other judged turn's checklist:
+    the fake judge recognises that one turn by it (history holds no checklists)."""
+    lines = [
+        (i, t["round_index"], line)
+        for i, d in enumerate(docs)
+        for t in d["turns"]
+        for line in checklist_lines(t["criteria"]).splitlines()
+    ]
+    for i, rnd, line in lines:
+        if i == session and sum(line == other for _, _, other in lines) == 1:
+            return rnd, line
+    raise AssertionError(f"session {session} has no unique checklist line")
+
+
+@pytest.fixture(scope="module")
+def run(prepared_model_dir):
+    try:
+        path = sysbench_file()
+    except FileNotFoundError as err:
+        pytest.skip(f"SysBench data not available (set RPO_BENCH_DATA): {err}")
+    sessions = load_sessions(path)
+    docs = [session_doc(sessions[i]) for i in SYSBENCH_DOCS]
+    fail_round, fail_line = unique_checklist_line(docs, 0)
+    error_round, error_line = unique_checklist_line(docs, 1)
+    fail_turn = docs[0]["turns"][fail_round - 1]
+    fail_id = fail_line.split(".")[0]
+    verdicts = {str(c["criteria_id"]): "是" for c in fail_turn["criteria"]} | {fail_id: "否"}
+    script = {
+        fail_line: [Reply(content=verdict_json(verdicts))],
+        error_line: [Reply(400, body='{"error": "rejected"}')],  # a judge error, not a fail
+    }
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # a loaded 2-core machine decodes far slower with more
+    try:
+        lm = HFLM(pretrained=str(prepared_model_dir), dtype="float32", device="cpu", batch_size=1)
+        with FakeJudgeServer(script) as server:
+            metadata = {
+                "data_file": str(FIXTURE),
+                "judge": "openai",
+                "judge_args": {
+                    "model": "fake-judge",
+                    "base_url": server.url,
+                    "api_key_env": KEY_ENV,
+                    "cache": None,
+                    "backoff": 0.01,
+                },
+            }
+            manager = TaskManager(include_path=str(REPO / "tasks"), metadata=metadata)
+            out = lm_eval.simple_evaluate(
+                model=lm,
+                tasks=TASKS,
+                task_manager=manager,
+                samples={t: SYSBENCH_DOCS if t == "sysbench_multiturn" else [0, 1] for t in TASKS},
+                gen_kwargs={"max_gen_toks": MAX_TOKS},
+                apply_chat_template=True,
+                log_samples=True,
+            )
+        yield {
+            "out": out,
+            "lm": lm,
+            "server": server,
+            "docs": docs,
+            "fail": (fail_round, fail_id),
+            "error_round": error_round,
+            "manager": manager,
+        }
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("task", ["ifeval_local", "ifbench"])
+def test_single_turn_tasks(run, task):
+    metrics = run["out"]["results"][task]
+    for name in ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc"):
+        assert 0 <= metrics[f"{name},none"] <= 1, name
+    assert len(run["out"]["samples"][task]) == LIMIT
+
+
+def test_multi_if_final_prompt_holds_the_models_own_turn_1_reply(run):
+    metrics = run["out"]["results"]["multi_if_english"]
+    for k in (1, 2, 3):
+        assert 0 <= metrics[f"turn_{k}_overall,none"] <= 1
+    for sample in run["out"]["samples"]["multi_if_english"]:
+        conv = multi_if.parse_row(sample["doc"], "fixture", "doc")
+        prompt = prompt_of(sample)
+        assert prompt.count(ASSISTANT) == 3  # two earlier replies + the open turn
+        # Greedy decoding is deterministic: turn 1 played again gives the reply in the history.
+        lm = run["lm"]
+        first = lm.apply_chat_template([{"role": "user", "content": conv.turns[0].prompt}])
+        gen = {"until": [], "do_sample": False, "max_gen_toks": MAX_TOKS}
+        reply = lm.generate_until(
+            [Instance("generate_until", sample["doc"], (first, gen), 0)], disable_tqdm=True
+        )[0]
+        assert reply.strip() and reply.strip() in prompt.split(ASSISTANT)[1]
+
+
+def test_sysbench_turn_5_prompt_holds_the_models_own_turn_1_to_4_replies(run):
+    samples = run["out"]["samples"]["sysbench_multiturn"]
+    assert [s["doc"]["system_id"] for s in samples] == [d["system_id"] for d in run["docs"]]
+    for sample in samples:
+        labels = sample["csr"]["labels"]
+        answers = [row["answer"] for row in labels]
+        assert [row["round_index"] for row in labels] == [1, 2, 3, 4, 5]
+        assert answers[4] == sample["resps"][0][0]  # turn 5 is the evaluator's own request
+        prompt = prompt_of(sample)
+        assert prompt.count(ASSISTANT) == 5 and sample["doc"]["system_prompt"] in prompt
+        blocks = prompt.split(ASSISTANT)[1:5]
+        for answer, block in zip(answers[:4], blocks, strict=True):
+            assert answer.strip() and block.startswith(answer.strip()), (answer, block[:80])
+        # The judge saw the same history: round 5's judge prompt holds replies 1..4.
+        user5 = sample["doc"]["turns"][4]["user"]
+        judged = [
+            r["prompt"] for r in run["server"].requests if f"用户：{user5}\n助手：" in r["prompt"]
+        ]
+        assert len(judged) == 1 and all(a in judged[0] for a in answers)
+
+
+def test_sysbench_scores_follow_from_the_verdicts(run):
+    metrics = run["out"]["results"]["sysbench_multiturn"]
+    docs, (fail_round, _), error_round = run["docs"], run["fail"], run["error_round"]
+    # Session 1: one criterion of round `fail_round` judged 否, all else 是.
+    # Session 2: round `error_round` unjudged (HTTP 400), all else 是.
+    n_constraints = sum(len(t["criteria"]) for d in docs for t in d["turns"])
+    judged = n_constraints - len(docs[1]["turns"][error_round - 1]["criteria"])
+    assert metrics["csr,none"] == pytest.approx(100 * (judged - 1) / judged)
+    assert metrics["isr,none"] == pytest.approx(100 * 8 / 9)
+    assert metrics["ssr,none"] == pytest.approx(100 * ((fail_round - 1) + (error_round - 1)) / 10)
+    assert metrics["judge_errors,none"] == 1
+    assert len(run["server"].requests) == 10  # 5 turns x 2 sessions, the 400 not retried
+
+
+def test_multi_turn_task_without_chat_template_fails_clearly(run):
+    with pytest.raises(ValueError, match="--apply_chat_template"):
+        lm_eval.simple_evaluate(
+            model=run["lm"],
+            tasks=["sysbench_multiturn"],
+            task_manager=run["manager"],
+            limit=1,
+            apply_chat_template=False,
+        )
