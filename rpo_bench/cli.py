@@ -14,7 +14,17 @@ def _models_prepare(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
+    import json
+    import os
+
     from rpo_bench.evaluate import harness
+
+    if args.data_dir:
+        os.environ["RPO_BENCH_DATA"] = str(Path(args.data_dir).resolve())
+    try:
+        metadata = json.loads(args.metadata) if args.metadata else None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--metadata is not valid JSON: {err}") from None
 
     summary = harness.run(
         model=args.model,
@@ -24,6 +34,7 @@ def _eval(args: argparse.Namespace) -> None:
         max_gen_toks=args.max_gen_toks,
         seed=args.seed,
         out=Path(args.out),
+        metadata=metadata,
     )
     print(summary["table"])
     print(f"results written to {args.out}/results.json ({summary['wall_seconds']} s)")
@@ -56,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-gen-toks", type=int, default=None, help="override the task's")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", default="runs/eval", help="folder for results.json and samples")
+    ev.add_argument(
+        "--data-dir", help="local data laid out like ../shared/data (else $RPO_BENCH_DATA)"
+    )
+    ev.add_argument(
+        "--metadata",
+        help="JSON passed to the tasks, e.g. sysbench_multiturn's judge: "
+        '\'{"judge": "openai", "judge_args": {"model": "gpt-4o"}}\'',
+    )
     ev.set_defaults(func=_eval)
 
     cons = sub.add_parser("constraints", help="list the verifiable constraint ids")

@@ -28,9 +28,11 @@ def run(
     max_gen_toks: int | None = None,
     seed: int = 0,
     out: Path | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate `model` on `tasks` through lm-eval (chat template applied); write
-    results.json and one samples_<task>.jsonl per task under `out`."""
+    results.json and one samples_<task>.jsonl per task under `out`. `metadata` reaches
+    the tasks (e.g. sysbench_multiturn's `judge` and `judge_args`)."""
     if not (TASKS_DIR / "ifeval_local").is_dir():
         raise FileNotFoundError(
             f"task definitions not found at {TASKS_DIR}: install rpo_bench from its checkout "
@@ -52,6 +54,7 @@ def run(
         "gen_kwargs": gen_kwargs,
         "seed": seed,
         "apply_chat_template": True,
+        "metadata": metadata,
     }
     started = time.time()
     results = lm_eval.simple_evaluate(
@@ -59,7 +62,7 @@ def run(
         model_args={"pretrained": path, "dtype": "float32"},
         device="cuda" if torch.cuda.is_available() else "cpu",
         tasks=tasks,
-        task_manager=TaskManager(include_path=str(TASKS_DIR)),
+        task_manager=TaskManager(include_path=str(TASKS_DIR), metadata=metadata),
         apply_chat_template=True,
         limit=limit,
         batch_size=batch_size,
