@@ -80,12 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     cons = sub.add_parser("constraints", help="list the verifiable constraint ids")
     cons.set_defaults(func=_constraints)
 
+    from rpo_bench import pairs, train
     from rpo_bench.evaluate import multi_if, sysbench
     from rpo_bench.judge import calibrate
 
     sysbench.add_parser(sub)
     multi_if.add_parser(sub)
     calibrate.add_parser(sub)
+    pairs.add_parser(sub)
+    train.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,175 @@
+"""Compact trainer vs TRL DPOTrainer: pairs/s, tokens/s and peak RSS, LoRA and full fine-tuning.
+
+The embedded model, N generated pairs shaped like the pipeline's (multi-turn-ish prompts
+with constraints rendered by `rpo_bench.data.prompt.render`, replies of ~60-150 tokens),
+one epoch, identical hyperparameters on both sides (batch 8, max_length 512, AdamW, cosine
+with 10% warmup, grad clip 1.0, float32, no gradient checkpointing, no eval, no logging,
+no saving during training). Each run is its own subprocess, so peak RSS is its own.
+Timed: tokenization + (reference pass) + training; model load and final save excluded.
+
+    .venv/bin/python benchmarks/train.py [--pairs 256]
+
+Last line: speedup_vs_trl=<ours/trl pairs per s> peak_rss_ratio=<ours/trl> (LoRA setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BATCH, MAX_LENGTH, BETA = 8, 512, 0.1
+LR = {"lora": 5e-4, "full": 1e-5}
+LORA = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"}
+
+
+def make_pairs(n: int, path: Path) -> None:
+    """Pairs of the shape the data stage writes: rendered prompts, realistic reply lengths."""
+    from rpo_bench.constraints import from_ifeval
+    from rpo_bench.data.prompt import render
+    from rpo_bench.jsonl import read_jsonl, write_jsonl
+    from rpo_bench.paths import resource as res
+
+    seeds = read_jsonl(res("seeds", "self_instruct_seed_tasks.jsonl"))
+    ifeval = read_jsonl(res("ifeval", "input_data.jsonl"))
+    mt = read_jsonl(res("seeds", "mt_bench_questions.jsonl"))
+    outputs = [inst["output"] for s in seeds for inst in s["instances"] if inst["output"].strip()]
+
+    def reply(k: int, words: int) -> str:  # join seed answers up to ~words words
+        text, j = [], k
+        while sum(len(t.split()) for t in text) < words:
+            text.append(outputs[j % len(outputs)])
+            j += 7
+        return " ".join(" ".join(text).split()[:words])
+
+    rows = []
+    for i in range(n):
+        seed, ev = seeds[i % len(seeds)], ifeval[i % len(ifeval)]
+        constraints = [
+            from_ifeval(cid, {k: v for k, v in kw.items() if v is not None})
+            for cid, kw in zip(ev["instruction_id_list"], ev["kwargs"], strict=True)
+        ]
+        history = []
+        if i % 2:  # every other pair continues a conversation
+            history = [{"role": "user", "content": mt[i % len(mt)]["turns"][0]},
+                       {"role": "assistant", "content": reply(i + 3, 60)}]  # fmt: skip
+        task = seed["instruction"] + ("\n\n" + seed["instances"][0]["input"]).rstrip()
+        prompt = render(task, constraints, slot="system" if i % 3 == 0 else "user",
+                        history=history)  # fmt: skip
+        words = 45 + (i * 37) % 65  # ~60-150 tokens
+        rejected = reply(i + 11, 45 + (i * 53) % 65)
+        rows.append({"id": f"bench-{i}", "prompt": prompt, "chosen": reply(i, words),
+                     "rejected": rejected, "margin": 1 + i % 3})  # fmt: skip
+    write_jsonl(path, rows)
+
+
+def run_ours(pairs: Path, setting: str, out: Path) -> dict:
+    from rpo_bench.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        out=str(out), loss="dpo", beta=BETA, lora=LORA if setting == "lora" else None,
+        lr=LR[setting], batch_size=BATCH, max_length=MAX_LENGTH, warmup_ratio=0.1,
+        log_every=10**6,
+    )  # fmt: skip
+    result = train(pairs, cfg, quiet=True)
+    return {
+        "seconds": sum(result.seconds.values()),
+        "tokens": result.tokens,
+        "detail": result.seconds,
+    }
+
+
+def run_trl(pairs: Path, setting: str, out: Path) -> dict:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import DPOConfig, DPOTrainer
+
+    from rpo_bench import models
+    from rpo_bench.jsonl import read_jsonl
+
+    loaded = models.load(models.DEFAULT_MODEL)
+    rows = [{"prompt": r["prompt"], "chosen": [{"role": "assistant", "content": r["chosen"]}],
+             "rejected": [{"role": "assistant", "content": r["rejected"]}]}
+            for r in read_jsonl(pairs)]  # fmt: skip
+    args = DPOConfig(
+        output_dir=str(out), per_device_train_batch_size=BATCH, gradient_accumulation_steps=1,
+        learning_rate=LR[setting], lr_scheduler_type="cosine", warmup_steps=0.1,
+        num_train_epochs=1, max_length=MAX_LENGTH, beta=BETA, max_grad_norm=1.0,
+        weight_decay=0.0, logging_strategy="no", save_strategy="no", eval_strategy="no",
+        report_to="none", bf16=False, gradient_checkpointing=False, use_cpu=True,
+        disable_tqdm=True, seed=0, dataloader_num_workers=0,
+    )  # fmt: skip
+    peft = None
+    if setting == "lora":
+        peft = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
+                          target_modules=LORA["target_modules"], task_type="CAUSAL_LM")  # fmt: skip
+    began = time.perf_counter()
+    trainer = DPOTrainer(model=loaded.model, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=loaded.tokenizer, peft_config=peft)  # fmt: skip
+    trainer.train()
+    return {"seconds": time.perf_counter() - began}
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        fn = run_ours if args.worker == "ours" else run_trl
+        report = fn(Path(args.pairs_file), args.setting, Path(tmp) / "out")
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(report))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=256)
+    parser.add_argument("--settings", default="lora,full")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--setting", help=argparse.SUPPRESS)
+    parser.add_argument("--pairs-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs = Path(tmp) / "pairs.jsonl"
+        make_pairs(args.pairs, pairs)
+        results: dict[tuple[str, str], dict] = {}
+        for setting in args.settings.split(","):
+            for who in ("ours", "trl"):
+                cmd = [sys.executable, __file__, "--worker", who, "--setting", setting,
+                       "--pairs-file", str(pairs), "--threads", str(args.threads)]  # fmt: skip
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+                if proc.returncode or not line:
+                    sys.exit(f"{who}/{setting} failed:\n{proc.stderr[-3000:]}")
+                results[setting, who] = json.loads(line[-1][7:])
+    tokens = next(r["tokens"] for (_, w), r in results.items() if w == "ours")
+    print(f"pairs={args.pairs} batch={BATCH} max_length={MAX_LENGTH} tokens/epoch={tokens}")
+    print(f"{'setting':8s} {'trainer':8s} {'seconds':>8s} {'pairs/s':>8s} {'tokens/s':>9s} "
+          f"{'peak RSS MB':>11s}")  # fmt: skip
+    for (setting, who), r in results.items():
+        print(f"{setting:8s} {who:8s} {r['seconds']:8.1f} {args.pairs / r['seconds']:8.2f} "
+              f"{tokens / r['seconds']:9.0f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
+    for setting in args.settings.split(","):
+        ours, trl = results[setting, "ours"], results[setting, "trl"]
+        print(f"{setting}: speedup_vs_trl={trl['seconds'] / ours['seconds']:.2f} "
+              f"peak_rss_ratio={ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}")  # fmt: skip
+    key = "lora" if "lora" in args.settings else args.settings.split(",")[0]
+    ours, trl = results[key, "ours"], results[key, "trl"]
+    print(
+        f"speedup_vs_trl={trl['seconds'] / ours['seconds']:.2f} "
+        f"peak_rss_ratio={ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

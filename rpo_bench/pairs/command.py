@@ -1,0 +1,83 @@
+"""`rpo-bench pairs`: a samples file in, a pairs file and its statistics out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rpo_bench.jsonl import write_atomic, write_jsonl
+from rpo_bench.pairs.pair import build_pairs
+from rpo_bench.pairs.stats import pair_stats
+from rpo_bench.pairs.strategy import STRATEGIES
+from rpo_bench.pairs.turn import read_samples
+
+
+def stats_path(out: str | Path) -> Path:
+    """`pairs.jsonl` -> `pairs.stats.json`, next to it."""
+    out = Path(out)
+    return out.with_name(f"{out.name.removesuffix('.jsonl')}.stats.json")
+
+
+def run(
+    samples: str | Path,
+    strategy: str,
+    out: str | Path,
+    *,
+    min_margin: int = 1,
+    max_pairs_per_turn: int | None = None,
+    seed: int = 0,
+    keep_untriggered: bool = True,
+) -> dict[str, Any]:
+    """Build pairs from a samples file; write the pairs and their statistics (atomically,
+    and only once the whole input has been read and validated). Returns the statistics."""
+    options = {
+        "min_margin": min_margin,
+        "max_pairs_per_turn": max_pairs_per_turn,
+        "seed": seed,
+        "keep_untriggered": keep_untriggered,
+    }
+    turns = read_samples(samples)
+    pairs = build_pairs(turns, strategy, **options)
+    stats = {"samples": str(samples), "strategy": strategy, "options": options}
+    stats |= pair_stats(turns, pairs)
+    write_jsonl(out, (p.to_row() for p in pairs))
+    write_atomic(stats_path(out), json.dumps(stats, indent=2) + "\n")
+    return stats
+
+
+def _run(args: argparse.Namespace) -> None:
+    stats = run(
+        args.samples,
+        args.strategy,
+        args.out,
+        min_margin=args.min_margin,
+        max_pairs_per_turn=args.max_pairs_per_turn,
+        seed=args.seed,
+        keep_untriggered=not args.drop_untriggered,
+    )
+    print(json.dumps(stats, indent=2))
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `pairs` on an argparse subparsers object (func=handler)."""
+    p = subparsers.add_parser(
+        "pairs",
+        help="build preference pairs from judged samples",
+        description="Build preference pairs from a samples file with one strategy; writes "
+        "the pairs (JSONL) and <out>.stats.json next to them, and prints the statistics.",
+    )
+    p.add_argument("--samples", required=True, help="samples JSONL (one row per turn)")
+    p.add_argument("--strategy", required=True, choices=sorted(STRATEGIES))
+    p.add_argument("--out", required=True, help="pairs JSONL to write")
+    p.add_argument("--min-margin", type=int, default=1, help="drop pairs with a smaller margin")
+    p.add_argument("--max-pairs-per-turn", type=int, default=None, help="keep the largest margins")
+    p.add_argument("--seed", type=int, default=0, help="breaks margin ties when capping")
+    p.add_argument(
+        "--drop-untriggered",
+        action="store_true",
+        help="leave out constraints on which all of a turn's responses agree",
+    )
+    p.set_defaults(func=_run)
+    return p

@@ -1,0 +1,196 @@
+"""Preference pairs from sampled turns: merge, choose columns, plan, rewrite, render.
+
+Every pair's prompt is rendered by `rpo_bench.data.prompt.render` from the turn's task
+and its rewritten constraint list (reversed constraints by their own description), so
+the prompt says exactly what the chosen response was judged to satisfy.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rpo_bench.constraints import Constraint
+from rpo_bench.data.prompt import Message, render
+from rpo_bench.jsonl import iter_rows
+from rpo_bench.pairs import strategy as strategies
+from rpo_bench.pairs.turn import AnyConstraint, TextConstraint, Turn
+
+Reverser = Callable[[str], str]  # free-text constraint -> its reversal
+PAIR_FIELDS = ("id", "prompt", "chosen", "rejected", "margin", "strategy", "reversed")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training pair; indices refer to the turn's responses and constraints."""
+
+    turn: Turn
+    strategy: str
+    chosen: int
+    rejected: int
+    margin: int
+    reversed: tuple[int, ...]  # constraints shown reversed
+    dropped: tuple[int, ...]  # constraints left out of the prompt
+    constraints: tuple[AnyConstraint, ...]  # the prompt's constraints, rewritten
+    prompt: list[Message]
+
+    @property
+    def id(self) -> str:
+        return f"{self.turn.id}/{self.chosen}>{self.rejected}"
+
+    def to_row(self) -> dict[str, Any]:
+        """The pairs-file row (the contract other stages read)."""
+        return {
+            "id": self.id,
+            "prompt": self.prompt,
+            "chosen": self.turn.responses[self.chosen],
+            "rejected": self.turn.responses[self.rejected],
+            "margin": self.margin,
+            "strategy": self.strategy,
+            "reversed": list(self.reversed),
+            "dropped": list(self.dropped),
+            "turn": self.turn.id,
+            "chosen_index": self.chosen,
+            "rejected_index": self.rejected,
+        }
+
+
+def merged(verdicts: Sequence[Sequence[bool]]) -> list[int]:
+    """One response per distinct verdict vector: the first in sample order."""
+    first: dict[tuple[bool, ...], int] = {}
+    for r, vector in enumerate(verdicts):
+        first.setdefault(tuple(vector), r)
+    return sorted(first.values())
+
+
+def untriggered(verdicts: Sequence[Sequence[bool]]) -> list[int]:
+    """Constraints with the same verdict for every response: they separate no two samples."""
+    return [c for c in range(len(verdicts[0])) if len({v[c] for v in verdicts}) == 1]
+
+
+class _Rewriter:
+    """Reverses constraints; free-text reversals are asked once per text."""
+
+    def __init__(self, reverser: Reverser | None):
+        self.reverser, self.memo = reverser, {}
+
+    def can_reverse(self, c: AnyConstraint) -> bool:
+        return c.reversible if isinstance(c, Constraint) else self.reverser is not None
+
+    def reverse(self, c: AnyConstraint) -> AnyConstraint:
+        if isinstance(c, Constraint):
+            rev = c.reverse()
+            assert rev is not None  # can_reverse said so
+            return rev
+        if c.text not in self.memo:
+            self.memo[c.text] = self.reverser(c.text)  # type: ignore[misc]
+        return TextConstraint(self.memo[c.text])
+
+
+def _capped(plans: list[tuple[int, strategies.Plan]], limit: int, rng: random.Random):
+    """At most `limit` plans: larger margins first (they train better, paper Table 2),
+    ties broken by a seeded shuffle; the kept plans stay in their original order."""
+    order = sorted(plans, key=lambda kp: (-kp[1].margin, rng.random()))
+    keep = {k for k, _ in order[:limit]}
+    return [kp for kp in plans if kp[0] in keep]
+
+
+def _turn_pairs(
+    turn: Turn,
+    strategy: str,
+    rewriter: _Rewriter,
+    min_margin: int,
+    max_pairs: int | None,
+    seed: int,
+    keep_untriggered: bool,
+) -> list[Pair]:
+    plan = strategies.get(strategy)
+    reps = merged(turn.verdicts)
+    skip = set() if keep_untriggered else set(untriggered(turn.verdicts))
+    cols = [c for c in range(len(turn.constraints)) if c not in skip]
+    vectors = [[turn.verdicts[r][c] for c in cols] for r in reps]
+    reversible = [rewriter.can_reverse(turn.constraints[c]) for c in cols]
+    plans = [(k, p) for k, p in enumerate(plan(vectors, reversible)) if p.margin >= min_margin]
+    if max_pairs is not None and len(plans) > max_pairs:
+        plans = _capped(plans, max_pairs, random.Random(f"{seed}:{turn.id}"))
+    pairs = []
+    for _, p in plans:
+        flipped = {cols[c] for c in p.reversed}
+        dropped = skip | {cols[c] for c in p.dropped}
+        shown = tuple(
+            rewriter.reverse(c) if k in flipped else c
+            for k, c in enumerate(turn.constraints)
+            if k not in dropped
+        )
+        pairs.append(
+            Pair(
+                turn=turn,
+                strategy=strategy,
+                chosen=reps[p.chosen],
+                rejected=reps[p.rejected],
+                margin=p.margin,
+                reversed=tuple(sorted(flipped)),
+                dropped=tuple(sorted(dropped)),
+                constraints=shown,
+                prompt=render(turn.task, shown, turn.slot, turn.system, turn.history),
+            )
+        )
+    return pairs
+
+
+def build_pairs(
+    turns: Iterable[Turn],
+    strategy: str,
+    *,
+    min_margin: int = 1,
+    max_pairs_per_turn: int | None = None,
+    seed: int = 0,
+    keep_untriggered: bool = True,
+    reverser: Reverser | None = None,
+) -> list[Pair]:
+    """Pairs of every turn, in turn order.
+
+    min_margin: pairs with a smaller margin are dropped (>= 1; margin 0 is no preference).
+    max_pairs_per_turn: keep at most this many per turn, larger margins first, ties by a
+    shuffle seeded with (seed, turn id), so a turn's choice does not depend on the others.
+    keep_untriggered: False leaves out of every prompt of a turn the constraints on which
+    all its responses agree (recorded in `dropped`); they make no difference to any pair.
+    reverser: reverses free-text constraints; without it they are treated like the
+    non-reversible ids (left out of a prompt whose chosen response failed them).
+    """
+    strategies.get(strategy)
+    if min_margin < 1:
+        raise ValueError(f"min_margin must be >= 1, got {min_margin}")
+    if max_pairs_per_turn is not None and max_pairs_per_turn < 1:
+        raise ValueError(f"max_pairs_per_turn must be >= 1, got {max_pairs_per_turn}")
+    rewriter = _Rewriter(reverser)
+    return [
+        pair
+        for turn in turns
+        for pair in _turn_pairs(
+            turn, strategy, rewriter, min_margin, max_pairs_per_turn, seed, keep_untriggered
+        )
+    ]
+
+
+def load_pairs(path: str | Path, *, as_messages: bool = False) -> Any:
+    """A pairs file as a `datasets.Dataset`.
+
+    as_messages=True wraps `chosen` and `rejected` in one assistant message each, the
+    conversational form TRL's DPOTrainer expects next to a message-list prompt.
+    """
+    import datasets
+
+    rows = []
+    for line, row in iter_rows(path):
+        for key in PAIR_FIELDS:
+            if key not in row:
+                raise ValueError(f"{path}:{line}: field {key!r}: missing")
+        if as_messages:
+            for key in ("chosen", "rejected"):
+                row[key] = [{"role": "assistant", "content": row[key]}]
+        rows.append(row)
+    return datasets.Dataset.from_list(rows)

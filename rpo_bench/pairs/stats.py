@@ -1,0 +1,61 @@
+"""Statistics written with every pair set: yield, margins and, given true verdicts, noise."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from rpo_bench.pairs.pair import Pair, merged
+from rpo_bench.pairs.turn import Turn
+
+
+def true_failures(pair: Pair, response: int) -> int | None:
+    """How many constraints of the pair's prompt `response` fails under the TRUE verdicts
+    (a reversed constraint fails exactly when the original passes); None without them."""
+    truth = pair.turn.true_verdicts
+    if truth is None:
+        return None
+    return sum(
+        1
+        for k, ok in enumerate(truth[response])
+        if k not in pair.dropped and ok == (k in pair.reversed)
+    )
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def pair_stats(turns: Sequence[Turn], pairs: Sequence[Pair]) -> dict[str, Any]:
+    """Yield and margin statistics of `pairs` built from `turns`.
+
+    pair_noise: share of pairs (among those whose turn has true verdicts) in which the
+    chosen response, under the TRUE verdicts, fails a constraint of its own prompt.
+    pair_inversion: share in which it fails at least as many of them as the rejected one,
+    so the pair teaches no true preference at all. Both null without true verdicts.
+    """
+    responses = sum(len(t.responses) for t in turns)
+    margins = Counter(p.margin for p in pairs)
+    judged = [
+        (true_failures(p, p.chosen), true_failures(p, p.rejected))
+        for p in pairs
+        if p.turn.true_verdicts is not None
+    ]
+    with_pair = len({p.turn.id for p in pairs})
+    return {
+        "turns": len(turns),
+        "responses": responses,
+        "distinct_responses": sum(len(merged(t.verdicts)) for t in turns),
+        "pairs": len(pairs),
+        "pairs_per_response": _share(len(pairs), responses),
+        "turns_with_pair": with_pair,
+        "share_turns_with_pair": _share(with_pair, len(turns)),
+        "margin_histogram": {str(m): margins[m] for m in sorted(margins)},
+        "mean_margin": _share(sum(p.margin for p in pairs), len(pairs)),
+        "reversed_per_pair": _share(sum(len(p.reversed) for p in pairs), len(pairs)),
+        "dropped_per_pair": _share(sum(len(p.dropped) for p in pairs), len(pairs)),
+        "pairs_with_true_verdicts": len(judged),
+        "pair_noise": _share(sum(1 for c, _ in judged if c > 0), len(judged)),
+        "pair_inversion": _share(sum(1 for c, r in judged if c >= r), len(judged)),
+    }

@@ -1,0 +1,180 @@
+"""One sampled turn: the samples-file row that pair strategies read.
+
+A samples row (one per turn):
+`{"id", "system"?, "history", "task", "constraints", "constraint_slot", "responses"}`,
+each response `{"text", "verdicts", "true_verdicts"?}` with one boolean per constraint.
+A constraint is a verifiable `{"id", "kwargs", ...}` (`rpo_bench.constraints.from_dict`)
+or a free-text `{"text"}` (SysBench style), reversible only through a caller's reverser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rpo_bench.constraints import Constraint, from_dict
+from rpo_bench.data.prompt import SLOTS, Message, Slot
+from rpo_bench.jsonl import iter_rows
+
+Verdicts = tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class TextConstraint:
+    """A free-text constraint; it is shown, and reversed, as its own text."""
+
+    text: str
+
+    def describe(self) -> str:
+        return self.text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text}
+
+
+AnyConstraint = Constraint | TextConstraint
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A turn's prompt parts, its sampled responses and their judged verdicts."""
+
+    id: str
+    task: str
+    constraints: tuple[AnyConstraint, ...]
+    slot: Slot
+    responses: tuple[str, ...]
+    verdicts: tuple[Verdicts, ...]  # verdicts[response][constraint], as judged
+    system: str | None = None
+    history: tuple[Message, ...] = ()
+    true_verdicts: tuple[Verdicts, ...] | None = None  # before judge noise, when known
+
+
+class _Field:
+    """Names a place in the input for error messages: file:line: field a.b[2]."""
+
+    def __init__(self, where: str, name: str = ""):
+        self.where, self.name = where, name
+
+    def __call__(self, key: str | int) -> _Field:
+        if isinstance(key, int):
+            return _Field(self.where, f"{self.name}[{key}]")
+        return _Field(self.where, f"{self.name}.{key}" if self.name else key)
+
+    def error(self, problem: str) -> ValueError:
+        return ValueError(f"{self.where}: field {self.name!r}: {problem}")
+
+
+def _string(value: Any, at: _Field, *, empty: bool = False) -> str:
+    if not isinstance(value, str) or (not empty and not value.strip()):
+        raise at.error(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _list(value: Any, at: _Field) -> list[Any]:
+    if not isinstance(value, list):
+        raise at.error(f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _verdicts(value: Any, n: int, at: _Field) -> Verdicts:
+    value = _list(value, at)
+    if len(value) != n:
+        raise at.error(f"has {len(value)} verdicts for {n} constraints")
+    for k, v in enumerate(value):
+        if not isinstance(v, bool):
+            raise at(k).error(f"expected true or false, got {v!r}")
+    return tuple(value)
+
+
+def _constraint(value: Any, at: _Field) -> AnyConstraint:
+    if not isinstance(value, dict):
+        raise at.error(f"expected an object, got {type(value).__name__}")
+    if "id" in value:
+        try:
+            return from_dict(value)
+        except ValueError as err:
+            raise at("id").error(str(err)) from err
+    if "text" in value:
+        return TextConstraint(_string(value["text"], at("text")))
+    raise at.error("a constraint needs an 'id' (verifiable) or a 'text' (free text)")
+
+
+def _message(value: Any, at: _Field) -> Message:
+    if not isinstance(value, dict):
+        raise at.error(f"expected a message object, got {type(value).__name__}")
+    role = value.get("role")
+    if role not in ("user", "assistant"):
+        raise at("role").error(f"expected 'user' or 'assistant', got {role!r}")
+    return {"role": role, "content": _string(value.get("content"), at("content"), empty=True)}
+
+
+def _required(row: dict[str, Any], key: str, at: _Field) -> Any:
+    if key not in row:
+        raise at(key).error("missing")
+    return row[key]
+
+
+def parse_turn(row: dict[str, Any], where: str) -> Turn:
+    """Validate one samples row; errors name `where` (file:line) and the field."""
+    at = _Field(where)
+    turn_id = _required(row, "id", at)
+    if isinstance(turn_id, bool) or not isinstance(turn_id, str | int):
+        raise at("id").error(f"expected a string, got {turn_id!r}")
+    system = row.get("system")
+    if system is not None:
+        system = _string(system, at("system"), empty=True)
+    history = _list(_required(row, "history", at), at("history"))
+    constraints = _list(_required(row, "constraints", at), at("constraints"))
+    slot = _required(row, "constraint_slot", at)
+    if slot not in SLOTS:
+        raise at("constraint_slot").error(f"expected one of {SLOTS}, got {slot!r}")
+    responses = _list(_required(row, "responses", at), at("responses"))
+    if not responses:
+        raise at("responses").error("no responses")
+    cons = tuple(_constraint(c, at("constraints")(k)) for k, c in enumerate(constraints))
+    texts, verdicts, truths = [], [], []
+    for k, resp in enumerate(responses):
+        r_at = at("responses")(k)
+        if not isinstance(resp, dict):
+            raise r_at.error(f"expected an object, got {type(resp).__name__}")
+        texts.append(_string(_required(resp, "text", r_at), r_at("text"), empty=True))
+        verdicts.append(_verdicts(_required(resp, "verdicts", r_at), len(cons), r_at("verdicts")))
+        if "true_verdicts" in resp:
+            truths.append(_verdicts(resp["true_verdicts"], len(cons), r_at("true_verdicts")))
+    if truths and len(truths) != len(responses):
+        raise at("responses").error("true_verdicts must be given for every response or none")
+    return Turn(
+        id=str(turn_id),
+        task=_string(_required(row, "task", at), at("task")),
+        constraints=cons,
+        slot=slot,
+        responses=tuple(texts),
+        verdicts=tuple(verdicts),
+        system=system,
+        history=tuple(_message(m, at("history")(k)) for k, m in enumerate(history)),
+        true_verdicts=tuple(truths) if truths else None,
+    )
+
+
+def iter_turns(path: str | Path) -> Iterator[Turn]:
+    """The turns of a samples file; a bad row or a repeated id names file, line and field."""
+    seen: dict[str, int] = {}
+    for line, row in iter_rows(path):
+        turn = parse_turn(row, f"{path}:{line}")
+        if turn.id in seen:
+            raise ValueError(f"{path}:{line}: field 'id': {turn.id!r} repeats line {seen[turn.id]}")
+        seen[turn.id] = line
+        yield turn
+
+
+def read_samples(path: str | Path) -> list[Turn]:
+    """All turns of a samples JSONL file, validated."""
+    return list(iter_turns(path))
+
+
+def turn_from_row(row: dict[str, Any]) -> Turn:
+    """A samples row built in memory (tests, benchmarks): validated like a file row."""
+    return parse_turn(row, f"row {row.get('id', '?')!r}")

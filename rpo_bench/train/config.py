@@ -1,0 +1,108 @@
+"""Training configuration: one dataclass, loadable from YAML, unknown keys rejected."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LOSSES = ("dpo", "rpo", "ipo")
+MARGIN_MODES = ("outside_beta", "inside_beta")
+
+
+@dataclass
+class LoraSettings:
+    """LoRA adapter; the paper used r=8, alpha=16 on all linear modules."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    # peft's "all-linear" targets every linear layer except the output head
+    target_modules: str | list[str] = "all-linear"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on. Defaults are the paper's RPO settings."""
+
+    model: str = "smollm2-135m"
+    out: str = "runs/train"
+    loss: str = "rpo"  # dpo | rpo | ipo
+    # outside_beta: -logsigmoid(beta*delta - gamma*g) (the paper's formula);
+    # inside_beta: -logsigmoid(beta*(delta - gamma*g)) (the authors' code)
+    margin_mode: str = "outside_beta"
+    beta: float = 0.1
+    gamma: float = 0.05
+    sft_weight: float = 0.0  # weight of the NLL of the chosen reply, added to the loss
+    lora: LoraSettings | None = field(default_factory=LoraSettings)  # None: full fine-tuning
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    epochs: int = 1
+    batch_size: int = 8  # pairs per micro-batch (2x sequences in the forward)
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    max_length: int = 1024
+    grad_checkpointing: bool = False
+    bf16: bool | None = None  # None: bf16 autocast where CUDA supports it
+    seed: int = 0
+    save_every: int = 0  # checkpoint every N optimizer steps; 0: only at the end
+    max_steps: int | None = None  # stop after N steps; the schedule still spans all epochs
+    log_every: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora, dict):
+            self.lora = _build(LoraSettings, self.lora, "lora")
+        checks = {
+            "loss": self.loss in LOSSES,
+            "margin_mode": self.margin_mode in MARGIN_MODES,
+            "beta": self.beta > 0,
+            "gamma": self.gamma >= 0,
+            "lr": self.lr > 0,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "grad_accum": self.grad_accum >= 1,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
+            "max_length": self.max_length >= 8,
+            "save_every": self.save_every >= 0,
+            "max_steps": self.max_steps is None or self.max_steps >= 1,
+            "log_every": self.log_every >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(
+                "invalid training config value(s): "
+                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
+                + f" (loss: {LOSSES}, margin_mode: {MARGIN_MODES})"
+            )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        return _build(cls, values, source)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Read a YAML mapping; `overrides` (e.g. from the CLI) win over the file."""
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"{path}: expected a mapping of config keys, got {type(values).__name__}"
+            )
+        return _build(cls, {**values, **overrides}, str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, values: dict[str, Any], source: str) -> Any:
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"valid keys: {', '.join(valid)}"
+        )
+    return cls(**values)

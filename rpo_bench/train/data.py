@@ -1,0 +1,204 @@
+"""Preference pairs: read and validate pairs.jsonl, tokenize with the chat template, batch.
+
+Only the final assistant reply is scored: the prompt (system, earlier turns, the last
+user message) is context. A prompt too long for `max_length` loses whole earlier
+messages first, then tokens from the left; the reply is never cut.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rpo_bench.jsonl import iter_rows
+
+Message = dict[str, str]
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Pair:
+    id: str
+    prompt: list[Message]
+    chosen: str
+    rejected: str
+    margin: int
+
+
+def _check(row: dict[str, Any], where: str) -> Pair:
+    def bad(field: str, why: str) -> ValueError:
+        return ValueError(f"{where}: field {field!r} {why}")
+
+    for name in ("id", "prompt", "chosen", "rejected", "margin"):
+        if name not in row:
+            raise bad(name, "is missing")
+    if not isinstance(row["id"], str | int) or isinstance(row["id"], bool):
+        raise bad("id", "must be a string or an integer")
+    prompt = row["prompt"]
+    if not isinstance(prompt, list) or not prompt:
+        raise bad("prompt", "must be a non-empty list of chat messages")
+    for i, m in enumerate(prompt):
+        if not (
+            isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
+        ):
+            raise bad(f"prompt[{i}]", f"must be {{'role': one of {ROLES}, 'content': str}}")
+    if prompt[-1]["role"] != "user":
+        raise bad("prompt", "must end with a user message (the reply answers it)")
+    for name in ("chosen", "rejected"):
+        if not isinstance(row[name], str) or not row[name].strip():
+            raise bad(name, "must be a non-empty string")
+    margin = row["margin"]
+    if not isinstance(margin, int) or isinstance(margin, bool) or margin < 0:
+        raise bad("margin", f"must be an integer >= 0, got {margin!r}")
+    return Pair(str(row["id"]), [dict(m) for m in prompt], row["chosen"], row["rejected"], margin)
+
+
+def read_pairs(path: str | Path) -> list[Pair]:
+    """Validated pairs; errors name file:line and the field. An empty file is an error."""
+    pairs = [_check(row, f"{path}:{line}") for line, row in iter_rows(path)]
+    if not pairs:
+        raise ValueError(f"{path}: no preference pairs (the file is empty)")
+    return pairs
+
+
+@dataclass
+class Encoded:
+    """One tokenized pair: the shared prompt and each reply (reply ends with the end-of-turn)."""
+
+    index: int  # position in the pairs file, the key of the reference log-prob cache
+    prompt_ids: list[int]
+    chosen_ids: list[int]
+    rejected_ids: list[int]
+    margin: int
+    truncated: bool = False
+
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) + max(len(self.chosen_ids), len(self.rejected_ids))
+
+
+@dataclass
+class Tokenized:
+    pairs: list[Encoded]
+    truncated: int  # prompts shortened to fit max_length
+    dropped: int  # pairs whose reply alone does not fit max_length
+
+
+def _chat_ids(tokenizer: Any, messages: list[Message], **kwargs: Any) -> list[int]:
+    return list(
+        tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)[
+            "input_ids"
+        ]
+    )
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def encode(tokenizer: Any, prompt: list[Message], chosen: str, rejected: str):
+    """(prompt_ids, chosen_ids, rejected_ids) as TRL splits them.
+
+    The reply starts where the prompt with generation header and the full chat diverge,
+    so templates that render the prompt differently alone still split correctly.
+    """
+    prompt_ids = _chat_ids(tokenizer, prompt, add_generation_prompt=True)
+    full_c = _chat_ids(tokenizer, [*prompt, {"role": "assistant", "content": chosen}])
+    full_r = _chat_ids(tokenizer, [*prompt, {"role": "assistant", "content": rejected}])
+    n = min(_common_prefix(prompt_ids, full_c), _common_prefix(prompt_ids, full_r))
+    return prompt_ids[:n], full_c[n:], full_r[n:]
+
+
+def _drop_oldest_turn(prompt: list[Message]) -> list[Message] | None:
+    """The prompt without its oldest history message (and the reply to it); None if none left."""
+    start = 1 if prompt[0]["role"] == "system" else 0
+    history = prompt[start:-1]
+    if not history:
+        return None
+    cut = 2 if len(history) > 1 and history[1]["role"] == "assistant" else 1
+    return [*prompt[:start], *history[cut:], prompt[-1]]
+
+
+def tokenize_pairs(pairs: list[Pair], tokenizer: Any, max_length: int) -> Tokenized:
+    out, truncated, dropped = [], 0, 0
+    for index, pair in enumerate(pairs):
+        prompt = pair.prompt
+        p, c, r = encode(tokenizer, prompt, pair.chosen, pair.rejected)
+        budget = max_length - max(len(c), len(r))  # room left for the prompt
+        if budget < 1:
+            dropped += 1
+            continue
+        shortened = len(p) > budget
+        while len(p) > budget and (prompt := _drop_oldest_turn(prompt)) is not None:
+            p, c, r = encode(tokenizer, prompt, pair.chosen, pair.rejected)
+        p = p[-budget:]
+        out.append(Encoded(index, p, c, r, pair.margin, shortened))
+        truncated += shortened
+    if not out:
+        raise ValueError(f"no pair fits max_length={max_length}: every reply alone is longer")
+    return Tokenized(out, truncated, dropped)
+
+
+@dataclass
+class Batch:
+    """Chosen rows first, then rejected rows, in one right-padded tensor (one forward)."""
+
+    index: torch.Tensor  # [B] pair indices
+    input_ids: torch.Tensor  # [2B, T]
+    attention_mask: torch.Tensor  # [2B, T]
+    reply_mask: torch.Tensor  # [2B, T] 1 on the scored reply tokens
+    margin: torch.Tensor  # [B] float
+    tokens: int  # non-pad tokens
+
+    @property
+    def size(self) -> int:
+        return len(self.index)
+
+
+def collate(pairs: list[Encoded], pad_id: int) -> Batch:
+    seqs = [(e.prompt_ids, e.chosen_ids) for e in pairs] + [
+        (e.prompt_ids, e.rejected_ids) for e in pairs
+    ]
+    width = max(len(p) + len(y) for p, y in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(seqs), width), dtype=torch.long)
+    reply = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, (p, y) in enumerate(seqs):
+        n = len(p) + len(y)
+        ids[row, :n] = torch.tensor(p + y)
+        attn[row, :n] = 1
+        reply[row, len(p) : n] = 1
+    return Batch(
+        index=torch.tensor([e.index for e in pairs]),
+        input_ids=ids,
+        attention_mask=attn,
+        reply_mask=reply,
+        margin=torch.tensor([float(e.margin) for e in pairs]),
+        tokens=int(attn.sum()),
+    )
+
+
+def make_batches(pairs: list[Encoded], batch_size: int, pad_id: int, seed: int) -> list[Batch]:
+    """Length-sorted batches (near-equal lengths, little padding); ties broken by the seed.
+
+    The batches are fixed for the run (so reference log-probs are computed in the same
+    batches the policy sees); `epoch_order` shuffles their order every epoch.
+    """
+    rng = random.Random(seed)
+    keyed = sorted(pairs, key=lambda e: (e.length, rng.random()))
+    return [collate(keyed[i : i + batch_size], pad_id) for i in range(0, len(keyed), batch_size)]
+
+
+def epoch_order(n_batches: int, seed: int, epoch: int) -> list[int]:
+    """The batch order of one epoch: a permutation seeded by (seed, epoch), so resumable."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n_batches, generator=g).tolist()

@@ -1,0 +1,70 @@
+"""Preference losses: DPO (sigmoid), RPO (DPO with the per-pair margin g), IPO, optional SFT.
+
+delta = (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)), summed over reply tokens.
+  dpo:                 -logsigmoid(beta * delta)
+  rpo, outside_beta:   -logsigmoid(beta * delta - gamma * g)      (the paper's formula)
+  rpo, inside_beta:    -logsigmoid(beta * (delta - gamma * g))    (the authors' code)
+  ipo:                 (delta_per_token - 1 / (2 * beta))**2      (TRL's length-normalized IPO)
+  sft term:            sft_weight * mean NLL of the chosen reply tokens
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class PairLogps:
+    """Summed reply log-probs per pair, policy and reference, and the reply lengths."""
+
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    ref_chosen: torch.Tensor
+    ref_rejected: torch.Tensor
+    chosen_tokens: torch.Tensor
+    rejected_tokens: torch.Tensor
+
+
+def preference_loss(
+    logps: PairLogps,
+    margin: torch.Tensor,
+    loss: str = "rpo",
+    margin_mode: str = "outside_beta",
+    beta: float = 0.1,
+    gamma: float = 0.05,
+    sft_weight: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean loss over the pairs of a batch, and its metrics (rewards are beta * log-ratios)."""
+    chosen_ratio = logps.chosen - logps.ref_chosen
+    rejected_ratio = logps.rejected - logps.ref_rejected
+    delta = chosen_ratio - rejected_ratio
+    margin = margin.to(delta)
+    if loss == "dpo":
+        per_pair = -F.logsigmoid(beta * delta)
+    elif loss == "rpo" and margin_mode == "outside_beta":
+        per_pair = -F.logsigmoid(beta * delta - gamma * margin)
+    elif loss == "rpo" and margin_mode == "inside_beta":
+        per_pair = -F.logsigmoid(beta * (delta - gamma * margin))
+    elif loss == "ipo":
+        per_token = chosen_ratio / logps.chosen_tokens.clamp(min=1) - rejected_ratio / (
+            logps.rejected_tokens.clamp(min=1)
+        )
+        per_pair = (per_token - 1 / (2 * beta)) ** 2
+    else:
+        raise ValueError(f"unknown loss {loss!r} / margin_mode {margin_mode!r}")
+    total = per_pair.mean()
+    if sft_weight:
+        total = total - sft_weight * logps.chosen.sum() / logps.chosen_tokens.sum().clamp(min=1)
+    with torch.no_grad():
+        rc, rr = beta * chosen_ratio, beta * rejected_ratio
+        metrics = {
+            "loss": float(total),
+            "rewards/chosen": float(rc.mean()),
+            "rewards/rejected": float(rr.mean()),
+            "rewards/margins": float((rc - rr).mean()),
+            "rewards/accuracies": float((rc > rr).float().mean()),
+        }
+    return total, metrics

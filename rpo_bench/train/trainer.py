@@ -1,0 +1,274 @@
+"""Set up a run (model, LoRA, data, reference log-probs, resume), run the loop, save the model.
+
+    rpo-bench train --pairs pairs.jsonl --model smollm2-135m --out runs/x [--config F] [--resume]
+
+Multi-GPU: `accelerate launch --config_file configs/accelerate/ddp.yaml -m rpo_bench.cli train ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rpo_bench import models
+from rpo_bench.jsonl import write_atomic
+from rpo_bench.train import checkpoint
+from rpo_bench.train.config import TrainConfig
+from rpo_bench.train.data import Batch, make_batches, read_pairs, tokenize_pairs
+from rpo_bench.train.logps import SequenceScorer, causal_lm
+from rpo_bench.train.loop import Run, train_loop
+from rpo_bench.train.progress import RunLog
+
+# Settings that may change between a run and its resumption.
+RESUMABLE_CHANGES = {"out", "max_steps", "save_every", "log_every"}
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    final: Path | None
+    steps: int
+    pairs: int
+    truncated: int  # prompts shortened to fit max_length
+    dropped: int  # pairs whose reply alone exceeds max_length
+    seconds: dict[str, float] = field(default_factory=dict)  # tokenize, reference, train
+    tokens: int = 0  # non-pad tokens of one epoch (chosen + rejected sequences)
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _bf16(cfg: TrainConfig) -> bool:
+    if cfg.bf16 is not None:
+        return cfg.bf16
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def _sharded(acc: Any) -> bool:
+    from accelerate.utils import DistributedType
+
+    return acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def _wrap_lora(model: Any, cfg: TrainConfig) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    lora = cfg.lora
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+@torch.no_grad()
+def reference_logps(run_scorer: Any, batches: list[Batch], n_pairs: int, acc: Any) -> torch.Tensor:
+    """Reference log-probs of every pair, once, in the training batches.
+
+    Full fine-tuning: the model before any step. LoRA: the base with adapters disabled.
+    """
+    model = acc.unwrap_model(run_scorer).model
+    ref = torch.zeros(n_pairs, 2)
+    run_scorer.eval()
+    context = model.disable_adapter() if hasattr(model, "disable_adapter") else torch.no_grad()
+    with context:
+        for batch in batches:
+            with acc.autocast():
+                logps = run_scorer(
+                    batch.input_ids.to(acc.device),
+                    batch.attention_mask.to(acc.device),
+                    batch.reply_mask.to(acc.device),
+                )
+            ref[batch.index] = torch.stack(logps.float().cpu().chunk(2), dim=1)
+    return ref
+
+
+def _save_final(acc: Any, scorer: Any, tokenizer: Any, out: Path) -> Path | None:
+    """`<out>/final`: full safetensors + tokenizer (LoRA merged), loadable by models.load."""
+    acc.wait_for_everyone()
+    model = acc.unwrap_model(scorer).model
+    state = acc.get_state_dict(scorer) if _sharded(acc) else None  # every rank must call it
+    if not acc.is_main_process:
+        return None
+    target = out / "final"
+    tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=out))
+    try:
+        if state is not None:  # sharded: the gathered weights (a LoRA run saves its adapter)
+            state = {k.removeprefix("model."): v for k, v in state.items()}
+            model.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+        else:
+            if hasattr(model, "merge_and_unload"):
+                model = model.merge_and_unload()
+            model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _check_resumable(state: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    before, now = state.get("config", {}), cfg.to_dict()
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k) != now[k])
+    if changed:
+        raise ValueError(
+            f"cannot resume from {path}: config changed since the checkpoint ({', '.join(changed)})"
+        )
+
+
+def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool = False):
+    """Train on a pairs file; returns a TrainResult. Writes checkpoints, log.jsonl and final/."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import get_cosine_schedule_with_warmup
+
+    acc = Accelerator(mixed_precision="bf16" if _bf16(cfg) else "no")
+    set_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clock = {"start": time.perf_counter()}
+
+    loaded = models.load(cfg.model)
+    tokenizer, model = loaded.tokenizer, loaded.model
+    rows = read_pairs(pairs)
+    tokenized = tokenize_pairs(rows, tokenizer, cfg.max_length)
+    batches = make_batches(tokenized.pairs, cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
+    # each process keeps a fixed, equal share (equal counts keep DDP/ZeRO-3 in lockstep)
+    world, rank = acc.num_processes, acc.process_index
+    batches = batches[rank : len(batches) // world * world : world]
+    if not batches:
+        raise ValueError(f"{pairs}: {len(rows)} pairs are too few for {world} processes")
+    clock["tokenize"] = time.perf_counter()
+
+    if cfg.lora is not None:
+        model = _wrap_lora(model, cfg)
+    if cfg.grad_checkpointing:
+        causal_lm(model).gradient_checkpointing_enable({"use_reentrant": False})
+    scorer = SequenceScorer(model)
+    optimizer = torch.optim.AdamW(
+        [p for p in scorer.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+    )
+    raw_optimizer = optimizer
+    steps = math.ceil(len(batches) / cfg.grad_accum) * cfg.epochs
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, math.ceil(steps * cfg.warmup_ratio), steps
+    )
+    scorer, optimizer = acc.prepare(scorer, optimizer)
+    ref = reference_logps(scorer, batches, len(rows), acc)
+    clock["reference"] = time.perf_counter()
+
+    start, last = 0, None
+    if resume and (last := checkpoint.latest(out)) is not None:
+        if _sharded(acc):
+            raise ValueError(
+                "resume is not supported under FSDP/DeepSpeed (checkpoints are not saved)"
+            )
+        state = json.loads((last / "state.json").read_text())
+        _check_resumable(state, cfg, last)
+        start = checkpoint.load(last, acc.unwrap_model(scorer).model, raw_optimizer, scheduler)[
+            "step"
+        ]
+
+    def save(step: int) -> Path | None:
+        if _sharded(acc):  # sharded weights: only the final model is gathered and saved
+            return None
+        path = None
+        if acc.is_main_process:
+            extra = {"config": cfg.to_dict(), "pairs": len(rows)}
+            model = acc.unwrap_model(scorer).model
+            path = checkpoint.save(out, step, model, raw_optimizer, scheduler, extra)
+        acc.wait_for_everyone()
+        return path
+
+    log = RunLog(out, steps, start, enabled=acc.is_main_process, quiet=quiet)
+    log.message(
+        f"{len(rows)} pairs, {len(batches)} batches/process, {steps} steps, "
+        f"{tokenized.truncated} prompts truncated, {tokenized.dropped} pairs dropped "
+        f"(reply longer than max_length={cfg.max_length})"
+    )
+    try:
+        run = Run(cfg, acc, scorer, optimizer, scheduler, batches, ref, log, save)
+        reached = train_loop(run, start, last)
+        clock["train"] = time.perf_counter()
+        if reached > start:
+            save(reached)
+        final = _save_final(acc, scorer, tokenizer, out)
+    finally:
+        log.close()
+    seconds = {
+        "tokenize": clock["tokenize"] - clock["start"],
+        "reference": clock["reference"] - clock["tokenize"],
+        "train": clock["train"] - clock["reference"],
+    }
+    result = TrainResult(
+        out, final, reached, len(rows), tokenized.truncated, tokenized.dropped, seconds,
+        sum(b.tokens for b in batches), log.rows,
+    )  # fmt: skip
+    if acc.is_main_process:
+        summary = {k: v for k, v in result.__dict__.items() if k != "log"}
+        summary.update(out=str(out), final=str(final), config=cfg.to_dict())
+        write_atomic(out / "train_summary.json", json.dumps(summary, indent=1) + "\n")
+    return result
+
+
+def _run(args: argparse.Namespace) -> TrainResult:
+    overrides = {k: v for k, v in (("model", args.model), ("out", args.out)) if v is not None}
+    cfg = (
+        TrainConfig.from_yaml(args.config, **overrides)
+        if args.config
+        else TrainConfig.from_dict(overrides, "command line")
+    )
+    result = train(args.pairs, cfg, resume=args.resume, quiet=args.quiet)
+    print(f"trained {result.steps} steps; model: {result.final}")
+    return result
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `train` on an argparse subparsers object (func=handler)."""
+    p = subparsers.add_parser(
+        "train",
+        help="RPO/DPO/IPO training on preference pairs (LoRA or full)",
+        description="Train a model on pairs.jsonl; writes checkpoints, log.jsonl and <out>/final.",
+    )
+    p.add_argument(
+        "--pairs", required=True, help="pairs JSONL (id, prompt, chosen, rejected, margin)"
+    )
+    p.add_argument("--model", default=None, help="embedded name, folder or hub id (config: model)")
+    p.add_argument("--out", default=None, help="run folder (config: out)")
+    p.add_argument(
+        "--config", default=None, help="YAML TrainConfig, e.g. configs/train/rpo_lora.yaml"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint in --out"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> TrainResult:
+    """`train` on its own (also the entry for `accelerate launch -m rpo_bench.train.trainer`)."""
+    parser = argparse.ArgumentParser(prog="rpo-bench")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    import sys
+
+    args = parser.parse_args(["train", *(argv if argv is not None else sys.argv[1:])])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The compact trainer's loss and gradients equal TRL's DPOTrainer; the RPO margin formula."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rpo_bench import models
+from rpo_bench.train.data import Encoded, collate, encode
+from rpo_bench.train.logps import SequenceScorer
+from rpo_bench.train.loss import PairLogps, preference_loss
+
+BETA = 0.1
+PAIRS = [
+    (
+        [
+            {"role": "user", "content": "Name a colour."},
+            {"role": "assistant", "content": "Blue."},
+            {"role": "user", "content": "Now list two fruits in lowercase."},
+        ],
+        "apple and pear",
+        "I LIKE CARS.",
+    ),
+    ([{"role": "user", "content": "Say hi in French."}], "Bonjour !", "Hello there, friend."),
+    (
+        [{"role": "system", "content": "Answer in one word."}, {"role": "user", "content": "2+2?"}],
+        "Four.",
+        "The answer is four because two plus two is four.",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def setup(prepared_model_dir):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    ref = models.load(str(prepared_model_dir))
+    policy = models.load(str(prepared_model_dir))
+    # move the policy off the reference so the log-ratios (and the loss) are not trivial
+    with torch.no_grad():
+        for p in policy.model.parameters():
+            p.add_(torch.randn_like(p) * 5e-3)
+    return policy, ref
+
+
+def _ours(policy, ref, tokenizer, margins):
+    encoded = [
+        Encoded(i, *encode(tokenizer, prompt, c, r), margin=m)
+        for i, ((prompt, c, r), m) in enumerate(zip(PAIRS, margins, strict=True))
+    ]
+    batch = collate(encoded, tokenizer.pad_token_id)
+    with torch.no_grad():
+        ref_logps = SequenceScorer(ref).eval()(
+            batch.input_ids, batch.attention_mask, batch.reply_mask
+        )
+    logps = SequenceScorer(policy).eval()(batch.input_ids, batch.attention_mask, batch.reply_mask)
+    tokens = batch.reply_mask.sum(1)
+    pair = PairLogps(*logps.chunk(2), *ref_logps.chunk(2), *tokens.chunk(2))
+    return batch, pair
+
+
+def test_sigmoid_loss_and_gradients_equal_trl(setup, tmp_path):
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    policy, ref = setup
+    tok = policy.tokenizer
+    rows = [
+        {"prompt": p, "chosen": [{"role": "assistant", "content": c}],
+         "rejected": [{"role": "assistant", "content": r}]}
+        for p, c, r in PAIRS
+    ]  # fmt: skip
+    args = DPOConfig(
+        output_dir=str(tmp_path), beta=BETA, max_length=256, per_device_train_batch_size=3,
+        report_to="none", bf16=False, gradient_checkpointing=False, use_cpu=True, seed=0,
+    )  # fmt: skip
+    trainer = DPOTrainer(
+        model=policy.model, ref_model=ref.model, args=args,
+        train_dataset=Dataset.from_list(rows), processing_class=tok,
+    )  # fmt: skip
+    inputs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(PAIRS))])
+    policy.model.eval()
+    policy.model.zero_grad()
+    trl_loss = trainer.compute_loss(policy.model, inputs)
+    trl_loss.backward()
+    trl_grads = {n: p.grad.clone() for n, p in policy.model.named_parameters()}
+    policy.model.zero_grad()
+
+    batch, pair = _ours(policy.model, ref.model, tok, margins=[0, 0, 0])
+    # same tokens, same split into prompt and reply, same chosen-then-rejected layout
+    assert torch.equal(batch.input_ids, inputs["input_ids"])
+    assert torch.equal(batch.reply_mask, inputs["completion_mask"])
+    loss, metrics = preference_loss(pair, torch.zeros(3), loss="rpo", beta=BETA)
+    loss.backward()
+    assert 0.02 < abs(metrics["rewards/margins"])  # a non-trivial comparison point
+    assert abs(loss.item() - trl_loss.item()) <= 1e-5
+    worst = 0.0
+    for name, p in policy.model.named_parameters():
+        diff = (p.grad - trl_grads[name]).abs().max().item()
+        worst = max(worst, diff)
+        assert diff <= 1e-5, name
+    total = torch.cat([g.flatten() for g in trl_grads.values()])
+    assert total.abs().max().item() > 1e-3  # gradients are not vanishingly small
+    ours = torch.cat([p.grad.flatten() for p in policy.model.parameters()])
+    assert (ours - total).norm() / total.norm() < 1e-4
+
+
+@pytest.mark.parametrize("mode", ["outside_beta", "inside_beta"])
+def test_margin_shifts_the_loss_as_the_formula_says(mode):
+    # hand-computed: delta = (chosen - ref_chosen) - (rejected - ref_rejected)
+    #                      = (-10 - -12) - (-20 - -19) = 2 + 1 = 3
+    t = torch.tensor
+    pair = PairLogps(t([-10.0]), t([-20.0]), t([-12.0]), t([-19.0]), t([5]), t([5]))
+    beta, gamma = 0.1, 0.05
+    for g in (0, 1, 4):
+        loss, _ = preference_loss(pair, torch.tensor([float(g)]), "rpo", mode, beta, gamma)
+        z = beta * 3 - gamma * g if mode == "outside_beta" else beta * (3 - gamma * g)
+        assert loss.item() == pytest.approx(math.log1p(math.exp(-z)), abs=1e-6)
+    dpo, _ = preference_loss(pair, torch.tensor([4.0]), "dpo", mode, beta, gamma)
+    assert dpo.item() == pytest.approx(math.log1p(math.exp(-0.3)), abs=1e-6)
+
+
+def test_margin_on_the_model_batch(setup):
+    policy, ref = setup
+    margins = [0, 2, 5]
+    _, pair = _ours(policy.model, ref.model, policy.tokenizer, margins)
+    with torch.no_grad():
+        delta = (pair.chosen - pair.ref_chosen) - (pair.rejected - pair.ref_rejected)
+        g = torch.tensor(margins, dtype=torch.float32)
+        for mode, z in (
+            ("outside_beta", BETA * delta - 0.05 * g),
+            ("inside_beta", BETA * (delta - 0.05 * g)),
+        ):
+            loss, _ = preference_loss(pair, g, "rpo", mode, BETA, 0.05)
+            expected = sum(math.log1p(math.exp(-v)) for v in z.tolist()) / 3
+            assert loss.item() == pytest.approx(expected, abs=1e-6)
+        # a larger margin always raises the loss (the chosen must win by more)
+        lo, _ = preference_loss(pair, g, "rpo", "outside_beta", BETA, 0.05)
+        hi, _ = preference_loss(pair, g + 1, "rpo", "outside_beta", BETA, 0.05)
+        assert hi.item() > lo.item()
