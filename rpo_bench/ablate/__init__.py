@@ -1,0 +1,1 @@
+"""The ablation runner: conversations, samples, judged, pairs, train, evaluate, report."""

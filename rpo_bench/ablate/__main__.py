@@ -1,0 +1,97 @@
+"""`python -m rpo_bench.ablate --config ablations/<name>.yaml [--out reports/<name>] [--resume]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rpo_bench.ablate import config as config_mod
+
+
+class Progress:
+    """One rich display: the grid's cells (with ETA) and the stage running now."""
+
+    def __init__(self, cells: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress
+
+        self.bar = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        self.grid = self.bar.add_task("grid", total=cells)
+        self.current = self.bar.add_task("stage: -", total=None)
+        self.started = False
+
+    def cell(self, name: str) -> None:
+        if self.started:
+            self.bar.advance(self.grid)
+        self.started = True
+        self.bar.update(self.grid, description=f"grid: {name}")
+
+    def stage(self, label: str) -> None:
+        self.bar.update(self.current, description=f"stage: {label}")
+
+    def __enter__(self) -> Progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.bar.update(self.grid, completed=self.bar.tasks[self.grid].total)
+        self.bar.__exit__(*exc)
+
+
+def plan(cfg: config_mod.AblationConfig) -> str:
+    cells = cfg.cells()
+    g = cfg.grid
+    lines = [
+        f"ablation {cfg.name}: {len(cells)} cells = {len(g.model)} models x "
+        f"{len(g.strategy)} strategies x {len(g.noise)} noise levels x {len(g.seed)} seeds",
+        f"  sampling: {len(g.model)} pass(es) of {cfg.data.n_conversations} conversations x "
+        f"{cfg.data.turns} turns x n={cfg.sampling.n}",
+        f"  judging: {len(g.model) * len(g.noise) * len(g.seed)} pass(es), judge {cfg.judge.kind}",
+        f"  training: {len(cells)} runs; evaluation: {len(cells) + len(g.model)} models on "
+        f"{', '.join(cfg.eval.tasks)}",
+    ]
+    lines += [f"  cell {c.name}" for c in cells]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m rpo_bench.ablate", description=__doc__)
+    parser.add_argument("--config", required=True, help="ablations/<name>.yaml")
+    parser.add_argument("--out", help="report folder (default reports/<name>)")
+    parser.add_argument("--work", help="stage store (default runs/ablate/<name>)")
+    parser.add_argument("--resume", action="store_true", help="continue interrupted stages")
+    parser.add_argument("--dry-run", action="store_true", help="validate and print the plan")
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_mod.load(args.config)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"rpo_bench.ablate: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(plan(cfg))
+    if args.dry_run:
+        return
+    from rpo_bench.ablate.runner import Runner, write_report
+
+    out = Path(args.out or f"reports/{cfg.name}")
+    work = Path(args.work or f"runs/ablate/{cfg.name}")
+    with Progress(len(cfg.cells())) as progress:
+        results = Runner(cfg, work, args.resume, progress).run()
+    print(f"report: {write_report(results, out)}")
+
+
+if __name__ == "__main__":
+    main()

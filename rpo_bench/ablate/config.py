@@ -1,0 +1,193 @@
+"""Ablation configs: YAML that maps one-to-one onto these dataclasses, validated on load.
+
+A config is a base setup (data, sampling, judge, pairs, train, eval) and a grid over
+the study's axes: reversal strategy, judge noise p, model, seed. An unknown key or
+value is an error that names it and lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BASE = "base"  # the untrained model, evaluated once per model as the reference row
+HISTORY_CHOICES = ("best", "first")
+JUDGES = ("rule", "openai", "hf")
+EVAL_TASKS = ("ifeval_local", "ifbench", "heldout", "multi_if", "sysbench_multiturn")
+
+
+@dataclass(frozen=True)
+class Data:
+    """Training and held-out conversations (rpo_bench.data.conversations)."""
+
+    n_conversations: int = 32
+    heldout_conversations: int = 32
+    turns: int = 2
+    constraints_per_turn: int = 2
+    constraint_slot: str = "user"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """One sampling pass per model serves every strategy, noise level and seed."""
+
+    n: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 96
+    history: str = "best"
+    batch_size: int = 32
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Judge:
+    """`rule`: the exact constraint checkers; `openai`/`hf`: an LLM judge (free-text rules)."""
+
+    kind: str = "rule"
+    model: str | None = None
+    base_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Pairs:
+    min_margin: int = 1
+    max_pairs_per_turn: int | None = None
+    keep_untriggered: bool = True
+
+
+@dataclass(frozen=True)
+class Eval:
+    tasks: tuple[str, ...] = ("ifeval_local", "ifbench", "heldout")
+    limit: int | None = 48
+    max_new_tokens: int = 192
+    batch_size: int = 32
+    bootstrap: int = 1000
+    metadata: dict[str, Any] = field(default_factory=dict)  # lm-eval task options (judge)
+
+
+@dataclass(frozen=True)
+class Grid:
+    strategy: tuple[str, ...] = ("dpo_count", "rpo")
+    noise: tuple[float, ...] = (0.0,)
+    model: tuple[str, ...] = ("smollm2-135m",)
+    seed: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid point: a model trained on one strategy's pairs at one noise level and seed."""
+
+    model: str
+    strategy: str
+    noise: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}/{self.strategy}/p{self.noise:g}/s{self.seed}"
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    name: str
+    description: str = ""
+    data: Data = field(default_factory=Data)
+    sampling: Sampling = field(default_factory=Sampling)
+    judge: Judge = field(default_factory=Judge)
+    pairs: Pairs = field(default_factory=Pairs)
+    train: dict[str, Any] = field(default_factory=dict)  # rpo_bench.train's TrainConfig keys
+    eval: Eval = field(default_factory=Eval)
+    grid: Grid = field(default_factory=Grid)
+
+    def cells(self) -> list[Cell]:
+        g = self.grid
+        return [Cell(*c) for c in itertools.product(g.model, g.strategy, g.noise, g.seed)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """A dataclass from a mapping: unknown keys and wrongly typed values are errors."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _coerce(hints[k], v, f"{where}.{k}") for k, v in raw.items()})
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, where)
+    if origin is tuple:
+        items = value if isinstance(value, list) else [value]
+        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(items))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _one_of(value: Any, valid: tuple | list, where: str) -> None:
+    if value not in valid:
+        raise ValueError(f"{where}: unknown value {value!r}; valid values: {', '.join(valid)}")
+
+
+def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
+    """Values checked against the registries they name."""
+    from rpo_bench.data.prompt import SLOTS
+    from rpo_bench.pairs import STRATEGIES
+    from rpo_bench.train.config import TrainConfig
+
+    _one_of(config.data.constraint_slot, SLOTS, f"{where}.data.constraint_slot")
+    _one_of(config.sampling.history, HISTORY_CHOICES, f"{where}.sampling.history")
+    _one_of(config.judge.kind, JUDGES, f"{where}.judge.kind")
+    for i, task in enumerate(config.eval.tasks):
+        _one_of(task, EVAL_TASKS, f"{where}.eval.tasks[{i}]")
+    for i, strategy in enumerate(config.grid.strategy):
+        _one_of(strategy, list(STRATEGIES), f"{where}.grid.strategy[{i}]")
+    for i, p in enumerate(config.grid.noise):
+        if not 0.0 <= p <= 0.5:
+            raise ValueError(f"{where}.grid.noise[{i}]: {p} is not a flip probability in [0, 0.5]")
+    for axis in ("strategy", "noise", "model", "seed"):
+        if not getattr(config.grid, axis):
+            raise ValueError(f"{where}.grid.{axis}: needs at least one value")
+    try:
+        TrainConfig.from_dict(config.train)
+    except ValueError as err:
+        raise ValueError(f"{where}.train: {err}") from None
+    return config
+
+
+def load(path: str | Path) -> AblationConfig:
+    """Read, build and validate a config file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    if isinstance(raw, dict):
+        raw.setdefault("name", path.stem)
+    return validate(_build(AblationConfig, raw, str(path)), str(path))

@@ -1,0 +1,294 @@
+"""The ablation pipeline, one stage per function, each stored under a key of its inputs.
+
+conversations -> samples (once per model) -> judged (per noise p and seed) -> pairs (per
+strategy) -> train -> evaluate; the untrained model is evaluated once per model. Sampling
+keeps the "golden" history chosen with the exact judge, so one sampling pass serves every
+noise level; noise then flips the verdicts the pairs are built from (true ones kept).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from rpo_bench import models
+from rpo_bench.ablate import evaluate, report
+from rpo_bench.ablate.config import AblationConfig, Cell
+from rpo_bench.ablate.store import Store
+from rpo_bench.jsonl import read_jsonl, write_atomic, write_jsonl
+from rpo_bench.paths import REPO_ROOT
+from rpo_bench.rollout.settings import GenerationSettings
+
+# The paper's DPO baselines train with the plain sigmoid loss; strategies that build pairs
+# with a margin g use the RPO loss. `train.loss` in a config overrides this for all.
+LOSS_BY_STRATEGY = {"dpo_count": "dpo", "dpo_perfect": "dpo"}
+
+
+class Runner:
+    def __init__(self, config: AblationConfig, work: Path, resume: bool = False, progress=None):
+        self.cfg, self.store, self.progress = config, Store(work, resume), progress
+        self._backends: dict[str, Any] = {}
+
+    # --- stages ---------------------------------------------------------------------------
+
+    def conversations(self, split: str) -> tuple[Path, dict]:
+        d = self.cfg.data
+        n = d.n_conversations if split == "train" else d.heldout_conversations
+        inputs = {"data": dataclasses.asdict(d), "split": split, "n": n}
+
+        def work(folder: Path) -> None:
+            from rpo_bench.data.conversations import build, write_conversations
+
+            convs = build(n, d.turns, d.constraints_per_turn, d.seed, split, d.constraint_slot)
+            write_conversations(folder / "conversations.jsonl", convs)
+
+        return self._stage("conversations", inputs, work), inputs
+
+    def samples(self, model: str) -> tuple[Path, dict]:
+        convs, conv_inputs = self.conversations("train")
+        s = self.cfg.sampling
+        inputs = {
+            "conversations": conv_inputs,
+            "model": model,
+            "sampling": dataclasses.asdict(s),
+            "judge": dataclasses.asdict(self.cfg.judge),
+        }
+
+        def work(folder: Path) -> None:
+            from rpo_bench.data.conversations import read_conversations
+            from rpo_bench.data.sample import sample
+
+            settings = GenerationSettings(s.temperature, s.top_p, s.max_new_tokens, s.seed, s.n)
+            rows = sample(
+                read_conversations(convs / "conversations.jsonl"),
+                self._backend(model),
+                settings,
+                judge=self._judge(),
+                history=s.history,
+            )
+            write_jsonl(folder / "samples.jsonl", rows)
+
+        return self._stage(f"samples:{model}", inputs, work, "samples"), inputs
+
+    def judged(self, model: str, noise: float, seed: int) -> tuple[Path, dict]:
+        samples, sample_inputs = self.samples(model)
+        inputs = {"samples": sample_inputs, "noise": noise, "seed": seed}
+
+        def work(folder: Path) -> None:
+            from rpo_bench.judge.noise import add_noise
+
+            rows = read_jsonl(samples / "samples.jsonl")
+            for row in rows:
+                row["noise"] = noise
+                for r, response in enumerate(row["responses"]):
+                    true = response.pop("true_verdicts", response["verdicts"])
+                    response["verdicts"] = add_noise(true, noise, seed, row["id"], r)
+                    if noise > 0:
+                        response["true_verdicts"] = true
+            write_jsonl(folder / "samples.jsonl", rows)
+
+        return self._stage(f"judge:p{noise:g}", inputs, work, "judged"), inputs
+
+    def pairs(self, cell: Cell) -> tuple[Path, dict]:
+        judged, judged_inputs = self.judged(cell.model, cell.noise, cell.seed)
+        p = self.cfg.pairs
+        inputs = {
+            "judged": judged_inputs,
+            "strategy": cell.strategy,
+            "pairs": dataclasses.asdict(p),
+            "seed": cell.seed,
+        }
+
+        def work(folder: Path) -> None:
+            from rpo_bench.pairs import run
+
+            run(
+                judged / "samples.jsonl",
+                cell.strategy,
+                folder / "pairs.jsonl",
+                min_margin=p.min_margin,
+                max_pairs_per_turn=p.max_pairs_per_turn,
+                seed=cell.seed,
+                keep_untriggered=p.keep_untriggered,
+            )
+
+        return self._stage(f"pairs:{cell.strategy}", inputs, work, "pairs"), inputs
+
+    def train(self, cell: Cell) -> tuple[Path | None, dict]:
+        """The trained model's folder, or None when the strategy produced no pairs."""
+        pairs, pair_inputs = self.pairs(cell)
+        if self.pair_stats(pairs)["pairs"] == 0:
+            return None, pair_inputs
+        train = {"loss": LOSS_BY_STRATEGY.get(cell.strategy, "rpo"), **self.cfg.train}
+        inputs = {"pairs": pair_inputs, "train": train, "seed": cell.seed}
+
+        def work(folder: Path) -> None:
+            from rpo_bench.train import TrainConfig
+            from rpo_bench.train.trainer import train as run_training
+
+            cfg = TrainConfig.from_dict(
+                {
+                    **train,
+                    "model": models.resolve(cell.model),
+                    "out": str(folder),
+                    "seed": cell.seed,
+                }
+            )
+            run_training(pairs / "pairs.jsonl", cfg, resume=self.store.resume, quiet=True)
+
+        return self._stage(f"train:{cell.name}", inputs, work, "train"), inputs
+
+    def evaluate(self, model: str, trained: Path | None, upstream: dict) -> dict[str, Any]:
+        e = self.cfg.eval
+        heldout, heldout_inputs = self.conversations("heldout")
+        inputs = {"model": upstream, "eval": dataclasses.asdict(e), "heldout": heldout_inputs}
+
+        def work(folder: Path) -> None:
+            path = str(trained / "final") if trained else model
+            backend = self._backend(path, cache=trained is None)
+            settings = GenerationSettings(max_new_tokens=e.max_new_tokens)
+            results = {}
+            for task in e.tasks:
+                if task == "heldout":
+                    rows = self._heldout(backend, settings, heldout / "conversations.jsonl")
+                elif task in evaluate.SINGLE_TURN:
+                    rows = evaluate.single_turn(task, backend, settings, e.limit)
+                else:  # judged multi-turn benchmarks: through lm-eval, aggregate metrics only
+                    results[task] = evaluate.lm_eval_task(task, path, e, folder / task)
+                    continue
+                write_jsonl(folder / f"samples_{task}.jsonl", rows)
+                results[task] = {
+                    "metrics": evaluate.aggregate(rows),
+                    "per_prompt": [evaluate.prompt_score(r) for r in rows],
+                }
+            write_atomic(folder / "eval.json", json.dumps(results, indent=1))
+
+        folder = self._stage(f"eval:{Path(str(trained or model)).name}", inputs, work, "eval")
+        return json.loads((folder / "eval.json").read_text())
+
+    # --- the grid -------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        started = time.time()
+        base = {m: self.evaluate(m, None, {"base": m}) for m in self.cfg.grid.model}
+        cells = []
+        for cell in self.cfg.cells():
+            self._advance(cell.name)
+            trained, upstream = self.train(cell)
+            pairs, _ = self.pairs(cell)
+            cells.append(
+                {
+                    **dataclasses.asdict(cell),
+                    "pairs": self.pair_stats(pairs),
+                    "train": self._train_summary(trained),
+                    "eval": self.evaluate(cell.model, trained, upstream)
+                    if trained
+                    else base[cell.model],
+                }
+            )
+        return {
+            "config": self.cfg.to_dict(),
+            "base": base,
+            "cells": cells,
+            "provenance": self._provenance(time.time() - started),
+        }
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _stage(self, label: str, inputs: dict, work, stage: str | None = None) -> Path:
+        stage = stage or label.split(":")[0]
+        if self.progress and not self.store.done(stage, inputs):
+            self.progress.stage(label)
+        return self.store.run(stage, inputs, work)
+
+    def _advance(self, name: str) -> None:
+        if self.progress:
+            self.progress.cell(name)
+
+    def _backend(self, model: str, cache: bool = True) -> Any:
+        from rpo_bench.rollout.hf import HFBackend
+
+        if not cache:
+            return HFBackend(model, batch_size=self.cfg.sampling.batch_size)
+        if model not in self._backends:
+            self._backends[model] = HFBackend(model, batch_size=self.cfg.sampling.batch_size)
+        return self._backends[model]
+
+    def _judge(self) -> Any:
+        j = self.cfg.judge
+        if j.kind == "rule":
+            from rpo_bench.judge.rule import RuleJudge
+
+            return RuleJudge()
+        from rpo_bench.judge import make_judge
+        from rpo_bench.judge.verdicts import LLMConstraintJudge
+
+        args = {k: v for k, v in (("model", j.model), ("base_url", j.base_url)) if v}
+        return LLMConstraintJudge(make_judge(j.kind, **args))
+
+    def _heldout(self, backend: Any, settings: GenerationSettings, path: Path) -> list[dict]:
+        """Greedy replies to the held-out conversations (own history), scored per turn."""
+        from rpo_bench.data.conversations import read_conversations
+        from rpo_bench.data.sample import sample
+        from rpo_bench.evaluate.verifiable import score
+
+        rows = sample(read_conversations(path), backend, settings, history="first")
+        out = []
+        for row in rows:
+            from rpo_bench.constraints import from_dict
+
+            reply = row["responses"][0]["text"]
+            constraints = [from_dict(c) for c in row["constraints"]]
+            out.append({"key": row["id"], "reply": reply, **score(constraints, reply)})
+        return out
+
+    @staticmethod
+    def pair_stats(folder: Path) -> dict[str, Any]:
+        return json.loads((folder / "pairs.stats.json").read_text())
+
+    @staticmethod
+    def _train_summary(folder: Path | None) -> dict[str, Any]:
+        if folder is None:
+            return {"skipped": "no pairs", "log": []}
+        log = [
+            {
+                "step": r["step"],
+                "loss": r["loss"],
+                "reward_margin": r.get("rewards/margins", float("nan")),
+            }
+            for r in read_jsonl(folder / "log.jsonl")
+            if "loss" in r
+        ]
+        summary = json.loads((folder / "train_summary.json").read_text())
+        return {"log": log, "seconds": summary.get("seconds"), "steps": summary.get("steps")}
+
+    def _provenance(self, wall: float) -> dict[str, Any]:
+        import importlib.metadata as md
+
+        stage_seconds: dict[str, float] = {}
+        for timing in self.store.root.glob("*/*/timing.json"):
+            stage = timing.parent.parent.name
+            stage_seconds[stage] = stage_seconds.get(stage, 0.0) + Store.seconds(timing.parent)
+        names = ("rpo-bench", "torch", "transformers", "peft", "accelerate", "lm-eval")
+        try:
+            commit = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+            ).stdout.strip()
+        except OSError:
+            commit = "unknown"
+        return {
+            "git_commit": commit or "unknown",
+            "wall_seconds": wall,
+            "stage_seconds": stage_seconds,
+            "computed_this_run": self.store.computed,
+            "versions": {n: md.version(n) for n in names} | {"python": platform.python_version()},
+        }
+
+
+def write_report(results: dict[str, Any], out: Path) -> Path:
+    return report.write(results, out)

@@ -1,0 +1,414 @@
+"""Multi-turn, multi-constraint training conversations built from the vendored seed tasks.
+
+Each turn is a user request (a seed task, the seed's own follow-up turn, or a generic
+follow-up) plus verifiable constraints. As in Multi-IF the constraint lists are
+cumulative: turn t keeps every constraint of turn t-1 and adds `k` new ones, and no two
+constraints of a turn contradict each other (see `conflict`). Seed tasks are split into
+"train" and "heldout" by a hash of their id, so the two sets never share a task whatever
+the sampling seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rpo_bench.constraints import Constraint, from_dict, from_ifeval
+from rpo_bench.constraints.specs import AT_LEAST, LESS_THAN, SPECS
+from rpo_bench.data.prompt import SLOTS, Slot
+from rpo_bench.jsonl import iter_rows, write_jsonl
+from rpo_bench.paths import resource
+
+SPLITS = ("train", "heldout")
+HELDOUT_SHARE = 5  # one seed task in five is held out
+
+# Used where a seed task has no follow-up turn of its own. Written for this project.
+FOLLOW_UPS = (
+    "Now rewrite it for a younger reader.",
+    "Make your previous answer shorter and clearer.",
+    "Explain the same thing again to a complete beginner.",
+    "Add one more example to your previous answer.",
+    "Rewrite your previous answer in a more formal tone.",
+    "Now give the main point of your answer once more, in other words.",
+)
+
+_KEYWORDS = ("example", "simple", "future", "balance", "detail", "reason", "team", "plan", "idea")
+_FORBIDDEN = ("very", "really", "good", "thing", "just", "also", "important", "many")
+_END_PHRASES = (
+    "Any other questions?",
+    "That is all.",
+    "Hope this helps!",
+    "Thank you for reading.",
+)
+
+
+def _threshold(name: str, relation: str, values: Sequence[int]) -> Callable[[random.Random], dict]:
+    return lambda rng: {name: rng.choice(values), relation: rng.choice((AT_LEAST, LESS_THAN))}
+
+
+# The ids a training turn draws from, with their kwarg samplers. Chosen so that a tiny model
+# can plausibly pass or fail each check; excluded: repeat_prompt, two_responses,
+# constrained_response, response_language, the paragraph ids (long or odd for short replies).
+SAMPLERS: dict[str, Callable[[random.Random], dict[str, Any]]] = {
+    "change_case:english_lowercase": lambda rng: {},
+    "change_case:english_capital": lambda rng: {},
+    "change_case:capital_word_frequency": lambda rng: {
+        "capital_frequency": rng.choice((2, 3, 5)),
+        "capital_relation": rng.choice((AT_LEAST, LESS_THAN)),
+    },
+    "punctuation:no_comma": lambda rng: {},
+    "length_constraints:number_words": lambda rng: (
+        {"num_words": rng.choice((10, 20, 40, 80)), "relation": AT_LEAST}
+        if rng.random() < 0.5
+        else {"num_words": rng.choice((30, 50, 100, 200)), "relation": LESS_THAN}
+    ),
+    "length_constraints:number_sentences": lambda rng: (
+        {"num_sentences": rng.choice((2, 3, 5)), "relation": AT_LEAST}
+        if rng.random() < 0.5
+        else {"num_sentences": rng.choice((3, 5, 8)), "relation": LESS_THAN}
+    ),
+    "keywords:existence": lambda rng: {"keywords": rng.sample(_KEYWORDS, rng.choice((1, 2)))},
+    "keywords:forbidden_words": lambda rng: {
+        "forbidden_words": rng.sample(_FORBIDDEN, rng.choice((1, 2)))
+    },
+    "keywords:frequency": lambda rng: {
+        "keyword": rng.choice(_KEYWORDS),
+        "frequency": rng.choice((1, 2, 3)),
+        "relation": rng.choice((AT_LEAST, LESS_THAN)),
+    },
+    "keywords:letter_frequency": lambda rng: {
+        "letter": rng.choice("zqjw"),  # in no keyword or end phrase
+        "let_frequency": rng.choice((1, 2, 3, 5)),
+        "let_relation": rng.choice((AT_LEAST, LESS_THAN)),
+    },
+    "startend:end_checker": lambda rng: {"end_phrase": rng.choice(_END_PHRASES)},
+    "startend:quotation": lambda rng: {},
+    "detectable_format:title": lambda rng: {},
+    "detectable_format:json_format": lambda rng: {},
+    "detectable_format:number_bullet_lists": lambda rng: {"num_bullets": rng.choice((2, 3, 4))},
+    "detectable_format:number_highlighted_sections": lambda rng: {
+        "num_highlights": rng.choice((1, 2, 3))
+    },
+    "detectable_format:multiple_sections": lambda rng: {
+        "section_spliter": rng.choice(("SECTION", "PART")),
+        "num_sections": rng.choice((2, 3)),
+    },
+    "detectable_content:postscript": lambda rng: {
+        "postscript_marker": rng.choice(("P.S.", "P.P.S"))
+    },
+    "detectable_content:number_placeholders": lambda rng: {
+        "num_placeholders": rng.choice((1, 2, 3))
+    },
+}
+
+# Id pairs that contradict whatever their kwargs, and why. Kwarg-dependent conflicts are
+# in `conflict` below.
+_LOWER, _CAPITAL = "change_case:english_lowercase", "change_case:english_capital"
+_JSON = "detectable_format:json_format"
+CONFLICTS: dict[frozenset[str], str] = {
+    frozenset((_LOWER, _CAPITAL)): "all lowercase vs all capitals",
+    frozenset((_CAPITAL, "change_case:capital_word_frequency")): (
+        "in an all-capitals reply every word is a capital word"
+    ),
+    **{
+        frozenset((_JSON, other)): "a JSON document has no room for it"
+        for other in (
+            "detectable_format:title",
+            "detectable_format:number_bullet_lists",
+            "detectable_format:number_highlighted_sections",
+            "detectable_format:multiple_sections",
+            "detectable_content:postscript",
+            "startend:end_checker",
+            "startend:quotation",
+            "punctuation:no_comma",
+        )
+    },
+}
+
+_WORDS_PER_SENTENCE = 3  # fewer words than this per sentence is not a sentence a task wants
+
+
+def _strings(c: Constraint) -> list[str]:
+    """Every string a constraint asks the reply to contain or avoid."""
+    out: list[str] = []
+    for value in c.kwargs.values():
+        out += value if isinstance(value, list) else [value] if isinstance(value, str) else []
+    return [s for s in out if s not in (AT_LEAST, LESS_THAN)]
+
+
+def _bound(c: Constraint, iid: str) -> tuple[str, int] | None:
+    if c.instruction_id != iid:
+        return None
+    spec = SPECS[iid]
+    count = next(k for k, kind in spec.kwargs.items() if kind is int)
+    return c.kwargs[spec.relation], c.kwargs[count]
+
+
+def conflict(a: Constraint, b: Constraint) -> str | None:
+    """Why two constraints cannot both hold in one reply, or None when they can."""
+    ids = frozenset((a.instruction_id, b.instruction_id))
+    if ids in CONFLICTS:
+        return CONFLICTS[ids]
+    if a.instruction_id == b.instruction_id:
+        spec = a.spec
+        if spec.relation is None:
+            return "the same instruction twice"
+        (ra, na), (rb, nb) = _bound(a, a.instruction_id), _bound(b, b.instruction_id)
+        if ra == rb:
+            return "the same bound twice"
+        low, high = (na, nb) if ra == AT_LEAST else (nb, na)
+        return f"at least {low} and less than {high} leave nothing" if high <= low else None
+    for x, y in ((a, b), (b, a)):
+        if x.instruction_id == _LOWER:
+            if any(s != s.lower() for s in _strings(y)):
+                return "lowercase only, but it asks for capital letters"
+            capitals = _bound(y, "change_case:capital_word_frequency")
+            if capitals and capitals[0] == AT_LEAST:
+                return "lowercase only, but it asks for capital words"
+        words = _bound(x, "length_constraints:number_words")
+        sentences = _bound(y, "length_constraints:number_sentences")
+        if words and sentences and words[0] == LESS_THAN and sentences[0] == AT_LEAST:
+            if words[1] <= _WORDS_PER_SENTENCE * sentences[1]:
+                return f"less than {words[1]} words cannot make {sentences[1]} sentences"
+    if {s.lower() for s in _strings(a)} & {s.lower() for s in _strings(b)}:
+        return "the same word in two word constraints"
+    return None
+
+
+def conflicts(constraints: Sequence[Constraint]) -> list[tuple[int, int, str]]:
+    """(i, j, why) for every contradictory pair of a turn's constraints."""
+    return [
+        (i, j, why)
+        for (i, a), (j, b) in itertools.combinations(enumerate(constraints), 2)
+        if (why := conflict(a, b))
+    ]
+
+
+# --- seed tasks -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedTask:
+    """A seed: its id ("mtbench-81", "selfinstruct-0") and its own user turns."""
+
+    id: str
+    turns: tuple[str, ...]
+
+    @property
+    def split(self) -> str:
+        digest = hashlib.sha256(self.id.encode("utf-8")).digest()
+        return "heldout" if int.from_bytes(digest[:8], "big") % HELDOUT_SHARE == 0 else "train"
+
+
+def seed_tasks() -> list[SeedTask]:
+    """MT-Bench's 80 two-turn questions, then Self-Instruct's 175 tasks (instruction + input)."""
+    seeds = []
+    for _, row in iter_rows(resource("seeds", "mt_bench_questions.jsonl")):
+        seeds.append(SeedTask(f"mtbench-{row['question_id']}", tuple(row["turns"])))
+    for _, row in iter_rows(resource("seeds", "self_instruct_seed_tasks.jsonl")):
+        text = row["instruction"].strip()
+        given = row["instances"][0]["input"].strip()
+        number = row["id"].removeprefix("seed_task_")
+        seeds.append(SeedTask(f"selfinstruct-{number}", (f"{text}\n\n{given}" if given else text,)))
+    return seeds
+
+
+# --- conversations ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One user turn: the request without constraints, and the turn's cumulative constraints."""
+
+    task: str
+    constraints: tuple[Constraint, ...]
+
+
+@dataclass(frozen=True)
+class TrainingConversation:
+    id: str
+    seed_id: str
+    split: str
+    turns: tuple[Turn, ...]
+    constraint_slot: Slot = "user"
+    system: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "seed_id": self.seed_id,
+            "split": self.split,
+            "constraint_slot": self.constraint_slot,
+            "system": self.system,
+            "turns": [
+                {"task": t.task, "constraints": [c.to_dict() for c in t.constraints]}
+                for t in self.turns
+            ],
+            "meta": dict(self.meta),
+        }
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any], where: str = "conversation") -> TrainingConversation:
+        """Inverse of `to_dict`; bad input raises ValueError naming `where` and the field."""
+
+        def need(name: str, kind: type | tuple[type, ...], value: Any = None) -> Any:
+            value = row.get(name) if value is None else value
+            if not isinstance(value, kind):
+                raise ValueError(f"{where}: field {name!r}: expected {kind}, got {value!r}")
+            return value
+
+        turns = []
+        for t, raw in enumerate(need("turns", list)):
+            field_name = f"turns[{t}]"
+            if not isinstance(raw, dict) or not isinstance(raw.get("task"), str):
+                raise ValueError(f"{where}: field {field_name!r}: needs a string 'task'")
+            if not isinstance(raw.get("constraints"), list):
+                raise ValueError(f"{where}: field '{field_name}.constraints': expected a list")
+            try:
+                constraints = tuple(from_dict(c) for c in raw["constraints"])
+            except ValueError as err:
+                raise ValueError(f"{where}: field '{field_name}.constraints': {err}") from None
+            turns.append(Turn(raw["task"], constraints))
+        if not turns:
+            raise ValueError(f"{where}: field 'turns': a conversation needs at least one turn")
+        slot = need("constraint_slot", str)
+        if slot not in SLOTS:
+            raise ValueError(f"{where}: field 'constraint_slot': one of {SLOTS}, got {slot!r}")
+        system = row.get("system")
+        if system is not None and not isinstance(system, str):
+            raise ValueError(f"{where}: field 'system': expected a string or null")
+        return cls(
+            id=need("id", str),
+            seed_id=need("seed_id", str),
+            split=need("split", str),
+            turns=tuple(turns),
+            constraint_slot=slot,
+            system=system,
+            meta=dict(row.get("meta") or {}),
+        )
+
+
+def _new_constraints(
+    rng: random.Random, current: Sequence[Constraint], k: int, ids: Sequence[str]
+) -> list[Constraint]:
+    """k constraints that contradict neither `current` nor each other."""
+    added: list[Constraint] = []
+    for _ in range(200):  # the pool is large; a handful of draws almost always suffice
+        if len(added) == k:
+            return added
+        iid = rng.choice(ids)
+        candidate = from_ifeval(iid, SAMPLERS[iid](rng))
+        if not any(conflict(candidate, c) for c in (*current, *added)):
+            added.append(candidate)
+    raise ValueError(f"could not draw {k} compatible constraints from {len(ids)} ids")
+
+
+def build(
+    n: int,
+    turns: int = 3,
+    k: int = 2,
+    seed: int = 0,
+    split: str = "train",
+    constraint_slot: Slot = "user",
+    system: str | None = None,
+    ids: Sequence[str] | None = None,
+) -> list[TrainingConversation]:
+    """n conversations of `turns` turns, each turn adding k constraints; same seed, same output.
+
+    Seed tasks of the split are used in a seeded random order; past the last one they are
+    reused with fresh constraints (id suffix "-r1", "-r2", ...).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if constraint_slot not in SLOTS:
+        raise ValueError(f"constraint_slot must be one of {SLOTS}, got {constraint_slot!r}")
+    if n < 0 or turns < 1 or k < 1:
+        raise ValueError(f"need n >= 0, turns >= 1, k >= 1 (got {n}, {turns}, {k})")
+    ids = list(ids or SAMPLERS)
+    unknown = [i for i in ids if i not in SAMPLERS]
+    if unknown:
+        raise ValueError(f"no kwarg sampler for {unknown}; known: {sorted(SAMPLERS)}")
+    rng = random.Random(seed)
+    pool = [s for s in seed_tasks() if s.split == split]
+    rng.shuffle(pool)
+    out = []
+    for i in range(n):
+        task = pool[i % len(pool)]
+        repeat = i // len(pool)
+        constraints: list[Constraint] = []
+        conv_turns = []
+        for t in range(turns):
+            text = task.turns[t] if t < len(task.turns) else rng.choice(FOLLOW_UPS)
+            constraints = constraints + _new_constraints(rng, constraints, k, ids)
+            conv_turns.append(Turn(text, tuple(constraints)))
+        out.append(
+            TrainingConversation(
+                id=task.id + (f"-r{repeat}" if repeat else ""),
+                seed_id=task.id,
+                split=split,
+                turns=tuple(conv_turns),
+                constraint_slot=constraint_slot,
+                system=system,
+                meta={"seed": seed, "k": k},
+            )
+        )
+    return out
+
+
+def write_conversations(path: str | Path, conversations: Iterable[TrainingConversation]) -> None:
+    write_jsonl(path, (c.to_dict() for c in conversations))
+
+
+def read_conversations(path: str | Path) -> list[TrainingConversation]:
+    return [TrainingConversation.from_dict(row, f"{path}:{line}") for line, row in iter_rows(path)]
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that say which conversations to build (shared with `samples`)."""
+    p.add_argument("--n-conversations", type=int, default=100)
+    p.add_argument("--turns", type=int, default=3)
+    p.add_argument("--k", type=int, default=2, help="new constraints per turn")
+    p.add_argument("--split", choices=SPLITS, default="train")
+    p.add_argument("--slot", choices=SLOTS, default="user", help="where constraints go")
+    p.add_argument("--system", default=None, help="a system message to start from")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def from_args(args: argparse.Namespace) -> list[TrainingConversation]:
+    return build(
+        args.n_conversations,
+        turns=args.turns,
+        k=args.k,
+        seed=args.seed,
+        split=args.split,
+        constraint_slot=args.slot,
+        system=args.system,
+    )
+
+
+def _run(args: argparse.Namespace) -> None:
+    conversations = from_args(args)
+    write_conversations(args.out, conversations)
+    print(json.dumps({"conversations": len(conversations), "out": args.out}))
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `conversations` (write training conversations as JSONL)."""
+    p = subparsers.add_parser(
+        "conversations", help="build multi-turn multi-constraint training conversations"
+    )
+    add_arguments(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_run)
+    return p

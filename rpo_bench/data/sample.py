@@ -1,0 +1,179 @@
+"""The sampling stage: n responses per turn, judged per constraint, written as samples rows.
+
+Conversations are played turn by turn, every live conversation of a turn in one batch.
+Each turn's prompt is `prompt.render(task, constraints, slot, system, history)`; the
+history holds one reply per earlier turn, the best-scoring sample under the judge (the
+authors' "golden" history; ties go to the earlier sample) or simply the first sample.
+Turn t is generated with seed `settings.seed + t - 1`, recorded in the row's settings.
+
+A samples row (the pairs stage reads exactly this):
+    {"id": "<conversation id>/t<turn>", "system": str (only when set), "history": [messages
+     before this turn, as the model saw them], "task", "constraints": [{"id", "kwargs"}],
+     "constraint_slot", "responses": [{"text", "verdicts", "true_verdicts" (noise > 0)}],
+     "noise", "settings", plus "turn", "judge", "history_choice" and "kept" (the index of
+     the response kept in the history). `rpo_bench.pairs.turn.read_samples` reads and
+     validates it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rpo_bench.data import conversations as conv_mod
+from rpo_bench.data.conversations import TrainingConversation
+from rpo_bench.data.prompt import Message, render
+from rpo_bench.jsonl import write_jsonl
+from rpo_bench.judge.noise import NoisyJudge
+from rpo_bench.judge.rule import RuleJudge
+from rpo_bench.judge.verdicts import ConstraintJudge, VerdictRequest
+from rpo_bench.rollout.multiturn import Backend
+from rpo_bench.rollout.settings import GenerationSettings
+
+HISTORY_CHOICES = ("best", "first")
+
+
+def kept_index(verdicts: Sequence[Sequence[bool]], choice: str = "best") -> int:
+    """The response kept in the history: most constraints satisfied (first on ties), or 0."""
+    if choice not in HISTORY_CHOICES:
+        raise ValueError(f"history choice must be one of {HISTORY_CHOICES}, got {choice!r}")
+    if choice == "first":
+        return 0
+    scores = [sum(v) for v in verdicts]
+    return scores.index(max(scores))
+
+
+def sample(
+    conversations: Sequence[TrainingConversation],
+    backend: Backend,
+    settings: GenerationSettings,
+    judge: ConstraintJudge | None = None,
+    noise: float = 0.0,
+    noise_seed: int | None = None,
+    history: str = "best",
+) -> list[dict[str, Any]]:
+    """Samples rows for every turn of every conversation, in turn then conversation order.
+
+    `noise` > 0 wraps the judge in `NoisyJudge` (seed `noise_seed`, default settings.seed):
+    rows then carry the noisy verdicts, which also choose the history, and the true ones.
+    """
+    judge = judge or RuleJudge()
+
+    def _id(i: int, t: int) -> str:
+        return f"{conversations[i].id}/t{t + 1}"
+
+    noisy = NoisyJudge(judge, noise, settings.seed if noise_seed is None else noise_seed)
+    # Not `rollout.multiturn.play`: its chats carry one fixed system message, while with
+    # constraint_slot="system" each turn's system message lists that turn's constraints.
+    kept_history: list[list[Message]] = [[] for _ in conversations]
+    rows: list[dict[str, Any]] = []
+    for t in range(max((len(c.turns) for c in conversations), default=0)):
+        live = [i for i, c in enumerate(conversations) if t < len(c.turns)]
+        chats = []
+        for i in live:
+            conv, turn = conversations[i], conversations[i].turns[t]
+            chats.append(
+                render(
+                    turn.task, turn.constraints, conv.constraint_slot, conv.system, kept_history[i]
+                )
+            )
+        turn_settings = dataclasses.replace(settings, seed=settings.seed + t)
+        replies = backend.generate(chats, turn_settings)
+        requests = [
+            VerdictRequest(chat, text, conversations[i].turns[t].constraints, _id(i, t), r)
+            for i, chat, texts in zip(live, chats, replies, strict=True)
+            for r, text in enumerate(texts)
+        ]
+        judged_all = iter(noisy.judge_with_truth(requests))  # one batch per turn
+        for i, chat, texts in zip(live, chats, replies, strict=True):
+            conv, turn = conversations[i], conversations[i].turns[t]
+            sample_id = _id(i, t)
+            judged = [next(judged_all) for _ in texts]
+            responses = []
+            for text, (verdicts, true) in zip(texts, judged, strict=True):
+                response: dict[str, Any] = {"text": text, "verdicts": verdicts}
+                if noise > 0:
+                    response["true_verdicts"] = true
+                responses.append(response)
+            kept = kept_index([v for v, _ in judged], history)
+            row: dict[str, Any] = {"id": sample_id}
+            if conv.system is not None:
+                row["system"] = conv.system
+            row |= {
+                "history": list(kept_history[i]),
+                "task": turn.task,
+                "constraints": [c.to_dict() for c in turn.constraints],
+                "constraint_slot": conv.constraint_slot,
+                "responses": responses,
+                "noise": noise,
+                "settings": turn_settings.to_dict(),
+                "turn": t + 1,
+                "judge": noisy.name if noise > 0 else judge.name,
+                "history_choice": history,
+                "kept": kept,
+            }
+            rows.append(row)
+            kept_history[i] = [
+                *kept_history[i],
+                chat[-1],
+                {"role": "assistant", "content": texts[kept]},
+            ]
+    return rows
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> None:
+    from rpo_bench.rollout.hf import HFBackend
+
+    if args.conversations:
+        convs = conv_mod.read_conversations(args.conversations)
+    else:
+        convs = conv_mod.from_args(args)
+    settings = GenerationSettings(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        n=args.n,
+    )
+    backend = HFBackend(args.model, batch_size=args.batch_size)
+    start = time.perf_counter()
+    rows = sample(convs, backend, settings, noise=args.noise, history=args.history)
+    seconds = time.perf_counter() - start
+    write_jsonl(args.out, rows)
+    verdicts = [v for row in rows for r in row["responses"] for v in r["verdicts"]]
+    summary = {
+        "conversations": len(convs),
+        "rows": len(rows),
+        "responses": sum(len(r["responses"]) for r in rows),
+        "verdicts_true_share": round(sum(verdicts) / max(len(verdicts), 1), 4),
+        "sampling_seconds": round(seconds, 1),
+        "out": args.out,
+    }
+    print(json.dumps(summary))
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `samples`: sample and judge n responses per turn of training conversations."""
+    p = subparsers.add_parser(
+        "samples", help="sample n responses per turn and judge every constraint"
+    )
+    conv_mod.add_arguments(p)
+    p.add_argument("--conversations", default=None, help="read conversations JSONL instead")
+    p.add_argument("--model", default="smollm2-135m", help="embedded name, folder or hub id")
+    p.add_argument("--n", type=int, default=4, help="responses per turn")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--noise", type=float, default=0.0, help="verdict flip probability")
+    p.add_argument("--history", choices=HISTORY_CHOICES, default="best")
+    p.add_argument("--batch-size", type=int, default=16, help="prompts per generate call")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_run)
+    return p

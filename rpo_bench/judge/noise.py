@@ -1,0 +1,49 @@
+"""Controlled judge noise: flip each verdict with probability p, keep the true ones.
+
+Whether verdict j of response i of sample s flips depends only on (seed, s, i, j): a
+sha256 of those gives a uniform number u in [0, 1) and the verdict flips when u < p. So
+the result does not depend on the order or batching of judging, and for one seed the
+flips at p=0.1 are a subset of those at p=0.2: noise levels differ only by noise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from rpo_bench.judge.verdicts import ConstraintJudge, VerdictRequest
+
+
+def uniform(seed: int, sample_id: str, response_index: int, constraint_index: int) -> float:
+    """A deterministic uniform draw in [0, 1) for one verdict."""
+    key = f"{seed}\x1f{sample_id}\x1f{response_index}\x1f{constraint_index}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+
+
+def add_noise(
+    verdicts: Sequence[bool], p: float, seed: int, sample_id: str, response_index: int
+) -> list[bool]:
+    """The verdicts with each flipped with probability p (deterministically, see module)."""
+    return [v != (uniform(seed, sample_id, response_index, j) < p) for j, v in enumerate(verdicts)]
+
+
+class NoisyJudge(ConstraintJudge):
+    """Wraps a judge; `judge_many` gives noisy verdicts, `judge_with_truth` both kinds."""
+
+    def __init__(self, judge: ConstraintJudge, p: float, seed: int = 0) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"noise p must be in [0, 1], got {p}")
+        self.judge, self.p, self.seed = judge, p, seed
+        self.name = f"{judge.name}+noise{p:g}"
+
+    def judge_with_truth(
+        self, requests: Sequence[VerdictRequest]
+    ) -> list[tuple[list[bool], list[bool]]]:
+        """(noisy verdicts, true verdicts) per request."""
+        return [
+            (add_noise(true, self.p, self.seed, r.sample_id, r.response_index), true)
+            for r, true in zip(requests, self.judge.judge_many(requests), strict=True)
+        ]
+
+    def judge_many(self, requests: Sequence[VerdictRequest]) -> list[list[bool]]:
+        return [noisy for noisy, _ in self.judge_with_truth(requests)]
