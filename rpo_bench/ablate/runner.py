@@ -88,8 +88,7 @@ class Runner:
                 for r, response in enumerate(row["responses"]):
                     true = response.pop("true_verdicts", response["verdicts"])
                     response["verdicts"] = add_noise(true, noise, seed, row["id"], r)
-                    if noise > 0:
-                        response["true_verdicts"] = true
+                    response["true_verdicts"] = true  # so pair noise is measured at p=0 too
             write_jsonl(folder / "samples.jsonl", rows)
 
         return self._stage(f"judge:p{noise:g}", inputs, work, "judged"), inputs
