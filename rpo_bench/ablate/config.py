@@ -19,6 +19,7 @@ import yaml
 
 BASE = "base"  # the untrained model, evaluated once per model as the reference row
 HISTORY_CHOICES = ("best", "first")
+BACKENDS = ("hf", "vllm")
 JUDGES = ("rule", "openai", "hf")
 EVAL_TASKS = ("ifeval_local", "ifbench", "heldout", "multi_if", "sysbench_multiturn")
 
@@ -46,6 +47,7 @@ class Sampling:
     history: str = "best"
     batch_size: int = 32
     seed: int = 0
+    backend: str = "hf"  # hf (CPU or GPU) | vllm (GPU, the `gpu` extra)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
 
     _one_of(config.data.constraint_slot, SLOTS, f"{where}.data.constraint_slot")
     _one_of(config.sampling.history, HISTORY_CHOICES, f"{where}.sampling.history")
+    _one_of(config.sampling.backend, BACKENDS, f"{where}.sampling.backend")
     _one_of(config.judge.kind, JUDGES, f"{where}.judge.kind")
     for i, task in enumerate(config.eval.tasks):
         _one_of(task, EVAL_TASKS, f"{where}.eval.tasks[{i}]")
@@ -190,4 +193,7 @@ def load(path: str | Path) -> AblationConfig:
         raise ValueError(f"{path}: not valid YAML ({err})") from None
     if isinstance(raw, dict):
         raw.setdefault("name", path.stem)
-    return validate(_build(AblationConfig, raw, str(path)), str(path))
+    try:
+        return validate(_build(AblationConfig, raw, "config"))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None

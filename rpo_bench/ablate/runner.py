@@ -212,6 +212,10 @@ class Runner:
     def _backend(self, model: str, cache: bool = True) -> Any:
         from rpo_bench.rollout.hf import HFBackend
 
+        if self.cfg.sampling.backend == "vllm":
+            from rpo_bench.rollout.vllm import VLLMBackend
+
+            return VLLMBackend(model)
         if not cache:
             return HFBackend(model, batch_size=self.cfg.sampling.batch_size)
         if model not in self._backends:
