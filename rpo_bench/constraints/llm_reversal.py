@@ -14,9 +14,6 @@ benchmarks/llm_reversal.py reports the agreement.
 from __future__ import annotations
 
 import re
-import sqlite3
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +24,7 @@ from rpo_bench.constraints.constraint import Constraint
 from rpo_bench.constraints.specs import AT_LEAST, LESS_THAN
 from rpo_bench.judge.prompt import prompt_key
 from rpo_bench.rollout.settings import GenerationSettings
+from rpo_bench.textcache import TextCache
 
 Message = dict[str, str]
 
@@ -122,48 +120,15 @@ class OpenAICompleter:
 
 # --- the cache and the reverser ---------------------------------------------------------------
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reversals (
-    identity TEXT NOT NULL,       -- backend kind|model|endpoint or options
-    prompt_sha256 TEXT NOT NULL,  -- sha256 of the full chat sent
-    reversed TEXT NOT NULL,
-    created REAL NOT NULL,
-    PRIMARY KEY (identity, prompt_sha256)
-)
-"""
 
-
-class ReversalCache:
-    """Reversed texts keyed by (backend identity, prompt sha256), in SQLite (WAL), like
-    `judge.cache.JudgeCache`, whose table holds judgements and does not fit a text."""
+class ReversalCache(TextCache):
+    """Reversed texts keyed by (backend identity, prompt sha256)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-        with self._lock, self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(_SCHEMA)
+        super().__init__(path, "reversals")
 
-    def get(self, identity: str, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT reversed FROM reversals WHERE identity = ? AND prompt_sha256 = ?",
-                (identity, key),
-            ).fetchone()
-        return row[0] if row else None
-
-    def put(self, identity: str, key: str, text: str) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO reversals VALUES (?, ?, ?, ?)",
-                (identity, key, text, time.time()),
-            )
-
-    def __len__(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM reversals").fetchone()[0]
+    get = TextCache.get_text
+    put = TextCache.put_text
 
 
 class LLMReverser:
