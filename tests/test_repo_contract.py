@@ -14,8 +14,14 @@ def test_readme_has_exactly_two_setup_commands():
     commands = readme_commands()
     assert len(commands) == 2, commands
     main, tests = commands
-    assert "rpo-bench" in main and "smollm2-135m" in main
+    assert "rpo_bench.ablate" in main and "ablations/cpu.yaml" in main
     assert "pytest" in tests
+
+
+def test_main_job_runs_on_the_embedded_model():
+    from rpo_bench.ablate import config
+
+    assert config.load(REPO / "ablations" / "cpu.yaml").grid.model == ("smollm2-135m",)
 
 
 def test_ci_runs_the_readme_test_command():
