@@ -110,38 +110,20 @@ def _task_table(entries: dict[str, Any]) -> list[str]:
 
 
 def _data_table(results: dict[str, Any]) -> list[str]:
-    head = [
-        "model",
-        "strategy",
-        "noise p",
-        "seed",
-        "pairs",
-        "pairs / sampled response",
-        "turns with a pair",
-        "mean margin",
-        "pair noise",
-    ]
+    head = ["model", "strategy", "noise p", "seed", "pairs", "pairs / sampled response",
+            "turns with a pair (share)", "mean margin", "pair noise", "pair inversion"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def num(x: float | None, digits: int = 2) -> str:
+        return "-" if x is None else f"{x:.{digits}f}"
+
     for c in results["cells"]:
         s = c["pairs"]
-        noise = s.get("pair_noise")
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    c["model"],
-                    c["strategy"],
-                    f"{c['noise']:g}",
-                    str(c["seed"]),
-                    str(s["pairs"]),
-                    f"{s['pairs_per_response']:.2f}",
-                    f"{s['turns_with_pair']:.2f}",
-                    f"{s['mean_margin']:.2f}",
-                    "-" if noise is None else f"{noise:.3f}",
-                ]
-            )
-            + " |"
-        )
+        row = [c["model"], c["strategy"], f"{c['noise']:g}", str(c["seed"]), str(s["pairs"]),
+               num(s["pairs_per_response"]), num(s["share_turns_with_pair"]),
+               num(s["mean_margin"]), num(s.get("pair_noise"), 3),
+               num(s.get("pair_inversion"), 3)]  # fmt: skip
+        lines.append("| " + " | ".join(row) + " |")
     return lines
 
 
@@ -303,8 +285,9 @@ def write(results: dict[str, Any], out: str | Path) -> Path:
         f"- git commit: `{prov['git_commit']}`",
         f"- seeds: {cfg['grid']['seed']} (data seed {cfg['data']['seed']}, "
         f"sampling seed {cfg['sampling']['seed']})",
-        f"- wall time: {prov['wall_seconds']:.0f} s total; per stage: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in prov["stage_seconds"].items()),
+        f"- compute time: {sum(prov['stage_seconds'].values()):.0f} s over all stages ("
+        + ", ".join(f"{k} {v:.0f} s" for k, v in prov["stage_seconds"].items())
+        + f"); this invocation {prov['wall_seconds']:.0f} s, reusing finished stages",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in prov["versions"].items()),
         "",
         "Config:",

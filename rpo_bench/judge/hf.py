@@ -80,42 +80,15 @@ class HFJudge(Judge):
     def _generate(
         self, chats: list[list[dict[str, str]]], temperature: float, seed: int
     ) -> list[str]:
-        """One completion per chat, batched by similar length, left-padded."""
-        import torch
+        """One completion per chat, through the rollout engine (seeded when sampled)."""
+        from rpo_bench.rollout.hf import HFBackend
+        from rpo_bench.rollout.settings import GenerationSettings
 
-        model, tokenizer = self._loaded.model, self._loaded.tokenizer
-        tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
-        prompts = [
-            tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-            for c in chats
-        ]
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        sampling: dict[str, Any] = {"do_sample": False}
-        if temperature > 0:
-            sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0}
-        torch.manual_seed(seed)  # sampled retries are reproducible
-        texts = [""] * len(prompts)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            batch = tokenizer(
-                [prompts[i] for i in idx],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,  # the chat template already has them
-            ).to(model.device)
-            with torch.no_grad():
-                out = model.generate(
-                    **batch,
-                    max_new_tokens=self.max_new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                    **sampling,
-                )
-            new = tokenizer.batch_decode(
-                out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
-            )
-            for i, text in zip(idx, new, strict=True):
-                texts[i] = text
-        return texts
+        backend = HFBackend(self._loaded.model, self._loaded.tokenizer, self.batch_size)
+        settings = GenerationSettings(
+            temperature=temperature, max_new_tokens=self.max_new_tokens, seed=seed
+        )
+        return [replies[0] for replies in backend.generate(chats, settings)]
 
     def _judge_uncached(self, request: JudgeRequest) -> Judgement:
         return self._judge_batch([request])[0]
