@@ -48,7 +48,8 @@ def test_config_errors_name_the_key_and_the_valid_values(tmp_path, text, message
 
 
 def test_unknown_strategy_lists_the_registry(tmp_path):
-    with pytest.raises(ValueError, match="valid values: rpo, rpo_one_way, drop_failed, dpo_count, dpo_perfect"):
+    registry = "valid values: rpo, rpo_one_way, drop_failed, dpo_count, dpo_perfect"
+    with pytest.raises(ValueError, match=registry):
         config_mod.load(write(tmp_path, "name: x\ngrid: {strategy: [dpo]}\n"))
 
 

@@ -61,6 +61,32 @@ def test_generates_offline_with_chat_template(loaded):
     assert generate(loaded.model, loaded.tokenizer, [CHAT[:2]], max_new_tokens=16) == [replies[1]]
 
 
+def test_decode_loop_equals_model_generate_across_prefill_groups(loaded):
+    """Seven prompts of different lengths span two prefill groups and finish at different
+    steps (rows leave the batch): every greedy reply equals transformers' own generate."""
+    from rpo_bench.rollout.hf import PREFILL_ROWS, generate
+
+    questions = [
+        "Hi",
+        "Name a color.",
+        "What is 2+2?",
+        "List three fruits.",
+        "Write a haiku about the sea.",
+        "Explain gravity to a child in one long paragraph about planets, apples and the moon.",
+        "Describe Paris briefly.",
+    ]
+    assert len(questions) > PREFILL_ROWS
+    chats = [[{"role": "user", "content": q}] for q in questions]
+    ours = generate(loaded.model, loaded.tokenizer, chats, max_new_tokens=20)
+    tok = loaded.tokenizer
+    for chat, reply in zip(chats, ours, strict=True):
+        ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
+                                      return_dict=True)  # fmt: skip
+        out = loaded.model.generate(**ids, max_new_tokens=20, do_sample=False)
+        expected = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+        assert reply == expected
+
+
 def test_chat_template_round_trips(loaded):
     tok = loaded.tokenizer
     text = tok.apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True)

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from rpo_bench.rollout.settings import GenerationSettings
 
 Message = dict[str, str]
+PREFILL_ROWS = 4  # prompts prefilled together; decoding batches them all
 
 
 class HFBackend:
@@ -73,11 +75,8 @@ class HFBackend:
         generator: torch.Generator,
     ) -> list[list[int]]:
         """New token ids per (prompt, sample), row-major; finished rows leave the batch."""
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.model.config)
         position = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding shifts positions
-        logits = self._forward(ids, mask, position, cache)
+        logits, cache = self._prefill(ids, mask, position)
         n = settings.n
         if n > 1:
             logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
@@ -100,6 +99,31 @@ class HFBackend:
             position = position + 1
             logits = self._forward(new[:, None], mask, position, cache)
         return tokens
+
+    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, position: torch.Tensor):
+        """Prompt logits and KV cache, computed `PREFILL_ROWS` rows at a time.
+
+        Rows arrive sorted by length, so each small group is trimmed to its own longest
+        prompt: padding costs next to nothing, while decoding still runs as one batch. Each
+        group's cache is left-padded back to the batch's width (masked, never attended).
+        """
+        from transformers import DynamicCache
+
+        width, logits, layers = ids.shape[1], [], []
+        for start in range(0, ids.shape[0], PREFILL_ROWS):
+            rows = slice(start, start + PREFILL_ROWS)
+            cut = int((mask[rows].sum(0) == 0).sum())  # leading columns that are all padding
+            part = DynamicCache(config=self.model.config)
+            logits.append(
+                self._forward(ids[rows, cut:], mask[rows, cut:], position[rows, cut:], part)
+            )
+            pad = (0, 0, width - ids.shape[1] + cut, 0)  # left-pad the sequence axis
+            layers.append([(F.pad(x.keys, pad), F.pad(x.values, pad)) for x in part.layers])
+        merged = [
+            tuple(torch.cat([group[i][kv] for group in layers]) for kv in (0, 1))
+            for i in range(len(layers[0]))
+        ]
+        return torch.cat(logits), DynamicCache(merged, config=self.model.config)
 
     def _forward(self, ids, mask, position, cache) -> torch.Tensor:
         out = self.model(
