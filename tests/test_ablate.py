@@ -2,18 +2,26 @@
 with a kill during training and a resume that recomputes nothing already finished."""
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rescore
 
 from rpo_bench.ablate import config as config_mod
 from rpo_bench.ablate.stats import paired_bootstrap, seed_interval
 from rpo_bench.ablate.store import Store, key_of
+from rpo_bench.data.conversations import read_conversations
+from rpo_bench.evaluate.verifiable import score
+from rpo_bench.jsonl import read_jsonl
+from rpo_bench.paths import resource
 
 from conftest import REPO
 
@@ -103,7 +111,22 @@ def test_intervals():
     assert mean == pytest.approx(0.3) and half == pytest.approx(12.706 * 0.1, rel=1e-3)
     assert seed_interval([0.5]) == (0.5, None)
     delta, lo, hi = paired_bootstrap([1, 1, 1, 0], [0, 0, 0, 0], n_boot=500)
-    assert delta == 0.75 and 0 <= lo <= 0.75 <= hi <= 1
+    # By hand from the same seeded draws: a resample's mean is the share of its 4 picks that
+    # are not prompt 3; the interval is the 2.5th and 97.5th percentile (linear between ranks).
+    draws = np.random.default_rng(0).integers(0, 4, size=(500, 4)).tolist()
+    means = sorted(sum(i != 3 for i in picks) / 4 for picks in draws)
+
+    def percentile(q):
+        rank = q / 100 * (len(means) - 1)
+        below = math.floor(rank)
+        above = min(below + 1, len(means) - 1)
+        return means[below] + (rank - below) * (means[above] - means[below])
+
+    assert delta == 0.75
+    assert lo == pytest.approx(percentile(2.5), abs=1e-12)
+    assert hi == pytest.approx(percentile(97.5), abs=1e-12)
+    # Identical differences: every resample has the same mean, so the interval is that point.
+    assert paired_bootstrap([0.5] * 5, [0.25] * 5, n_boot=50) == (0.25, 0.25, 0.25)
 
 
 @pytest.mark.slow
@@ -139,8 +162,139 @@ def test_smoke_preset_end_to_end_with_kill_and_resume(tmp_path):
     for png in ("strategies_smollm2-135m.png", "noise_smollm2-135m.png", "margins.png",
                 "training.png"):  # fmt: skip
         assert (out / png).stat().st_size > 1000 and f"]({png})" in report
-    for cell in results["cells"]:
-        assert cell["pairs"]["pairs"] >= 0
-        for task in ("ifeval_local", "ifbench", "heldout"):
-            assert 0 <= cell["eval"][task]["metrics"]["overall"] <= 1
     assert results["config"]["name"] == "smoke" and results["provenance"]["git_commit"]
+    check_results_against_the_store(results, work)
+
+
+# --- the smoke run's results, recomputed from what its stages stored ---------------------------
+
+
+def stage_folders(work: Path, stage: str) -> list[tuple[Path, dict]]:
+    """(folder, inputs) of every finished folder of a stage."""
+    folders = [f for f in sorted((work / stage).iterdir()) if not f.name.endswith(".partial")]
+    return [(f, json.loads((f / "inputs.json").read_text())) for f in folders]
+
+
+def same(a, b) -> bool:
+    """Equal as JSON (so NaN equals NaN)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def check_results_against_the_store(results: dict, work: Path) -> None:
+    evals = stage_folders(work, "eval")
+    for model, base in results["base"].items():
+        (folder,) = [f for f, inputs in evals if inputs["model"] == {"base": model}]
+        assert same(base, json.loads((folder / "eval.json").read_text()))
+    trained = 0
+    for cell in results["cells"]:
+        key = (cell["model"], cell["strategy"], cell["noise"], cell["seed"])
+        ((pairs_folder, pairs_inputs),) = [
+            (f, inputs)
+            for f, inputs in stage_folders(work, "pairs")
+            if (
+                inputs["judged"]["samples"]["model"],
+                inputs["strategy"],
+                inputs["judged"]["noise"],
+                inputs["seed"],
+            )
+            == key
+        ]
+        check_pairs(cell, pairs_folder, results["config"]["pairs"])
+        if cell["pairs"]["pairs"] == 0:
+            assert cell["train"] == {"skipped": "no pairs", "log": []}
+            assert same(cell["eval"], results["base"][cell["model"]])
+            continue
+        trained += 1
+        (folder,) = [f for f, inputs in evals if same(inputs["model"].get("pairs"), pairs_inputs)]
+        assert same(cell["eval"], json.loads((folder / "eval.json").read_text()))
+    assert len(evals) == len(results["base"]) + trained
+    for folder, inputs in evals:
+        check_eval(folder, inputs, work)
+
+
+def check_pairs(cell: dict, folder: Path, options: dict) -> None:
+    """The reported pair statistics are the stored ones, and they count the stored pairs."""
+    stats = cell["pairs"]
+    assert same(stats, json.loads((folder / "pairs.stats.json").read_text()))
+    assert stats["strategy"] == cell["strategy"]
+    rows = read_jsonl(folder / "pairs.jsonl")
+    judged = {r["id"]: r for r in read_jsonl(Path(stats["samples"]))}
+    responses = sum(len(r["responses"]) for r in judged.values())
+    margins = [r["margin"] for r in rows]
+    assert stats["pairs"] == len(rows)
+    assert (stats["turns"], stats["responses"]) == (len(judged), responses)
+    assert stats["turns_with_pair"] == len({r["turn"] for r in rows})
+    assert stats["margin_histogram"] == {str(m): n for m, n in sorted(Counter(margins).items())}
+    if rows:
+        assert stats["mean_margin"] == pytest.approx(sum(margins) / len(rows), abs=rescore.TOL)
+        assert stats["pairs_per_response"] == pytest.approx(len(rows) / responses, abs=rescore.TOL)
+    else:
+        assert stats["mean_margin"] is None and stats["pairs_per_response"] == 0
+    if options["max_pairs_per_turn"] is not None:
+        per_turn = Counter(r["turn"] for r in rows)
+        assert max(per_turn.values(), default=0) <= options["max_pairs_per_turn"]
+    for r in rows:
+        assert r["strategy"] == cell["strategy"] and r["margin"] >= options["min_margin"]
+        texts = [resp["text"] for resp in judged[r["turn"]]["responses"]]
+        assert (r["chosen"], r["rejected"]) == (
+            texts[r["chosen_index"]],
+            texts[r["rejected_index"]],
+        )
+
+
+def check_eval(folder: Path, inputs: dict, work: Path) -> None:
+    """Every stored metric and per-prompt score equals the stored replies scored again."""
+    stored = json.loads((folder / "eval.json").read_text())
+    assert set(stored) == set(inputs["eval"]["tasks"]) == {"ifeval_local", "ifbench", "heldout"}
+    limit = inputs["eval"]["limit"]
+    for task, file in rescore.FILES.items():
+        rows = read_jsonl(folder / f"samples_{task}.jsonl")
+        first = [str(d["key"]) for d in read_jsonl(resource(*file))[:limit]]
+        assert [str(r["key"]) for r in rows] == first
+        check_task(
+            stored[task], rows, [rescore.score_reply(task, r["key"], r["reply"]) for r in rows]
+        )
+    (conv_folder,) = [
+        f
+        for f, conv_inputs in stage_folders(work, "conversations")
+        if same(conv_inputs, inputs["heldout"])
+    ]
+    convs = {c.id: c for c in read_conversations(conv_folder / "conversations.jsonl")}
+    rows = read_jsonl(folder / "samples_heldout.jsonl")
+    expected_keys = {f"{c.id}/t{k}" for c in convs.values() for k in range(1, len(c.turns) + 1)}
+    assert len(rows) == len(expected_keys) and {r["key"] for r in rows} == expected_keys
+    scored = []
+    for r in rows:
+        conv_id, turn = r["key"].rsplit("/t", 1)
+        scored.append(score(convs[conv_id].turns[int(turn) - 1].constraints, r["reply"]))
+    check_task(stored["heldout"], rows, scored)
+
+
+def check_task(stored: dict, rows: list[dict], scored: list[dict]) -> None:
+    for row, again in zip(rows, scored, strict=True):
+        assert {k: row[k] for k in again} == again, row["key"]
+    expected = {m: v for m, v in rescore.aggregate(scored).items() if m in rescore.LEVELS}
+    expected["overall"] = rescore.mean([expected[m] for m in rescore.LEVELS])
+    assert set(stored["metrics"]) == set(expected)
+    for name, value in expected.items():
+        assert rescore.close(stored["metrics"][name], value), (name, stored["metrics"][name], value)
+    per_prompt = [prompt_score(again) for again in scored]
+    assert len(stored["per_prompt"]) == len(per_prompt)
+    for got, want in zip(stored["per_prompt"], per_prompt, strict=True):
+        assert (got is None and want is None) or rescore.close(got, want), (got, want)
+
+
+def prompt_score(scored: dict) -> float | None:
+    """One prompt's score: the mean of its four metrics, instruction-level as the share of its
+    instructions followed; None where a metric is None or it has no checked instruction."""
+    parts = []
+    for level in rescore.LEVELS:
+        value = scored[level]
+        if isinstance(value, list):
+            if not value:
+                return None
+            value = rescore.mean([float(x) for x in value])
+        if value is None:
+            return None
+        parts.append(float(value))
+    return rescore.mean(parts)

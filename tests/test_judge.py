@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 
 import pytest
 from fake_judge_server import ECHO_AUTH, FakeJudgeServer, Reply, verdict_json
@@ -196,13 +195,11 @@ def test_openai_identity_hides_credentials_in_the_url():
 def test_openai_concurrency_is_bounded(secret):
     with FakeJudgeServer({"[slow]": [Reply(content=GOOD, delay=0.15)]}) as server:
         judge = openai_judge(server, concurrency=3)
-        start = time.monotonic()
         results = judge.judge_many([request(f"[slow] #{i}") for i in range(9)])
-        elapsed = time.monotonic() - start
     assert all(j.error is None for j in results)
     assert server.count("[slow]") == 9
+    # Exactly three requests were open at once at the peak: parallel, and bounded.
     assert server.max_in_flight == 3
-    assert elapsed < 9 * 0.15  # it did run in parallel
 
 
 def test_openai_unauthorised_stops_without_leaking(secret):
@@ -357,19 +354,41 @@ def one_torch_thread():
 
 
 @pytest.mark.slow
-def test_hf_judge_on_the_embedded_model(one_torch_thread):
-    try:
-        judge = make_judge("hf", max_new_tokens=128, max_attempts=1)
-        judge._load()
-    except (FileNotFoundError, OSError) as err:
-        pytest.skip(f"embedded model unavailable: {err}")
-    requests = [
-        request("", checklist=CHECKLIST[:1]),
-        request("", history=[("你好", "你好！")], checklist=CHECKLIST[:2]),
+def test_hf_judge_on_the_embedded_model(prepared_model_dir, one_torch_thread, caplog):
+    """Greedy SmolLM2-135M does not write JSON for this prompt (it echoes the prompt's opening
+    line): every turn is a judge error, counted as such, and nothing is scored."""
+    judge = make_judge("hf", model=str(prepared_model_dir), max_new_tokens=128, max_attempts=1)
+    sessions = [
+        {
+            "system_id": 7,
+            "system_prompt": "你是武汉旅游助手，只回答与武汉旅游有关的问题。",
+            "turns": [
+                {"round_index": 1, "user": "推荐一个景点", "criteria": CHECKLIST[:1]},
+                {"round_index": 2, "user": "再推荐一个", "criteria": CHECKLIST[:2]},
+            ],
+        }
     ]
-    for req, j in zip(requests, judge.judge_many(requests), strict=True):
-        # A 135M model rarely writes valid JSON: either exact verdicts or a reported error.
-        if j.error is None:
-            assert set(j.verdicts) == set(req.ids)
-        else:
-            assert j.verdicts == {} and j.all_pass is None and j.attempts == 1
+    answers = {(7, 1): "推荐黄鹤楼。", (7, 2): "推荐东湖。"}
+    with caplog.at_level(logging.WARNING, logger="rpo_bench.judge"):
+        rows = judge_sessions(judge, sessions, answers, "smollm2-135m")
+    error = (
+        "judge failed after 1 attempts; last: unparseable judgement: "
+        "not JSON (Expecting value at char 0)"
+    )
+    assert rows == [
+        {
+            "model": "smollm2-135m",
+            "system_id": 7,
+            "round_index": k,
+            "answer": answers[(7, k)],
+            "judge": str(prepared_model_dir),
+            "reasoning": "",
+            "verdicts": {},
+            "verdicts_raw": {},
+            "all_pass": None,
+            "judge_error": True,
+            "error": error,
+        }
+        for k in (1, 2)
+    ]
+    assert "2 of 2 turns could not be judged (judge errors)" in caplog.text

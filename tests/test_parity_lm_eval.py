@@ -1,5 +1,12 @@
 """Parity: rpo_bench's strict and loose verdicts equal lm-eval's IFEval `process_results`
-on every (prompt, instruction) of the committed corpus (scripts/build_parity_corpus.py)."""
+on every (prompt, instruction) of the committed corpus (scripts/build_parity_corpus.py).
+
+rpo_bench.constraints checks each instruction with lm-eval's own IFEval checker classes, so
+what this tests is rpo_bench's wrapper on top of them: the blank-response rule (a blank
+reply follows nothing), the loose variants (first/last line dropped, '*' removed), kwargs
+handling (None-valued kwargs dropped, as lm-eval does) and letter frequency (the letter
+asked for is counted; rows where lm-eval swaps a non-letter for a random one are skipped).
+"""
 
 import json
 

@@ -3,8 +3,6 @@ sent, n samples, bounded concurrency, retries, fatal errors, key hygiene, multi-
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from fake_judge_server import CHOICE, ECHO_AUTH, FakeJudgeServer, Reply
 
@@ -36,11 +34,10 @@ def test_replies_in_order_with_settings_sent_and_bounded_concurrency():
     script = {f"[q{i}]": [Reply(content=f"answer {i}", delay=0.1)] for i in range(6)}
     settings = GenerationSettings(temperature=0.7, top_p=0.9, max_new_tokens=33, seed=5)
     with FakeJudgeServer(script) as server:
-        start = time.monotonic()
         replies = backend(server, concurrency=3).generate([chat(m) for m in script], settings)
-        elapsed = time.monotonic() - start
     assert replies == [[f"answer {i}"] for i in range(6)]
-    assert server.max_in_flight == 3 and elapsed < 6 * 0.1
+    # Exactly three requests were open at once at the peak: parallel, and bounded.
+    assert server.max_in_flight == 3
     for r in server.requests:
         body = r["body"]
         assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"]) == (
