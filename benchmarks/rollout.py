@@ -1,24 +1,34 @@
-"""Batched-per-turn rollout vs a naive loop, on the embedded model.
+"""Rollout engines side by side on the embedded model, with this machine's matmul peak.
 
 32 three-turn conversations (MT-Bench's two turns plus a follow-up), greedy, at most
-128 new tokens per turn. Batched: every live conversation of a turn in one batch.
-Naive: each conversation played alone at batch 1. Both in this run, same model.
+128 new tokens per turn. Engines, all in this run on the same model:
+- naive_batch1: each conversation played alone at batch 1 (reference engine);
+- hf_batched: every live conversation of a turn in one batch, transformers'
+  DynamicCache, float32 (the batched loop before the fast engine);
+- fast_float32: the same loop with the in-place KV cache and grouped decode attention;
+- fast_bfloat16: that, in bfloat16 (the pipeline's CPU default).
+Each engine's share of peak is its model FLOP/s (2 FLOP per weight per generated
+token; prompt tokens are not counted) over the measured matmul peak of its dtype.
+Agreement: the share of replies (and of reply tokens, position by position) identical
+to hf_batched's.
 
-    .venv/bin/python benchmarks/rollout.py
+    .venv/bin/python benchmarks/rollout.py [--skip-naive]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 
 import torch
+from peak import peaks
 
 from rpo_bench import models
 from rpo_bench.paths import resource
 from rpo_bench.rollout.hf import HFBackend
 from rpo_bench.rollout.multiturn import Conversation, play
-from rpo_bench.rollout.settings import GenerationSettings
+from rpo_bench.rollout.settings import ENGINES, Engine, GenerationSettings
 
 N_CONVERSATIONS, MAX_NEW_TOKENS = 32, 128
 
@@ -38,29 +48,70 @@ def timed(backend: HFBackend, convs: list[Conversation], settings: GenerationSet
         samples = [s for c in convs for s in play(backend, [c], settings)]
     else:
         samples = play(backend, convs, settings)
-    seconds = time.perf_counter() - start
-    tokens = sum(len(backend.tokenizer(r[0])["input_ids"]) for conv in samples for r in conv)
-    return samples, tokens, seconds
+    return [r[0] for conv in samples for r in conv], time.perf_counter() - start
+
+
+def agreement(tokenizer, replies: list[str], reference: list[str]) -> tuple[float, float]:
+    """Share of identical replies; share of reference token positions with the same token."""
+    same_tokens = total = 0
+    for a, b in zip(replies, reference, strict=True):
+        ta, tb = tokenizer(a)["input_ids"], tokenizer(b)["input_ids"]
+        same_tokens += sum(x == y for x, y in zip(ta, tb, strict=False))
+        total += len(tb)
+    same = sum(a == b for a, b in zip(replies, reference, strict=True))
+    return same / len(reference), same_tokens / max(total, 1)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-naive", action="store_true", help="leave out the batch-1 run")
+    args = parser.parse_args()
     torch.manual_seed(0)
     loaded = models.load(models.DEFAULT_MODEL)
     convs = conversations()
     settings = GenerationSettings(max_new_tokens=MAX_NEW_TOKENS)
+    peak = peaks()
+    gflop_per_token = 2 * sum(p.numel() for p in loaded.model.parameters()) / 1e9
     print(
         f"torch threads: {torch.get_num_threads()}, conversations: {len(convs)} x 3 turns, "
-        f"max_new_tokens: {MAX_NEW_TOKENS}, greedy"
+        f"max_new_tokens: {MAX_NEW_TOKENS}, greedy; model: {gflop_per_token:.3f} GFLOP/token; "
+        + ", ".join(f"matmul peak {k}: {v:.0f} GFLOP/s" for k, v in peak.items())
     )
-    rates = {}
-    for name, batch in (("batched_per_turn", N_CONVERSATIONS), ("naive_batch1", 1)):
-        backend = HFBackend(loaded.model, loaded.tokenizer, batch_size=batch)
-        _, tokens, seconds = timed(backend, convs, settings)
+    runs: list[tuple[str, int, Engine]] = [("hf_batched", N_CONVERSATIONS, ENGINES["reference"])]
+    if not args.skip_naive:
+        runs.append(("naive_batch1", 1, ENGINES["reference"]))
+    runs += [
+        ("fast_float32", N_CONVERSATIONS, ENGINES["fast_float32"]),
+        ("fast_bfloat16", N_CONVERSATIONS, ENGINES["fast"]),
+    ]
+    rates, reference = {}, None
+    columns = (
+        "tokens",
+        "seconds",
+        "tokens/s",
+        "share of peak",
+        "identical replies",
+        "identical tokens",
+    )
+    print("| engine | " + " | ".join(columns) + " |\n|---|" + "---:|" * len(columns))
+    for name, batch, engine in runs:
+        backend = HFBackend(loaded.model, loaded.tokenizer, batch_size=batch, engine=engine)
+        replies, seconds = timed(backend, convs, settings)
+        tokens = sum(len(loaded.tokenizer(r)["input_ids"]) for r in replies)
+        reference = reference or replies
+        same, same_tokens = agreement(loaded.tokenizer, replies, reference)
         rates[name] = tokens / seconds
+        share = rates[name] * gflop_per_token / peak[engine.dtype]
+        rates[name + "_share"] = share
         print(
-            f"{name:18s} tokens={tokens:6d} seconds={seconds:7.1f} tokens_per_s={rates[name]:7.1f}"
+            f"| {name} | {tokens} | {seconds:.1f} | {rates[name]:.1f} | {share:.1%} "
+            f"| {same:.1%} | {same_tokens:.1%} |"
         )
-    print(f"speedup_vs_naive={rates['batched_per_turn'] / rates['naive_batch1']:.2f}")
+    fast = rates["fast_bfloat16"]
+    line = f"tokens_per_s={fast:.1f} speedup_vs_hf_batched={fast / rates['hf_batched']:.2f}"
+    if "naive_batch1" in rates:
+        line += f" speedup_vs_naive={fast / rates['naive_batch1']:.2f}"
+    print(line + f" peak_share={rates['fast_bfloat16_share']:.3f}")
 
 
 if __name__ == "__main__":

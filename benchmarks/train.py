@@ -2,14 +2,19 @@
 
 The embedded model, N generated pairs shaped like the pipeline's (multi-turn-ish prompts
 with constraints rendered by `rpo_bench.data.prompt.render`, replies of ~60-150 tokens),
-one epoch, identical hyperparameters on both sides (batch 8, max_length 512, AdamW, cosine
-with 10% warmup, grad clip 1.0, float32, no gradient checkpointing, no eval, no logging,
-no saving during training). Each run is its own subprocess, so peak RSS is its own.
+one epoch, the same hyperparameters on both sides (batch 8, max_length 512, AdamW, cosine
+with 10% warmup, grad clip 1.0, no eval, no logging, no saving during training). Each
+trainer runs with its defaults on this machine: TRL in float32 without activation
+checkpointing; ours with bf16 autocast (a CPU with native bfloat16), shared-prompt rows
+and activation checkpointing. Each run is its own subprocess, so peak RSS is its own.
 Timed: tokenization + (reference pass) + training; model load and final save excluded.
+tokens/s counts the plain workload (prompt + reply of both sequences of a pair) for all.
 
-    .venv/bin/python benchmarks/train.py [--pairs 256]
+    .venv/bin/python benchmarks/train.py [--pairs 256] [--levers]
 
-Last line: speedup_vs_trl=<ours/trl pairs per s> peak_rss_ratio=<ours/trl> (LoRA setting).
+--levers: ours alone (LoRA), adding one lever at a time, with each one's effect.
+Last line: speedup_vs_trl=<trl/ours seconds> peak_rss_ratio=<ours/trl> peak_rss_mb=<ours>
+(LoRA setting).
 """
 
 from __future__ import annotations
@@ -68,13 +73,13 @@ def make_pairs(n: int, path: Path) -> None:
     write_jsonl(path, rows)
 
 
-def run_ours(pairs: Path, setting: str, out: Path) -> dict:
+def run_ours(pairs: Path, setting: str, out: Path, overrides: dict) -> dict:
     from rpo_bench.train import TrainConfig, train
 
     cfg = TrainConfig(
         out=str(out), loss="dpo", beta=BETA, lora=LORA if setting == "lora" else None,
         lr=LR[setting], batch_size=BATCH, max_length=MAX_LENGTH, warmup_ratio=0.1,
-        log_every=10**6,
+        log_every=10**6, **overrides,
     )  # fmt: skip
     result = train(pairs, cfg, quiet=True)
     return {
@@ -84,7 +89,7 @@ def run_ours(pairs: Path, setting: str, out: Path) -> dict:
     }
 
 
-def run_trl(pairs: Path, setting: str, out: Path) -> dict:
+def run_trl(pairs: Path, setting: str, out: Path, overrides: dict) -> dict:
     from datasets import Dataset
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
@@ -115,6 +120,39 @@ def run_trl(pairs: Path, setting: str, out: Path) -> dict:
     return {"seconds": time.perf_counter() - began}
 
 
+# Ours with one more lever at a time (the last row is the trainer's default).
+LEVERS = (
+    ("float32, plain rows", {"bf16": False, "share_prompt": False, "grad_checkpointing": False}),
+    ("+ shared-prompt rows", {"bf16": False, "share_prompt": True, "grad_checkpointing": False}),
+    ("+ bf16 autocast", {"bf16": True, "share_prompt": True, "grad_checkpointing": False}),
+    (
+        "+ activation checkpointing",
+        {"bf16": True, "share_prompt": True, "grad_checkpointing": True},
+    ),
+)
+
+
+def plain_tokens(pairs: Path) -> int:
+    """Non-pad tokens of the plain workload: prompt + reply, for chosen and for rejected."""
+    from rpo_bench import models
+    from rpo_bench.train.data import read_pairs, tokenize_pairs
+
+    tok = models.load(models.DEFAULT_MODEL).tokenizer
+    encoded = tokenize_pairs(read_pairs(pairs), tok, MAX_LENGTH).pairs
+    return sum(2 * len(e.prompt_ids) + len(e.chosen_ids) + len(e.rejected_ids) for e in encoded)
+
+
+def launch(pairs: Path, who: str, setting: str, threads: int, overrides: dict) -> dict:
+    cmd = [sys.executable, __file__, "--worker", who, "--setting", setting,
+           "--pairs-file", str(pairs), "--threads", str(threads),
+           "--overrides", json.dumps(overrides)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode or not line:
+        sys.exit(f"{who}/{setting} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(line[-1][7:])
+
+
 def worker(args: argparse.Namespace) -> None:
     import torch
 
@@ -122,7 +160,9 @@ def worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         fn = run_ours if args.worker == "ours" else run_trl
-        report = fn(Path(args.pairs_file), args.setting, Path(tmp) / "out")
+        report = fn(
+            Path(args.pairs_file), args.setting, Path(tmp) / "out", json.loads(args.overrides)
+        )
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(report))
 
@@ -132,9 +172,11 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=256)
     parser.add_argument("--settings", default="lora,full")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--levers", action="store_true", help="each lever's effect (ours, LoRA)")
     parser.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--setting", help=argparse.SUPPRESS)
     parser.add_argument("--pairs-file", help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
@@ -142,18 +184,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pairs = Path(tmp) / "pairs.jsonl"
         make_pairs(args.pairs, pairs)
+        tokens = plain_tokens(pairs)
+        print(f"pairs={args.pairs} batch={BATCH} max_length={MAX_LENGTH} tokens/epoch={tokens}")
+        if args.levers:
+            return levers(pairs, tokens, args)
         results: dict[tuple[str, str], dict] = {}
         for setting in args.settings.split(","):
             for who in ("ours", "trl"):
-                cmd = [sys.executable, __file__, "--worker", who, "--setting", setting,
-                       "--pairs-file", str(pairs), "--threads", str(args.threads)]  # fmt: skip
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-                if proc.returncode or not line:
-                    sys.exit(f"{who}/{setting} failed:\n{proc.stderr[-3000:]}")
-                results[setting, who] = json.loads(line[-1][7:])
-    tokens = next(r["tokens"] for (_, w), r in results.items() if w == "ours")
-    print(f"pairs={args.pairs} batch={BATCH} max_length={MAX_LENGTH} tokens/epoch={tokens}")
+                results[setting, who] = launch(pairs, who, setting, args.threads, {})
     print(f"{'setting':8s} {'trainer':8s} {'seconds':>8s} {'pairs/s':>8s} {'tokens/s':>9s} "
           f"{'peak RSS MB':>11s}")  # fmt: skip
     for (setting, who), r in results.items():
@@ -167,8 +205,21 @@ def main() -> None:
     ours, trl = results[key, "ours"], results[key, "trl"]
     print(
         f"speedup_vs_trl={trl['seconds'] / ours['seconds']:.2f} "
-        f"peak_rss_ratio={ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}"
+        f"peak_rss_ratio={ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f} "
+        f"peak_rss_mb={ours['peak_rss_mb']:.0f}"
     )
+
+
+def levers(pairs: Path, tokens: int, args: argparse.Namespace) -> None:
+    print("| ours, LoRA | seconds | pairs/s | tokens/s | speedup vs previous row | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    previous = None
+    for name, overrides in LEVERS:
+        r = launch(pairs, "ours", "lora", args.threads, overrides)
+        gain = f"{previous / r['seconds']:.2f}x" if previous else "-"
+        print(f"| {name} | {r['seconds']:.1f} | {args.pairs / r['seconds']:.2f} | "
+              f"{tokens / r['seconds']:.0f} | {gain} | {r['peak_rss_mb']:.0f} |")  # fmt: skip
+        previous = r["seconds"]
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def _eval(args: argparse.Namespace) -> None:
         seed=args.seed,
         out=Path(args.out),
         metadata=metadata,
+        engine=args.engine,
     )
     print(summary["table"])
     print(f"results written to {args.out}/results.json ({summary['wall_seconds']} s)")
@@ -66,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--max-gen-toks", type=int, default=None, help="override the task's")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--engine",
+        default="hf",
+        choices=["hf", "fast", "fast_float32", "reference"],
+        help="hf: lm-eval's HF model (model.generate); others: lm-eval model rpo_fast with "
+        "that rollout engine (fast: in-place KV cache, bfloat16 where the CPU has it)",
+    )
     ev.add_argument("--out", default="runs/eval", help="folder for results.json and samples")
     ev.add_argument(
         "--data-dir", help="local data laid out like ../shared/data (else $RPO_BENCH_DATA)"

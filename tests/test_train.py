@@ -164,6 +164,7 @@ def test_nan_loss_names_the_step_and_keeps_the_checkpoint(tmp_path):
 
 def test_lora_reference_is_the_base_with_adapters_disabled(prepared_model_dir):
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from peft import LoraConfig, get_peft_model
 
     loaded = models.load(str(prepared_model_dir))
@@ -180,7 +181,10 @@ def test_lora_reference_is_the_base_with_adapters_disabled(prepared_model_dir):
             if "lora_B" in name:
                 p.normal_(0, 0.05)  # a trained adapter
     scorer = SequenceScorer(peft)
-    ref = reference_logps(scorer, batches, 2, Accelerator(cpu=True))
+    # float32 like `base`: accelerate's state is process-wide, and earlier train() calls
+    # may have set bf16 autocast (the CPU default where bfloat16 is native).
+    AcceleratorState._reset_state(reset_partial_state=True)
+    ref = reference_logps(scorer, batches, 2, Accelerator(cpu=True, mixed_precision="no"))
     torch.testing.assert_close(ref.T.flatten(), base.flatten()[[0, 1, 2, 3]], atol=1e-4, rtol=0)
     with torch.no_grad():
         adapted = scorer(batches[0].input_ids, batches[0].attention_mask, batches[0].reply_mask)

@@ -140,3 +140,38 @@ def test_margin_on_the_model_batch(setup):
         lo, _ = preference_loss(pair, g, "rpo", "outside_beta", BETA, 0.05)
         hi, _ = preference_loss(pair, g + 1, "rpo", "outside_beta", BETA, 0.05)
         assert hi.item() > lo.item()
+
+
+def test_shared_prompt_rows_equal_plain_rows(setup):
+    """`prompt|chosen|rejected` in one row (4D mask, restarted positions) gives the plain
+    path's log-probs, loss and gradients on the same pairs, float32."""
+    from rpo_bench.train.data import collate_shared
+
+    policy, _ = setup
+    tok = policy.tokenizer
+    encoded = [
+        Encoded(i, *encode(tok, prompt, c, r), margin=1 + i)
+        for i, (prompt, c, r) in enumerate(PAIRS)
+    ]
+    scorer = SequenceScorer(policy.model).eval()
+    results = []
+    for make in (collate, collate_shared):
+        batch = make(encoded, tok.pad_token_id)
+        policy.model.zero_grad(set_to_none=True)
+        logps = scorer(**batch.inputs("cpu"))
+        ref = logps.detach() - 0.1  # any fixed reference: the loss then depends on the policy
+        pair = PairLogps(*logps.chunk(2), *ref.chunk(2), *batch.reply_tokens.chunk(2))
+        loss, _ = preference_loss(pair, batch.margin, "rpo", "outside_beta", BETA, 0.05, 0.1)
+        loss.backward()
+        grads = {
+            n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None
+        }
+        results.append((logps.detach(), loss.detach(), grads, batch))
+    (lp_plain, loss_plain, g_plain, plain), (lp_shared, loss_shared, g_shared, shared) = results
+    assert shared.input_ids.shape[0] == len(PAIRS) and plain.input_ids.shape[0] == 2 * len(PAIRS)
+    assert torch.equal(plain.reply_tokens, shared.reply_tokens)
+    torch.testing.assert_close(lp_shared, lp_plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(loss_shared, loss_plain, atol=1e-6, rtol=1e-5)
+    assert g_plain.keys() == g_shared.keys() and len(g_plain) > 100
+    for name, g in g_plain.items():
+        torch.testing.assert_close(g_shared[name], g, atol=1e-5, rtol=1e-4, msg=name)

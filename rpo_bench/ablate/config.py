@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from rpo_bench.rollout.settings import ENGINES
+
 BASE = "base"  # the untrained model, evaluated once per model as the reference row
 HISTORY_CHOICES = ("best", "first")
 BACKENDS = ("hf", "vllm")
@@ -48,6 +50,9 @@ class Sampling:
     batch_size: int = 32
     seed: int = 0
     backend: str = "hf"  # hf (CPU or GPU) | vllm (GPU, the `gpu` extra)
+    # hf backend's engine, for sampling and evaluation alike (rollout.settings.ENGINES):
+    # fast (in-place KV cache, bfloat16 where the CPU has it) | fast_float32 | reference
+    engine: str = "fast"
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,7 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     _one_of(config.data.constraint_slot, SLOTS, f"{where}.data.constraint_slot")
     _one_of(config.sampling.history, HISTORY_CHOICES, f"{where}.sampling.history")
     _one_of(config.sampling.backend, BACKENDS, f"{where}.sampling.backend")
+    _one_of(config.sampling.engine, list(ENGINES), f"{where}.sampling.engine")
     _one_of(config.judge.kind, JUDGES, f"{where}.judge.kind")
     for i, task in enumerate(config.eval.tasks):
         _one_of(task, EVAL_TASKS, f"{where}.eval.tasks[{i}]")

@@ -211,15 +211,21 @@ class Runner:
 
     def _backend(self, model: str, cache: bool = True) -> Any:
         from rpo_bench.rollout.hf import HFBackend
+        from rpo_bench.rollout.settings import engine
 
         if self.cfg.sampling.backend == "vllm":
             from rpo_bench.rollout.vllm import VLLMBackend
 
             return VLLMBackend(model)
-        if not cache:
-            return HFBackend(model, batch_size=self.cfg.sampling.batch_size)
-        if model not in self._backends:
-            self._backends[model] = HFBackend(model, batch_size=self.cfg.sampling.batch_size)
+        if not cache or model not in self._backends:
+            backend = HFBackend(
+                model,
+                batch_size=self.cfg.sampling.batch_size,
+                engine=engine(self.cfg.sampling.engine),
+            )
+            if not cache:
+                return backend
+            self._backends[model] = backend
         return self._backends[model]
 
     def _judge(self) -> Any:

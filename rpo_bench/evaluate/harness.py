@@ -29,10 +29,12 @@ def run(
     seed: int = 0,
     out: Path | None = None,
     metadata: dict[str, Any] | None = None,
+    engine: str = "hf",
 ) -> dict[str, Any]:
     """Evaluate `model` on `tasks` through lm-eval (chat template applied); write
     results.json and one samples_<task>.jsonl per task under `out`. `metadata` reaches
-    the tasks (e.g. sysbench_multiturn's `judge` and `judge_args`)."""
+    the tasks (e.g. sysbench_multiturn's `judge` and `judge_args`). `engine`: `hf` is
+    lm-eval's HF model; any rollout engine name runs lm-eval model `rpo_fast` with it."""
     if not (TASKS_DIR / "ifeval_local").is_dir():
         raise FileNotFoundError(
             f"task definitions not found at {TASKS_DIR}: install rpo_bench from its checkout "
@@ -55,11 +57,20 @@ def run(
         "seed": seed,
         "apply_chat_template": True,
         "metadata": metadata,
+        "engine": engine,
     }
     started = time.time()
+    model_args: dict[str, Any] = {"pretrained": path, "dtype": "float32"}
+    lm_name = "hf"
+    if engine != "hf":
+        from rpo_bench.rollout import lm_eval_model
+        from rpo_bench.rollout.settings import engine as resolve_engine
+
+        lm_name, model_args["engine"] = lm_eval_model.NAME, engine
+        config["engine_settings"] = resolve_engine(engine).to_dict()
     results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={"pretrained": path, "dtype": "float32"},
+        model=lm_name,
+        model_args=model_args,
         device="cuda" if torch.cuda.is_available() else "cpu",
         tasks=tasks,
         task_manager=TaskManager(include_path=str(TASKS_DIR), metadata=metadata),

@@ -4,17 +4,22 @@ The decode loop is our own rather than `model.generate` for one reason: a row th
 has finished (end of turn) leaves the batch and its KV cache at once, so short
 replies stop costing compute while long ones finish. With n samples per prompt the
 prompt is prefilled once and its cache copied n times.
+
+The `Engine` picks the KV cache and the dtype: `REFERENCE` is transformers'
+DynamicCache in float32; `FAST` (the pipeline's CPU default) writes the cache in place
+(`rollout.kv`) and runs in bfloat16. `benchmarks/rollout.py` measures both.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from rpo_bench.rollout.settings import GenerationSettings
+from rpo_bench.rollout.settings import REFERENCE, Engine, GenerationSettings
 
 Message = dict[str, str]
 PREFILL_ROWS = 4  # prompts prefilled together; decoding batches them all
@@ -24,14 +29,31 @@ class HFBackend:
     """A local transformers model; prompts of similar length are batched together."""
 
     def __init__(
-        self, model: str | Any = "smollm2-135m", tokenizer: Any = None, batch_size: int = 32
+        self,
+        model: str | Any = "smollm2-135m",
+        tokenizer: Any = None,
+        batch_size: int = 32,
+        engine: Engine = REFERENCE,
     ):
         if isinstance(model, str):
             from rpo_bench import models
 
             loaded = models.load(model)
             model, tokenizer = loaded.model, loaded.tokenizer
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        if engine != REFERENCE:
+            # A copy: the caller's model (which may be trained next) keeps its dtype and
+            # attention; a 135M model costs half a GB in float32.
+            from rpo_bench.rollout.kv import ATTENTION
+
+            model = copy.deepcopy(model).to(getattr(torch, engine.dtype))
+            if engine.kv_cache == "reserved":
+                model.set_attn_implementation(ATTENTION)
+        self.model, self.tokenizer, self.batch_size, self.engine = (
+            model,
+            tokenizer,
+            batch_size,
+            engine,
+        )
         self.model.eval()
         eos = model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id]
@@ -41,11 +63,18 @@ class HFBackend:
         self, chats: Sequence[Sequence[Message]], settings: GenerationSettings
     ) -> list[list[str]]:
         """`settings.n` replies per chat, in order."""
+        prompts = [
+            self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+            for c in chats
+        ]
+        return self.generate_texts(prompts, settings)
+
+    def generate_texts(
+        self, prompts: Sequence[str], settings: GenerationSettings
+    ) -> list[list[str]]:
+        """`settings.n` continuations per rendered prompt (chat template already applied)."""
         tok = self.tokenizer
         tok.padding_side = "left"  # new tokens must follow every prompt directly
-        prompts = [
-            tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats
-        ]
         # Similar lengths batch together, so little compute goes to padding.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         replies: list[list[str]] = [[] for _ in prompts]
@@ -59,7 +88,7 @@ class HFBackend:
                 add_special_tokens=False,
             ).to(self.model.device)
             with torch.inference_mode():
-                tokens = self._decode(
+                tokens = self.decode(
                     batch["input_ids"], batch["attention_mask"], settings, generator
                 )
             texts = tok.batch_decode(tokens, skip_special_tokens=True)
@@ -67,7 +96,7 @@ class HFBackend:
                 replies[i] = texts[j * settings.n : (j + 1) * settings.n]
         return replies
 
-    def _decode(
+    def decode(
         self,
         ids: torch.Tensor,
         mask: torch.Tensor,
@@ -83,6 +112,11 @@ class HFBackend:
             position = position.repeat_interleave(n, 0)
             cache.batch_repeat_interleave(n)
         position = position[:, -1:]
+        if self.engine.kv_cache == "reserved":
+            from rpo_bench.rollout.kv import ReservedCache
+
+            cache = ReservedCache([(x.keys, x.values) for x in cache.layers])
+            mask = F.pad(mask, (0, cache.capacity - mask.shape[1]))
         live = torch.arange(ids.shape[0] * n, device=ids.device)
         tokens: list[list[int]] = [[] for _ in range(len(live))]
         for step in range(settings.max_new_tokens):
@@ -95,7 +129,7 @@ class HFBackend:
             if keep.numel() < live.numel():
                 live, new, mask, position = live[keep], new[keep], mask[keep], position[keep]
                 cache.batch_select_indices(keep)
-            mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
+            mask = _next_mask(mask, cache)
             position = position + 1
             logits = self._forward(new[:, None], mask, position, cache)
         return tokens
@@ -135,6 +169,17 @@ class HFBackend:
             logits_to_keep=1,
         )
         return out.logits[:, -1].float()
+
+
+def _next_mask(mask: torch.Tensor, cache: Any) -> torch.Tensor:
+    """The attention mask with the next token's slot switched on."""
+    from rpo_bench.rollout.kv import ReservedCache
+
+    if not isinstance(cache, ReservedCache):
+        return torch.cat([mask, mask.new_ones(len(mask), 1)], dim=1)
+    mask = F.pad(mask, (0, cache.make_room(1)))
+    mask[:, cache.length] = 1
+    return mask
 
 
 def _pick(logits: torch.Tensor, s: GenerationSettings, generator: torch.Generator) -> torch.Tensor:

@@ -21,3 +21,45 @@ class GenerationSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How a local transformers model decodes (not what it samples); recorded with results.
+
+    `kv_cache`: `reserved` writes each token's keys and values in place (`rollout.kv`),
+    `dynamic` is transformers' DynamicCache. `dtype`: the weights' and activations' type;
+    bfloat16 uses the CPU's AVX512-BF16 matmuls and changes some greedy replies.
+    """
+
+    kv_cache: str = "dynamic"
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.kv_cache not in ("dynamic", "reserved") or self.dtype not in DTYPES:
+            raise ValueError(
+                f"engine: kv_cache must be dynamic|reserved and dtype {'|'.join(DTYPES)}: {self}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DTYPES = ("float32", "bfloat16")
+REFERENCE = Engine()  # the plain transformers decode loop in float32
+FAST = Engine(kv_cache="reserved", dtype="bfloat16")  # the CPU default of the pipeline
+ENGINES = {"reference": REFERENCE, "fast": FAST, "fast_float32": Engine("reserved", "float32")}
+
+
+def engine(name: str) -> Engine:
+    """The engine called `name`; `fast` runs in float32 on a CPU without native bfloat16."""
+    if name not in ENGINES:
+        raise ValueError(f"engine {name!r}: choose one of {', '.join(ENGINES)}")
+    if name == "fast":
+        import torch
+
+        from rpo_bench.cpu import native_bf16
+
+        if not torch.cuda.is_available() and not native_bf16():
+            return ENGINES["fast_float32"]
+    return ENGINES[name]

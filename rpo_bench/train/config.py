@@ -46,8 +46,11 @@ class TrainConfig:
     grad_accum: int = 1
     warmup_ratio: float = 0.1
     max_length: int = 1024
-    grad_checkpointing: bool = False
-    bf16: bool | None = None  # None: bf16 autocast where CUDA supports it
+    grad_checkpointing: bool = True  # per layer; on CPU it cost ~4% and saved ~2/3 of RSS
+    # None: bf16 autocast where CUDA supports it, or on a CPU with native bf16 matmuls
+    bf16: bool | None = None
+    # Chosen and rejected share one row `prompt|chosen|rejected`: the prompt runs once.
+    share_prompt: bool = True
     seed: int = 0
     save_every: int = 0  # checkpoint every N optimizer steps; 0: only at the end
     max_steps: int | None = None  # stop after N steps; the schedule still spans all epochs

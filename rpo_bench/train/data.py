@@ -150,18 +150,32 @@ def tokenize_pairs(pairs: list[Pair], tokenizer: Any, max_length: int) -> Tokeni
 
 @dataclass
 class Batch:
-    """Chosen rows first, then rejected rows, in one right-padded tensor (one forward)."""
+    """One forward's worth of pairs; log-probs come out chosen first, then rejected.
+
+    Plain: 2B right-padded rows, `prompt|chosen` then `prompt|rejected`.
+    Shared prompt: B rows `prompt|chosen|rejected`; a 4D mask keeps the rejected reply
+    from seeing the chosen one, and its positions restart after the prompt, so each
+    reply is scored exactly as in its own row while the prompt is computed once.
+    """
 
     index: torch.Tensor  # [B] pair indices
-    input_ids: torch.Tensor  # [2B, T]
-    attention_mask: torch.Tensor  # [2B, T]
-    reply_mask: torch.Tensor  # [2B, T] 1 on the scored reply tokens
+    input_ids: torch.Tensor  # plain [2B, T]; shared [B, T]
+    attention_mask: torch.Tensor  # plain [2B, T]; shared [B, 1, T, T] bool, True = attend
+    reply_mask: torch.Tensor  # plain: [2B, T] 1 on the scored reply tokens; shared: unused
     margin: torch.Tensor  # [B] float
     tokens: int  # non-pad tokens
+    reply_tokens: torch.Tensor | None = None  # [2B] scored tokens per reply
+    position_ids: torch.Tensor | None = None  # shared: [B, T]
+    scored: torch.Tensor | None = None  # shared: [N, 4] (row, source pos, target pos, output)
 
     @property
     def size(self) -> int:
         return len(self.index)
+
+    def inputs(self, device: torch.device | str) -> dict[str, torch.Tensor]:
+        """The scorer's keyword arguments on `device`."""
+        names = ("input_ids", "attention_mask", "reply_mask", "position_ids", "scored")
+        return {n: getattr(self, n).to(device) for n in names if getattr(self, n) is not None}
 
 
 def collate(pairs: list[Encoded], pad_id: int) -> Batch:
@@ -184,10 +198,49 @@ def collate(pairs: list[Encoded], pad_id: int) -> Batch:
         reply_mask=reply,
         margin=torch.tensor([float(e.margin) for e in pairs]),
         tokens=int(attn.sum()),
+        reply_tokens=reply.sum(1),
     )
 
 
-def make_batches(pairs: list[Encoded], batch_size: int, pad_id: int, seed: int) -> list[Batch]:
+def collate_shared(pairs: list[Encoded], pad_id: int) -> Batch:
+    """One row `prompt|chosen|rejected` per pair (see `Batch`)."""
+    width = max(len(e.prompt_ids) + len(e.chosen_ids) + len(e.rejected_ids) for e in pairs)
+    n = len(pairs)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    position = torch.zeros((n, width), dtype=torch.long)
+    # Padding rows attend causally to everything: never scored, but no all-masked row (NaN).
+    mask = torch.ones(width, width, dtype=torch.bool).tril().repeat(n, 1, 1, 1)
+    scored, reply_tokens = [], torch.zeros(2 * n, dtype=torch.long)
+    for row, e in enumerate(pairs):
+        p, c, r = len(e.prompt_ids), len(e.chosen_ids), len(e.rejected_ids)
+        ids[row, : p + c + r] = torch.tensor(e.prompt_ids + e.chosen_ids + e.rejected_ids)
+        position[row, : p + c] = torch.arange(p + c)
+        position[row, p + c : p + c + r] = torch.arange(p, p + r)
+        position[row, p + c + r :] = torch.arange(p + r, p + r + width - (p + c + r))
+        mask[row, 0, p + c : p + c + r, p : p + c] = False  # rejected never sees chosen
+        # position t predicts token t+1; the first token of each reply is predicted by the
+        # prompt's last position
+        for k in range(c):
+            scored.append((row, p - 1 + k, p + k, row))
+        for k in range(r):
+            scored.append((row, p - 1 if k == 0 else p + c + k - 1, p + c + k, n + row))
+        reply_tokens[row], reply_tokens[n + row] = c, r
+    return Batch(
+        index=torch.tensor([e.index for e in pairs]),
+        input_ids=ids,
+        attention_mask=mask,
+        reply_mask=torch.zeros(0),
+        margin=torch.tensor([float(e.margin) for e in pairs]),
+        tokens=sum(len(e.prompt_ids) + len(e.chosen_ids) + len(e.rejected_ids) for e in pairs),
+        reply_tokens=reply_tokens,
+        position_ids=position,
+        scored=torch.tensor(scored, dtype=torch.long),
+    )
+
+
+def make_batches(
+    pairs: list[Encoded], batch_size: int, pad_id: int, seed: int, share_prompt: bool = False
+) -> list[Batch]:
     """Length-sorted batches (near-equal lengths, little padding); ties broken by the seed.
 
     The batches are fixed for the run (so reference log-probs are computed in the same
@@ -195,7 +248,8 @@ def make_batches(pairs: list[Encoded], batch_size: int, pad_id: int, seed: int) 
     """
     rng = random.Random(seed)
     keyed = sorted(pairs, key=lambda e: (e.length, rng.random()))
-    return [collate(keyed[i : i + batch_size], pad_id) for i in range(0, len(keyed), batch_size)]
+    make = collate_shared if share_prompt else collate
+    return [make(keyed[i : i + batch_size], pad_id) for i in range(0, len(keyed), batch_size)]
 
 
 def epoch_order(n_batches: int, seed: int, epoch: int) -> list[int]:

@@ -38,19 +38,32 @@ class SequenceScorer(nn.Module):
         self.model = model
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, reply_mask: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        reply_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        scored: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Summed reply log-probs per sequence: plain rows, or (with `scored`) the chosen
+        then rejected replies of shared-prompt rows (`data.collate_shared`)."""
         lm = causal_lm(self.model)
         backbone = getattr(lm, lm.base_model_prefix)
         head = lm.get_output_embeddings()
         hidden = backbone(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
         ).last_hidden_state
-        # position t predicts token t+1: score hidden[t] against input_ids[t+1] on reply tokens
-        scored = reply_mask[:, 1:].bool()
-        rows = scored.nonzero()[:, 0]
-        h = hidden[:, :-1][scored]
-        targets = input_ids[:, 1:][scored]
+        if scored is None:
+            # position t predicts token t+1: score hidden[t] against input_ids[t+1] on replies
+            where = reply_mask[:, 1:].bool()
+            rows, n_out = where.nonzero()[:, 0], len(input_ids)
+            h, targets = hidden[:, :-1][where], input_ids[:, 1:][where]
+        else:
+            row, source, target, rows = scored.unbind(1)
+            h, targets, n_out = hidden[row, source], input_ids[row, target], 2 * len(input_ids)
         chunk = max(1, LOGIT_ELEMENTS_PER_CHUNK // head.out_features)
         parts = []
         for start in range(0, len(h), chunk):
@@ -60,5 +73,4 @@ class SequenceScorer(nn.Module):
             else:
                 parts.append(_token_logps(*args))
         token_logps = torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float32)
-        out = token_logps.new_zeros(len(input_ids))
-        return out.index_add(0, rows, token_logps)
+        return token_logps.new_zeros(n_out).index_add(0, rows, token_logps)

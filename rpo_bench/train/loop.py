@@ -54,11 +54,10 @@ def plan(run: Run, start: int, stop: int) -> Iterator[tuple[int, int, list[Batch
 
 def batch_loss(run: Run, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
     device = run.accelerator.device
-    mask = batch.reply_mask.to(device)
     with run.accelerator.autocast():
-        logps = run.scorer(batch.input_ids.to(device), batch.attention_mask.to(device), mask)
+        logps = run.scorer(**batch.inputs(device))
     chosen, rejected = logps.float().chunk(2)
-    tokens_c, tokens_r = mask.sum(1).chunk(2)
+    tokens_c, tokens_r = batch.reply_tokens.to(device).chunk(2)
     ref = run.ref[batch.index].to(device)
     pair = PairLogps(chosen, rejected, ref[:, 0], ref[:, 1], tokens_c, tokens_r)
     cfg = run.cfg

@@ -48,7 +48,11 @@ class TrainResult:
 def _bf16(cfg: TrainConfig) -> bool:
     if cfg.bf16 is not None:
         return cfg.bf16
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    from rpo_bench.cpu import native_bf16
+
+    return native_bf16()
 
 
 def _sharded(acc: Any) -> bool:
@@ -84,11 +88,7 @@ def reference_logps(run_scorer: Any, batches: list[Batch], n_pairs: int, acc: An
     with context:
         for batch in batches:
             with acc.autocast():
-                logps = run_scorer(
-                    batch.input_ids.to(acc.device),
-                    batch.attention_mask.to(acc.device),
-                    batch.reply_mask.to(acc.device),
-                )
+                logps = run_scorer(**batch.inputs(acc.device))
             ref[batch.index] = torch.stack(logps.float().cpu().chunk(2), dim=1)
     return ref
 
@@ -144,7 +144,9 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
     tokenizer, model = loaded.tokenizer, loaded.model
     rows = read_pairs(pairs)
     tokenized = tokenize_pairs(rows, tokenizer, cfg.max_length)
-    batches = make_batches(tokenized.pairs, cfg.batch_size, tokenizer.pad_token_id, cfg.seed)
+    batches = make_batches(
+        tokenized.pairs, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, cfg.share_prompt
+    )
     # each process keeps a fixed, equal share (equal counts keep DDP/ZeRO-3 in lockstep)
     world, rank = acc.num_processes, acc.process_index
     batches = batches[rank : len(batches) // world * world : world]
