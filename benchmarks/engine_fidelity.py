@@ -1,11 +1,11 @@
-"""Does bfloat16 change IFEval scores? The fast engine in float32 vs bfloat16, all 541 prompts.
+"""Does bfloat16 change IFEval scores? The fast engine (bfloat16) vs float32, all 541 prompts.
 
 Greedy, 256 new tokens, the embedded model, the same scorer as `ifeval_local`. Prints both
 engines' four IFEval metrics, the share of identical replies, and each metric's
 difference (bfloat16 - float32) with its 95% paired bootstrap interval over prompts
 (prompt-level: per prompt 0/1; instruction-level: each prompt's share followed; overall:
-their mean per prompt). float32 here is the fast engine, whose replies equal the
-reference loop's (benchmarks/rollout.py, tests/test_fast_engine.py).
+their mean per prompt). float32 here is the in-place-cache engine, whose replies
+equal the reference loop's (benchmarks/rollout.py, tests/test_fast_engine.py).
 
     .venv/bin/python benchmarks/engine_fidelity.py [--limit N]
 """
@@ -37,12 +37,12 @@ def main() -> None:
     loaded = models.load(models.DEFAULT_MODEL)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
     rows = {}
-    for name in ("fast_float32", "fast"):
+    for name in ("inplace_float32", "fast"):
         backend = HFBackend(loaded.model, loaded.tokenizer, batch_size=32, engine=ENGINES[name])
         began = time.perf_counter()
         rows[name] = single_turn("ifeval_local", backend, settings, args.limit)
         print(f"{name}: {len(rows[name])} prompts in {time.perf_counter() - began:.0f} s")
-    f32, b16 = rows["fast_float32"], rows["fast"]
+    f32, b16 = rows["inplace_float32"], rows["fast"]
     same = np.mean([a["reply"] == b["reply"] for a, b in zip(f32, b16, strict=True)])
     print(f"identical replies: {same:.1%}")
     agg = {name: aggregate(r) for name, r in rows.items()}
@@ -54,7 +54,7 @@ def main() -> None:
         else:
             a, b = [per_prompt(r, metric) for r in b16], [per_prompt(r, metric) for r in f32]
         d, lo, hi = paired_bootstrap(a, b, n_boot=2000)
-        f32_score, b16_score = (100 * agg[name][metric] for name in ("fast_float32", "fast"))
+        f32_score, b16_score = (100 * agg[name][metric] for name in ("inplace_float32", "fast"))
         print(
             f"| {metric} | {f32_score:.1f} | {b16_score:.1f} | {100 * d:+.2f} "
             f"| [{100 * lo:+.2f}, {100 * hi:+.2f}] | {lo <= 0 <= hi} |"

@@ -5,8 +5,9 @@
 - naive_batch1: each conversation played alone at batch 1 (reference engine);
 - hf_batched: every live conversation of a turn in one batch, transformers'
   DynamicCache, float32 (the batched loop before the fast engine);
-- fast_float32: the same loop with the in-place KV cache and grouped decode attention;
-- fast_bfloat16: that, in bfloat16 (the pipeline's CPU default).
+- inplace_float32: the same loop with the in-place KV cache and grouped decode attention;
+- fast_float32: that, reusing each finished turn's keys and values for the next turn;
+- fast_bfloat16: that, in bfloat16 (the pipeline's CPU default, `fast`).
 Each engine's share of peak is its model FLOP/s (2 FLOP per weight per generated
 token; prompt tokens are not counted) over the measured matmul peak of its dtype.
 Agreement: the share of replies (and of reply tokens, position by position) identical
@@ -81,6 +82,7 @@ def main() -> None:
     if not args.skip_naive:
         runs.append(("naive_batch1", 1, ENGINES["reference"]))
     runs += [
+        ("inplace_float32", N_CONVERSATIONS, ENGINES["inplace_float32"]),
         ("fast_float32", N_CONVERSATIONS, ENGINES["fast_float32"]),
         ("fast_bfloat16", N_CONVERSATIONS, ENGINES["fast"]),
     ]

@@ -9,6 +9,9 @@ checkpointing; ours with bf16 autocast (a CPU with native bfloat16), shared-prom
 and activation checkpointing. Each run is its own subprocess, so peak RSS is its own.
 Timed: tokenization + (reference pass) + training; model load and final save excluded.
 tokens/s counts the plain workload (prompt + reply of both sequences of a pair) for all.
+Share of peak: model FLOPs of that workload (reference pass 2N per token, training 6N
+full or 4N LoRA, N = parameters; recomputation not counted) per second, over this run's
+measured matmul peak in the trainer's dtype (bfloat16 for ours with autocast, else float32).
 
     .venv/bin/python benchmarks/train.py [--pairs 256] [--levers]
 
@@ -27,6 +30,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak import peaks
+
+from rpo_bench.cpu import native_bf16
 
 BATCH, MAX_LENGTH, BETA = 8, 512, 0.1
 LR = {"lora": 5e-4, "full": 1e-5}
@@ -132,6 +139,14 @@ LEVERS = (
 )
 
 
+N_PARAMS = 134_515_008  # SmolLM2-135M (tied embeddings counted once)
+
+
+def flops(tokens: int, setting: str) -> float:
+    """Model FLOPs of one epoch: reference forward + training forward/backward."""
+    return tokens * N_PARAMS * (2 + (6 if setting == "full" else 4))
+
+
 def plain_tokens(pairs: Path) -> int:
     """Non-pad tokens of the plain workload: prompt + reply, for chosen and for rejected."""
     from rpo_bench import models
@@ -185,18 +200,22 @@ def main() -> None:
         pairs = Path(tmp) / "pairs.jsonl"
         make_pairs(args.pairs, pairs)
         tokens = plain_tokens(pairs)
-        print(f"pairs={args.pairs} batch={BATCH} max_length={MAX_LENGTH} tokens/epoch={tokens}")
+        peak = peaks()
+        print(f"pairs={args.pairs} batch={BATCH} max_length={MAX_LENGTH} tokens/epoch={tokens} "
+              + " ".join(f"matmul_peak_{k}={v:.0f}GFLOP/s" for k, v in peak.items()))  # fmt: skip
         if args.levers:
             return levers(pairs, tokens, args)
         results: dict[tuple[str, str], dict] = {}
         for setting in args.settings.split(","):
             for who in ("ours", "trl"):
                 results[setting, who] = launch(pairs, who, setting, args.threads, {})
-    print(f"{'setting':8s} {'trainer':8s} {'seconds':>8s} {'pairs/s':>8s} {'tokens/s':>9s} "
-          f"{'peak RSS MB':>11s}")  # fmt: skip
+    print("| setting | trainer | seconds | pairs/s | tokens/s | share of peak | peak RSS MB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for (setting, who), r in results.items():
-        print(f"{setting:8s} {who:8s} {r['seconds']:8.1f} {args.pairs / r['seconds']:8.2f} "
-              f"{tokens / r['seconds']:9.0f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
+        dtype = "bfloat16" if who == "ours" and native_bf16() else "float32"
+        share = flops(tokens, setting) / r["seconds"] / 1e9 / peak[dtype]
+        print(f"| {setting} | {who} | {r['seconds']:.1f} | {args.pairs / r['seconds']:.2f} | "
+              f"{tokens / r['seconds']:.0f} | {share:.1%} | {r['peak_rss_mb']:.0f} |")  # fmt: skip
     for setting in args.settings.split(","):
         ours, trl = results[setting, "ours"], results[setting, "trl"]
         print(f"{setting}: speedup_vs_trl={trl['seconds'] / ours['seconds']:.2f} "

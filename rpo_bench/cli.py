@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--engine",
         default="hf",
-        choices=["hf", "fast", "fast_float32", "reference"],
+        choices=["hf", "fast", "fast_float32", "inplace_float32", "reference"],
         help="hf: lm-eval's HF model (model.generate); others: lm-eval model rpo_fast with "
         "that rollout engine (fast: in-place KV cache, bfloat16 where the CPU has it)",
     )

@@ -36,11 +36,13 @@ def loaded(prepared_model_dir):
     return models.load(str(prepared_model_dir))
 
 
-def test_float32_fast_engine_gives_the_reference_replies(loaded):
+def test_inplace_float32_engine_gives_the_reference_replies(loaded):
     # 80 new tokens cross the first growth of the reserved buffer (ROOM slots).
     assert 80 > kv.ROOM
     reference = HFBackend(loaded.model, loaded.tokenizer, batch_size=6)
-    fast = HFBackend(loaded.model, loaded.tokenizer, batch_size=6, engine=ENGINES["fast_float32"])
+    fast = HFBackend(
+        loaded.model, loaded.tokenizer, batch_size=6, engine=ENGINES["inplace_float32"]
+    )
     for settings in (
         GenerationSettings(max_new_tokens=80),
         GenerationSettings(temperature=0.8, top_p=0.9, max_new_tokens=80, seed=3, n=2),
@@ -81,7 +83,8 @@ def test_bfloat16_engine_copies_the_model_and_is_deterministic(loaded):
 
 def test_engine_names_and_errors():
     assert engine("reference") == Engine("dynamic", "float32")
-    assert engine("fast_float32") == Engine("reserved", "float32")
+    assert engine("inplace_float32") == Engine("reserved", "float32")
+    assert engine("fast_float32") == Engine("reserved", "float32", reuse_prefix=True)
     assert engine("fast").kv_cache == "reserved"
     with pytest.raises(ValueError, match="choose one of"):
         engine("turbo")
@@ -90,11 +93,11 @@ def test_engine_names_and_errors():
 
 
 def test_lm_eval_rpo_fast_logs_the_hf_models_replies(prepared_model_dir):
-    """`rpo_fast` (float32 fast engine) and lm-eval's `hf`: the same replies, the same scores."""
+    """`rpo_fast` (in-place float32 engine) and `hf`: the same replies, the same scores."""
     from rpo_bench.rollout import lm_eval_model
 
     outputs = {}
-    for name, args in (("hf", {}), (lm_eval_model.NAME, {"engine": "fast_float32"})):
+    for name, args in (("hf", {}), (lm_eval_model.NAME, {"engine": "inplace_float32"})):
         out = lm_eval.simple_evaluate(
             model=name,
             model_args={"pretrained": str(prepared_model_dir), "dtype": "float32", **args},
@@ -113,3 +116,36 @@ def test_lm_eval_rpo_fast_logs_the_hf_models_replies(prepared_model_dir):
     assert [s["resps"] for s in fast] == [s["resps"] for s in hf]
     assert all(s["resps"][0][0].strip() for s in hf)
     assert outputs["hf"]["results"] == outputs[lm_eval_model.NAME]["results"]
+
+
+def test_reused_prefix_gives_the_fresh_prefill(loaded):
+    """Turn 2 started from turn 1's remembered keys and values: the same next-token logits
+    as prefilling it from scratch, and the same greedy conversation (float32)."""
+    from rpo_bench.rollout.multiturn import Conversation, play
+
+    convs = [Conversation(str(i), [q, "Now say it again in one short sentence."])
+             for i, q in enumerate(QUESTIONS[:4])]  # fmt: skip
+    settings = GenerationSettings(max_new_tokens=40)
+    plain = HFBackend(loaded.model, loaded.tokenizer, engine=ENGINES["inplace_float32"])
+    reusing = HFBackend(loaded.model, loaded.tokenizer, engine=ENGINES["fast_float32"])
+    assert play(reusing, convs, settings) == play(plain, convs, settings)
+    store = reusing.prefixes
+    assert store.reused_tokens > 0.5 * store.looked_up_tokens  # most of turn 2 was reused
+    # Logits of the turn-2 prompts: reused prefix vs a fresh prefill.
+    history = play(plain, convs, settings)
+    tok = loaded.tokenizer
+    prompts = [
+        tok.apply_chat_template(
+            [{"role": "user", "content": c.turns[0]}, {"role": "assistant", "content": h[0][0]},
+             {"role": "user", "content": c.turns[1]}],
+            add_generation_prompt=True, return_dict=True,
+        )["input_ids"]
+        for c, h in zip(convs, history, strict=True)
+    ]  # fmt: skip
+    with torch.inference_mode():
+        fresh = plain._prefill(prompts)
+        before = store.reused_tokens
+        reused = reusing._prefill(prompts)
+    assert store.reused_tokens > before
+    torch.testing.assert_close(reused[0], fresh[0], atol=2e-4, rtol=1e-4)
+    assert torch.equal(reused[3], fresh[3])  # last positions

@@ -55,6 +55,11 @@ class HFBackend:
             engine,
         )
         self.model.eval()
+        self.prefixes = None  # rollout.prefix.PrefixStore where the engine reuses prefixes
+        if engine.reuse_prefix:
+            from rpo_bench.rollout.prefix import PrefixStore
+
+            self.prefixes = PrefixStore()
         eos = model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id]
         self.eos = torch.tensor(eos, device=model.device)
@@ -104,27 +109,31 @@ class HFBackend:
         generator: torch.Generator,
     ) -> list[list[int]]:
         """New token ids per (prompt, sample), row-major; finished rows leave the batch."""
-        position = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding shifts positions
-        logits, cache = self._prefill(ids, mask, position)
+        prompts = [row[m.bool()].tolist() for row, m in zip(ids, mask, strict=True)]
+        logits, cache, mask, position = self._prefill(prompts)
         n = settings.n
         if n > 1:
             logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
             position = position.repeat_interleave(n, 0)
             cache.batch_repeat_interleave(n)
-        position = position[:, -1:]
         if self.engine.kv_cache == "reserved":
             from rpo_bench.rollout.kv import ReservedCache
 
             cache = ReservedCache([(x.keys, x.values) for x in cache.layers])
             mask = F.pad(mask, (0, cache.capacity - mask.shape[1]))
-        live = torch.arange(ids.shape[0] * n, device=ids.device)
+        live = torch.arange(len(prompts) * n, device=ids.device)
         tokens: list[list[int]] = [[] for _ in range(len(live))]
         for step in range(settings.max_new_tokens):
             new = _pick(logits, settings, generator)
             for row, t in zip(live.tolist(), new.tolist(), strict=True):
                 tokens[row].append(t)
-            keep = (~torch.isin(new, self.eos)).nonzero().squeeze(1)
-            if step + 1 == settings.max_new_tokens or keep.numel() == 0:
+            going = torch.isin(new, self.eos)
+            if step + 1 == settings.max_new_tokens:
+                going[:] = True
+            if self.prefixes is not None and going.any():
+                self._remember(going.nonzero().squeeze(1), live, mask, cache, prompts, tokens, n)
+            keep = (~going).nonzero().squeeze(1)
+            if keep.numel() == 0:
                 break
             if keep.numel() < live.numel():
                 live, new, mask, position = live[keep], new[keep], mask[keep], position[keep]
@@ -134,30 +143,67 @@ class HFBackend:
             logits = self._forward(new[:, None], mask, position, cache)
         return tokens
 
-    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, position: torch.Tensor):
-        """Prompt logits and KV cache, computed `PREFILL_ROWS` rows at a time.
+    def _remember(self, rows, live, mask, cache, prompts, tokens, n) -> None:
+        """Keep the keys and values of finished rows (prompt + reply so far) for reuse."""
+        from rpo_bench.rollout.prefix import Prefix
 
-        Rows arrive sorted by length, so each small group is trimmed to its own longest
-        prompt: padding costs next to nothing, while decoding still runs as one batch. Each
-        group's cache is left-padded back to the batch's width (masked, never attended).
+        for row in rows.tolist():
+            seq = live[row].item()
+            slots = mask[row].bool()
+            layers = [(x.keys[row][:, slots], x.values[row][:, slots]) for x in cache.layers]
+            # the last sampled token was never fed, so it has no keys or values
+            prompt = prompts[seq // n]
+            ids = prompt + tokens[seq][:-1]
+            assert len(ids) == int(slots.sum()), "KV slots and tokens disagree"
+            self.prefixes.add(Prefix(ids, len(prompt), layers))
+
+    def _prefill(self, prompts: list[list[int]]):
+        """Logits, KV cache, attention mask and last position of each prompt.
+
+        Prompts arrive sorted by length and are prefilled `PREFILL_ROWS` at a time, each
+        group padded only to its own longest prompt: padding costs next to nothing, while
+        decoding still runs as one batch. A prompt that starts with a remembered sequence
+        (`rollout.prefix`) takes its keys and values and computes only the rest; a row
+        then reads [padding | reused | padding | new]. Each group's cache is left-padded
+        back to the batch's width (masked, never attended).
         """
         from transformers import DynamicCache
 
-        width, logits, layers = ids.shape[1], [], []
-        for start in range(0, ids.shape[0], PREFILL_ROWS):
-            rows = slice(start, start + PREFILL_ROWS)
-            cut = int((mask[rows].sum(0) == 0).sum())  # leading columns that are all padding
+        pad_id = self.tokenizer.pad_token_id
+        device, groups = self.model.device, []
+        for start in range(0, len(prompts), PREFILL_ROWS):
+            rows = prompts[start : start + PREFILL_ROWS]
+            found = [self.prefixes.match(p) if self.prefixes else (0, None) for p in rows]
+            reused = [k for k, _ in found]
+            fresh = [len(p) - k for p, k in zip(rows, reused, strict=True)]
+            past, width = max(reused), max(fresh)
+            ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), past + width), dtype=torch.long)
+            position = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, (p, k, m) in enumerate(zip(rows, reused, fresh, strict=True)):
+                ids[i, width - m :] = torch.tensor(p[k:])
+                mask[i, past - k : past] = 1
+                mask[i, past + width - m :] = 1
+                position[i, width - m :] = torch.arange(k, len(p))
             part = DynamicCache(config=self.model.config)
-            logits.append(
-                self._forward(ids[rows, cut:], mask[rows, cut:], position[rows, cut:], part)
-            )
-            pad = (0, 0, width - ids.shape[1] + cut, 0)  # left-pad the sequence axis
-            layers.append([(F.pad(x.keys, pad), F.pad(x.values, pad)) for x in part.layers])
+            if past:
+                part = DynamicCache(_reused_layers(found, past), config=self.model.config)
+            ids, mask, position = ids.to(device), mask.to(device), position.to(device)
+            logits = self._forward(ids, mask, position, part)
+            groups.append((logits, [(x.keys, x.values) for x in part.layers], mask))
+        full = max(g[2].shape[1] for g in groups)
+
+        def left_pad(x: torch.Tensor) -> torch.Tensor:  # on the sequence axis, to `full`
+            return F.pad(x, (0, 0, full - x.shape[2], 0)) if x.dim() == 4 else x
+
         merged = [
-            tuple(torch.cat([group[i][kv] for group in layers]) for kv in (0, 1))
-            for i in range(len(layers[0]))
+            tuple(torch.cat([left_pad(g[1][i][kv]) for g in groups]) for kv in (0, 1))
+            for i in range(len(groups[0][1]))
         ]
-        return torch.cat(logits), DynamicCache(merged, config=self.model.config)
+        mask = torch.cat([F.pad(g[2], (full - g[2].shape[1], 0)) for g in groups])
+        last = torch.tensor([[len(p) - 1] for p in prompts], device=device)
+        cache = DynamicCache(merged, config=self.model.config)
+        return torch.cat([g[0] for g in groups]), cache, mask, last
 
     def _forward(self, ids, mask, position, cache) -> torch.Tensor:
         out = self.model(
@@ -169,6 +215,21 @@ class HFBackend:
             logits_to_keep=1,
         )
         return out.logits[:, -1].float()
+
+
+def _reused_layers(found: list, past: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, the group's reused keys and values, right-aligned in `past` slots."""
+    entry = next(e for _, e in found if e is not None)
+    out = []
+    for layer, (k0, v0) in enumerate(entry.layers):
+        keys = k0.new_zeros(len(found), k0.shape[0], past, k0.shape[2])
+        values = v0.new_zeros(len(found), v0.shape[0], past, v0.shape[2])
+        for i, (n, e) in enumerate(found):
+            if n:
+                keys[i, :, past - n :] = e.layers[layer][0][:, :n]
+                values[i, :, past - n :] = e.layers[layer][1][:, :n]
+        out.append((keys, values))
+    return out
 
 
 def _next_mask(mask: torch.Tensor, cache: Any) -> torch.Tensor:

@@ -34,6 +34,9 @@ class Engine:
 
     kv_cache: str = "dynamic"
     dtype: str = "float32"
+    # Keep each finished sequence's keys and values and start later prompts that begin
+    # with it from there (turn k+1 after turn k): `rollout.prefix`.
+    reuse_prefix: bool = False
 
     def __post_init__(self) -> None:
         if self.kv_cache not in ("dynamic", "reserved") or self.dtype not in DTYPES:
@@ -47,8 +50,13 @@ class Engine:
 
 DTYPES = ("float32", "bfloat16")
 REFERENCE = Engine()  # the plain transformers decode loop in float32
-FAST = Engine(kv_cache="reserved", dtype="bfloat16")  # the CPU default of the pipeline
-ENGINES = {"reference": REFERENCE, "fast": FAST, "fast_float32": Engine("reserved", "float32")}
+FAST = Engine("reserved", "bfloat16", reuse_prefix=True)  # the pipeline's CPU default
+ENGINES = {
+    "reference": REFERENCE,
+    "inplace_float32": Engine("reserved", "float32"),  # replies equal `reference`'s (tested)
+    "fast_float32": Engine("reserved", "float32", reuse_prefix=True),
+    "fast": FAST,
+}
 
 
 def engine(name: str) -> Engine:
