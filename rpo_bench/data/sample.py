@@ -130,6 +130,7 @@ def sample(
 
 def _run(args: argparse.Namespace) -> None:
     from rpo_bench.rollout.hf import HFBackend
+    from rpo_bench.rollout.settings import engine
 
     if args.conversations:
         convs = conv_mod.read_conversations(args.conversations)
@@ -142,7 +143,7 @@ def _run(args: argparse.Namespace) -> None:
         seed=args.seed,
         n=args.n,
     )
-    backend = HFBackend(args.model, batch_size=args.batch_size)
+    backend = HFBackend(args.model, batch_size=args.batch_size, engine=engine(args.engine))
     start = time.perf_counter()
     rows = sample(convs, backend, settings, noise=args.noise, history=args.history)
     seconds = time.perf_counter() - start
@@ -174,6 +175,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=0.0, help="verdict flip probability")
     p.add_argument("--history", choices=HISTORY_CHOICES, default="best")
     p.add_argument("--batch-size", type=int, default=16, help="prompts per generate call")
+    p.add_argument(
+        "--engine",
+        default="fast",
+        choices=["fast", "fast_float32", "inplace_float32", "reference"],
+        help="rollout engine (rpo_bench.rollout.settings.ENGINES)",
+    )
     p.add_argument("--out", required=True)
     p.set_defaults(func=_run)
     return p
