@@ -65,7 +65,8 @@ class FakeJudgeServer:
                     pass  # the client timed out and hung up: that is the test
                 finally:
                     with server._lock:
-                        server.in_flight -= 1
+                        if not getattr(self, "answered", False):
+                            server.in_flight -= 1
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
@@ -106,6 +107,11 @@ class FakeJudgeServer:
             replies = self.script[marker]
             reply = replies[min(n, len(replies) - 1)]
         time.sleep(reply.delay)
+        # Answered from here on: the client may send its next request before this thread
+        # finishes writing, and that must not count as one more in flight.
+        with self._lock:
+            self.in_flight -= 1
+            h.answered = True
         if reply.body is not None:
             payload = reply.body.replace(ECHO_AUTH, auth)
         else:
