@@ -35,14 +35,6 @@ def peaks() -> dict[str, float]:
     return {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
 
 
-def model_gflop_per_token(model) -> float:
-    """2 FLOP per weight per token (the tied LM head counted once more, as it is applied)."""
-    params = sum(p.numel() for p in model.parameters())
-    if getattr(model.config, "tie_word_embeddings", False):
-        pass  # the embedding lookup costs nothing; the tied head's matmul is the same count
-    return 2 * params / 1e9
-
-
 if __name__ == "__main__":
     for name, gflops in peaks().items():
         print(f"matmul_peak_{name}_gflops={gflops:.0f}")

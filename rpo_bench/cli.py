@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from rpo_bench.rollout.settings import ENGINES
+
 
 def _models_prepare(args: argparse.Namespace) -> None:
     from rpo_bench import models
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--engine",
         default="hf",
-        choices=["hf", "fast", "fast_float32", "inplace_float32", "reference"],
+        choices=["hf", *ENGINES],
         help="hf: lm-eval's HF model (model.generate); others: lm-eval model rpo_fast with "
         "that rollout engine (fast: in-place KV cache, bfloat16 where the CPU has it)",
     )

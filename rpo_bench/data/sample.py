@@ -32,7 +32,7 @@ from rpo_bench.judge.noise import NoisyJudge
 from rpo_bench.judge.rule import RuleJudge
 from rpo_bench.judge.verdicts import ConstraintJudge, VerdictRequest
 from rpo_bench.rollout.multiturn import Backend
-from rpo_bench.rollout.settings import GenerationSettings
+from rpo_bench.rollout.settings import ENGINES, GenerationSettings
 
 HISTORY_CHOICES = ("best", "first")
 
@@ -178,7 +178,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--engine",
         default="fast",
-        choices=["fast", "fast_float32", "inplace_float32", "reference"],
+        choices=list(ENGINES),
         help="rollout engine (rpo_bench.rollout.settings.ENGINES)",
     )
     p.add_argument("--out", required=True)
