@@ -162,6 +162,20 @@ def test_nan_loss_names_the_step_and_keeps_the_checkpoint(tmp_path):
     assert not (tmp_path / "nan/final").exists()
 
 
+def test_train_after_another_accelerator_in_the_process(tmp_path):
+    """lm-eval's HFLM (and a previous train()) leave accelerate's process-wide state set."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    pairs = _write(tmp_path / "pairs.jsonl", _pairs(2))
+    AcceleratorState._reset_state(reset_partial_state=True)  # earlier tests' train() set it
+    Accelerator(cpu=True, mixed_precision="no")
+    for bf16 in (True, False):
+        result = train(pairs, _cfg(tmp_path, f"bf16_{bf16}", bf16=bf16, max_steps=1), quiet=True)
+        assert result.steps == 1
+        assert AcceleratorState().mixed_precision == ("bf16" if bf16 else "no")
+
+
 def test_lora_reference_is_the_base_with_adapters_disabled(prepared_model_dir):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState

@@ -131,9 +131,14 @@ def _check_resumable(state: dict[str, Any], cfg: TrainConfig, path: Path) -> Non
 def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool = False):
     """Train on a pairs file; returns a TrainResult. Writes checkpoints, log.jsonl and final/."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
 
+    # accelerate keeps one process-wide state and refuses a second precision; an earlier
+    # Accelerator in this process (lm-eval's HFLM, a previous train()) may have set another.
+    # The partial state (the process group) is kept.
+    AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision="bf16" if _bf16(cfg) else "no")
     set_seed(cfg.seed)
     out = Path(cfg.out)
