@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     from rpo_bench import pairs, train
     from rpo_bench.data import conversations, sample
     from rpo_bench.evaluate import multi_if, sysbench
-    from rpo_bench.judge import calibrate
+    from rpo_bench.evaluate.sysbench import calibrate
 
     sysbench.add_parser(sub)
     multi_if.add_parser(sub)

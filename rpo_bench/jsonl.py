@@ -1,18 +1,19 @@
-"""JSON Lines and atomic writes: errors name the file and line; a crash never leaves half a file."""
+"""JSON Lines: errors name the file and line; files are written atomically."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rpo_bench.files import write_atomic
+
 
 def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; a bad line is an error naming file:line."""
-    with open(path, encoding="utf-8") as f:
+    # utf-8-sig: a file saved by some editors starts with a byte-order mark
+    with open(path, encoding="utf-8-sig") as f:
         for number, text in enumerate(f, 1):
             if not text.strip():
                 continue
@@ -30,17 +31,6 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """All objects of a JSON Lines file, blank lines skipped."""
     return [row for _, row in iter_rows(path)]
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write a whole file or nothing: a crash never leaves a truncated result."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are for everyone to read
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:

@@ -11,12 +11,11 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rpo_bench.files import atomic_folder
 from rpo_bench.paths import cache_dir
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -102,9 +101,7 @@ def prepare(name: str = DEFAULT_MODEL, force: bool = False) -> Path:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
+    with atomic_folder(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         source = {
@@ -116,11 +113,6 @@ def prepare(name: str = DEFAULT_MODEL, force: bool = False) -> Path:
             "dtype": "float32",
         }
         (tmp / "rpo_bench_source.json").write_text(json.dumps(source, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -7,10 +7,19 @@ LLM reversals are both stored here, each in its own table.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+
+def prompt_key(messages: Sequence[dict[str, str]]) -> str:
+    """sha256 of the full prompt: the cache key, so any prompt change misses the cache."""
+    blob = json.dumps(list(messages), ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 class TextCache:

@@ -14,7 +14,7 @@ import json
 
 from rpo_bench import models
 from rpo_bench.evaluate.verifiable import read_jsonl
-from rpo_bench.jsonl import write_atomic
+from rpo_bench.files import write_atomic
 from rpo_bench.paths import REPO_ROOT, resource
 from rpo_bench.rollout.hf import generate
 

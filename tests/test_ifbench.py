@@ -153,10 +153,10 @@ def test_task_utils_aggregations():
     spec = importlib.util.spec_from_file_location("ifbench_utils", TASK_DIR / "utils.py")
     utils = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(utils)
-    assert utils.agg_prompt_level_acc([True, None, False]) == 0.5
-    assert math.isnan(utils.agg_prompt_level_acc([None]))
-    assert utils.agg_inst_level_acc([[True, False], [], [True]]) == 2 / 3
-    assert utils.agg_count([0, 1, 2]) == 3
+    assert utils.prompt_level_acc([True, None, False]) == 0.5
+    assert math.isnan(utils.prompt_level_acc([None]))
+    assert utils.inst_level_acc([[True, False], [], [True]]) == 2 / 3
+    assert utils.count([0, 1, 2]) == 3
     docs = utils.load_docs()["test"]
     assert len(docs) == 294 and docs[0]["key"] == "0"
 

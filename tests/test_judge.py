@@ -10,17 +10,17 @@ import logging
 import pytest
 from fake_judge_server import ECHO_AUTH, FakeJudgeServer, Reply, verdict_json
 
+from rpo_bench.evaluate.sysbench.calibrate import add_parser, agreement, calibrate
+from rpo_bench.evaluate.sysbench.judging import judge_sessions
 from rpo_bench.judge import (
     JudgeCache,
     JudgeRequest,
     JudgeUnavailable,
     ParseError,
-    judge_sessions,
     make_judge,
     parse_judgement,
     render_prompt,
 )
-from rpo_bench.judge.calibrate import add_parser, agreement, calibrate
 from rpo_bench.paths import sysbench_file
 
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c1e5b"

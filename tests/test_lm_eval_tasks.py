@@ -6,6 +6,8 @@ chat template -> a clear error."""
 
 from __future__ import annotations
 
+import json
+
 import lm_eval
 import pytest
 import rescore
@@ -17,7 +19,7 @@ from lm_eval.tasks import TaskManager
 
 from rpo_bench.evaluate import multi_if
 from rpo_bench.evaluate.sysbench import load_sessions
-from rpo_bench.evaluate.sysbench_task import session_doc
+from rpo_bench.evaluate.sysbench.task import session_doc
 from rpo_bench.judge.prompt import checklist_lines
 from rpo_bench.paths import sysbench_file
 
@@ -183,3 +185,29 @@ def test_multi_turn_task_without_chat_template_fails_clearly(run):
             limit=1,
             apply_chat_template=False,
         )
+
+
+def test_multi_turn_document_scores(run):
+    """The report's paired unit for multi-turn tasks, from samples as the harness logs them:
+    Multi-IF one score per conversation turn, SysBench one CSR per session."""
+    from rpo_bench.evaluate import multi_if_task
+    from rpo_bench.evaluate.sysbench import task as sysbench_task
+
+    def logged(sample: dict) -> dict:
+        return json.loads(json.dumps(sample, default=str))
+
+    for sample in run["out"]["samples"]["multi_if_english"]:
+        conv = multi_if.parse_row(sample["doc"], "fixture", "doc")
+        expected = []
+        for k, _ in conv.present():
+            strict = sample[f"turn_{k}_inst_level_strict_acc"]
+            loose = sample[f"turn_{k}_inst_level_loose_acc"]
+            parts = (all(strict), sum(strict) / len(strict), all(loose), sum(loose) / len(loose))
+            expected.append(sum(parts) / 4)
+        assert multi_if_task.document_scores(logged(sample)) == pytest.approx(expected, abs=1e-12)
+    docs = run["docs"]
+    first, second = (logged(s) for s in run["out"]["samples"]["sysbench_multiturn"])
+    n_first = sum(len(t["criteria"]) for t in docs[0]["turns"])
+    # session 1: one criterion judged 否; session 2: one round unjudged, every other 是
+    assert sysbench_task.document_scores(first) == [pytest.approx((n_first - 1) / n_first)]
+    assert sysbench_task.document_scores(second) == [1.0]

@@ -366,7 +366,7 @@ def test_file_level_errors(tmp_path):
         multi_if.load_conversations(missing_column)
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"key": "1"}\n{oops\n', "utf-8")
-    with pytest.raises(ValueError, match=r"broken\.jsonl: line 2: not valid JSON"):
+    with pytest.raises(ValueError, match=r"broken\.jsonl:2: not valid JSON"):
         multi_if.load_conversations(broken)
     duplicate = tmp_path / "dup.csv"
     rows = _csv_rows()

@@ -457,3 +457,10 @@ def test_pair_noise_on_real_samples(real_turns):
         1 for p in pairs if not all(c.check(p.turn.responses[p.chosen]) for c in p.constraints)
     )
     assert pair_stats(noisy, pairs)["pair_noise"] == wrong / len(pairs) > 0
+
+
+def test_every_strategy_declares_its_training_loss():
+    from rpo_bench.pairs.strategy import LOSSES, STRATEGIES
+
+    assert set(LOSSES) == set(STRATEGIES)
+    assert {s for s, loss in LOSSES.items() if loss == "dpo"} == {"dpo_count", "dpo_perfect"}

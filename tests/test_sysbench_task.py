@@ -12,7 +12,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rpo_bench.evaluate import sysbench, sysbench_task
+from rpo_bench.evaluate import sysbench
+from rpo_bench.evaluate.sysbench import data as sysbench_data
+from rpo_bench.evaluate.sysbench import task as sysbench_task
 from rpo_bench.judge import OpenAIJudge, ReplayJudge
 from rpo_bench.paths import sysbench_file
 
@@ -50,7 +52,7 @@ def upstream_row(row: dict) -> dict:
 
 
 def test_offline_without_data_names_what_is_missing(nowhere, monkeypatch):
-    monkeypatch.setattr(sysbench_task, "UPSTREAM_URL", "http://127.0.0.1:9/none.json")
+    monkeypatch.setattr(sysbench_data, "UPSTREAM_URL", "http://127.0.0.1:9/none.json")
     with pytest.raises(FileNotFoundError) as info:
         sysbench_task.load_docs()
     message = str(info.value)
@@ -71,7 +73,7 @@ def test_pinned_download_is_converted_and_cached(local, nowhere, monkeypatch):
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/datas.json"
-    monkeypatch.setattr(sysbench_task, "UPSTREAM_URL", url)
+    monkeypatch.setattr(sysbench_data, "UPSTREAM_URL", url)
     try:
         path = sysbench_task.data_file()
     finally:

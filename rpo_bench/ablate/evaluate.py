@@ -1,97 +1,55 @@
 """Evaluation stage: a model's replies on each task, scored per prompt.
 
-Single-turn tasks use the same prompts and scorers as the lm-eval tasks
-`ifeval_local` and `ifbench` (rpo_bench.evaluate.verifiable / .ifbench); replies come
+Single-turn tasks use the same documents, scorers and aggregation as the lm-eval tasks
+`ifeval_local` and `ifbench` (rpo_bench.evaluate.ifeval / .ifbench / .metrics); replies come
 from the rollout engine (greedy), which gives the same text as lm-eval's HF model
 and is faster. Per-prompt scores are kept so the report can bootstrap over prompts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import numpy as np
-
-from rpo_bench.evaluate import ifbench
-from rpo_bench.evaluate.verifiable import constraints_for, score
+from rpo_bench.evaluate import ifbench, ifeval
+from rpo_bench.evaluate.metrics import METRICS, aggregate, prompt_score
 from rpo_bench.jsonl import read_jsonl
-from rpo_bench.paths import resource
 
-METRICS = (
-    "prompt_level_strict_acc",
-    "inst_level_strict_acc",
-    "prompt_level_loose_acc",
-    "inst_level_loose_acc",
-)
+__all__ = ["METRICS", "SINGLE_TURN", "aggregate", "lm_eval_task", "prompt_score", "single_turn"]
 
-
-@dataclass(frozen=True)
-class SingleTurnTask:
-    file: tuple[str, str]  # resource(*file)
-    scorer: Callable[[dict, str], dict[str, Any]]
-
-
-def _score_ifeval(doc: dict, reply: str) -> dict[str, Any]:
-    return score(constraints_for(doc["instruction_id_list"], doc["kwargs"]), reply)
-
-
-def _score_ifbench(doc: dict, reply: str) -> dict[str, Any]:
-    return ifbench.score(doc["instruction_id_list"], doc["kwargs"], doc["prompt"], reply)
-
-
-SINGLE_TURN = {
-    "ifeval_local": SingleTurnTask(("ifeval", "input_data.jsonl"), _score_ifeval),
-    "ifbench": SingleTurnTask(("ifbench", "IFBench_test.jsonl"), _score_ifbench),
-}
-
-
-def prompt_score(row: dict[str, Any]) -> float | None:
-    """One number per prompt for paired comparisons: the mean of IFEval's four metrics,
-    instruction-level as this prompt's fraction followed. None if it could not be scored."""
-    parts = []
-    for m in METRICS:
-        v = row[m]
-        if isinstance(v, list):
-            if not v:
-                return None
-            v = sum(v) / len(v)
-        if v is None:
-            return None
-        parts.append(float(v))
-    return sum(parts) / len(parts)
-
-
-def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """IFEval's four metrics (prompt-level over prompts, instruction-level pooled) and
-    `overall`, their mean, as Multi-IF reports it. Unscorable prompts are left out."""
-    out: dict[str, float] = {}
-    for m in METRICS:
-        if m.startswith("inst"):
-            flat = [x for r in rows for x in r[m]]
-            out[m] = float(np.mean(flat)) if flat else float("nan")
-        else:
-            vals = [r[m] for r in rows if r[m] is not None]
-            out[m] = float(np.mean(vals)) if vals else float("nan")
-    out["overall"] = float(np.mean([out[m] for m in METRICS]))
-    return out
+# Each module's docs() and score_doc() are what its lm-eval task calls.
+SINGLE_TURN: dict[str, ModuleType] = {"ifeval_local": ifeval, "ifbench": ifbench}
 
 
 def single_turn(task: str, backend: Any, settings: Any, limit: int | None) -> list[dict[str, Any]]:
     """Per-prompt rows: key, prompt, reply and the four metrics."""
-    spec = SINGLE_TURN[task]
-    docs = read_jsonl(resource(*spec.file))[:limit]
+    benchmark = SINGLE_TURN[task]
+    docs = benchmark.docs(limit)
     replies = backend.generate([[{"role": "user", "content": d["prompt"]}] for d in docs], settings)
     rows = []
     for doc, (reply,) in zip(docs, replies, strict=True):
-        result = spec.scorer(doc, reply)
+        result = benchmark.score_doc(doc, reply)
         rows.append({"key": doc["key"], "prompt": doc["prompt"], "reply": reply, **result})
     return rows
 
 
-def lm_eval_task(task: str, model: str, e: Any, out: Any) -> dict[str, Any]:
-    """A task run by `rpo-bench eval` (lm-eval); its numeric metrics, no per-prompt scores."""
+def document_scorer(task: str) -> Any:
+    """The per-document scorer of an lm-eval multi-turn task's logged samples."""
+    from rpo_bench.evaluate import multi_if_task
+    from rpo_bench.evaluate.sysbench import task as sysbench_task
+
+    if task.startswith("multi_if"):
+        return multi_if_task.document_scores
+    if task.startswith("sysbench"):
+        return sysbench_task.document_scores
+    raise ValueError(f"no per-document scores for lm-eval task {task!r}")
+
+
+def lm_eval_task(task: str, model: str, e: Any, out: Path) -> dict[str, Any]:
+    """A task run by `rpo-bench eval` (lm-eval): its numeric metrics, and per-document
+    scores from its logged samples (doc order; every turn for Multi-IF, sessions for
+    SysBench) for the report's paired intervals."""
     from rpo_bench.evaluate import harness
 
     summary = harness.run(
@@ -108,4 +66,9 @@ def lm_eval_task(task: str, model: str, e: Any, out: Any) -> dict[str, Any]:
         for k, v in summary["results"][task].items()
         if isinstance(v, int | float) and "stderr" not in k
     }
-    return {"metrics": metrics, "per_prompt": []}
+    scorer = document_scorer(task)
+    per_prompt = []
+    for path in sorted(out.glob(f"samples_{task}*.jsonl")):  # a group: one file per subtask
+        for sample in sorted(read_jsonl(path), key=lambda s: s["doc_id"]):
+            per_prompt += scorer(sample)
+    return {"metrics": metrics, "per_prompt": per_prompt}

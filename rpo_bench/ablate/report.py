@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from rpo_bench.ablate.config import BASE
-from rpo_bench.ablate.evaluate import METRICS
 from rpo_bench.ablate.stats import paired_bootstrap, seed_interval
-from rpo_bench.jsonl import write_atomic
+from rpo_bench.evaluate.metrics import METRICS
+from rpo_bench.files import write_atomic
 
 REFERENCE = "dpo_count"
 COLUMNS = ("overall", *METRICS)

@@ -20,13 +20,10 @@ from rpo_bench import models
 from rpo_bench.ablate import evaluate, report
 from rpo_bench.ablate.config import AblationConfig, Cell
 from rpo_bench.ablate.store import Store
-from rpo_bench.jsonl import read_jsonl, write_atomic, write_jsonl
+from rpo_bench.files import write_atomic
+from rpo_bench.jsonl import read_jsonl, write_jsonl
 from rpo_bench.paths import REPO_ROOT
 from rpo_bench.rollout.settings import GenerationSettings
-
-# The paper's DPO baselines train with the plain sigmoid loss; strategies that build pairs
-# with a margin g use the RPO loss. `train.loss` in a config overrides this for all.
-LOSS_BY_STRATEGY = {"dpo_count": "dpo", "dpo_perfect": "dpo"}
 
 
 class Runner:
@@ -80,15 +77,9 @@ class Runner:
         inputs = {"samples": sample_inputs, "noise": noise, "seed": seed}
 
         def work(folder: Path) -> None:
-            from rpo_bench.judge.noise import add_noise
+            from rpo_bench.judge.noise import noisy_rows
 
-            rows = read_jsonl(samples / "samples.jsonl")
-            for row in rows:
-                row["noise"] = noise
-                for r, response in enumerate(row["responses"]):
-                    true = response.pop("true_verdicts", response["verdicts"])
-                    response["verdicts"] = add_noise(true, noise, seed, row["id"], r)
-                    response["true_verdicts"] = true  # so pair noise is measured at p=0 too
+            rows = noisy_rows(read_jsonl(samples / "samples.jsonl"), noise, seed)
             write_jsonl(folder / "samples.jsonl", rows)
 
         return self._stage(f"judge:p{noise:g}", inputs, work, "judged"), inputs
@@ -123,7 +114,9 @@ class Runner:
         pairs, pair_inputs = self.pairs(cell)
         if self.pair_stats(pairs)["pairs"] == 0:
             return None, pair_inputs
-        train = {"loss": LOSS_BY_STRATEGY.get(cell.strategy, "rpo"), **self.cfg.train}
+        from rpo_bench.pairs.strategy import LOSSES
+
+        train = {"loss": LOSSES[cell.strategy], **self.cfg.train}  # train.loss overrides
         inputs = {"pairs": pair_inputs, "train": train, "seed": cell.seed}
 
         def work(folder: Path) -> None:
@@ -229,16 +222,11 @@ class Runner:
         return self._backends[model]
 
     def _judge(self) -> Any:
+        from rpo_bench.judge import make_constraint_judge
+
         j = self.cfg.judge
-        if j.kind == "rule":
-            from rpo_bench.judge.rule import RuleJudge
-
-            return RuleJudge()
-        from rpo_bench.judge import make_judge
-        from rpo_bench.judge.verdicts import LLMConstraintJudge
-
         args = {k: v for k, v in (("model", j.model), ("base_url", j.base_url)) if v}
-        return LLMConstraintJudge(make_judge(j.kind, **args))
+        return make_constraint_judge(j.kind, **args)
 
     def _heldout(self, backend: Any, settings: GenerationSettings, path: Path) -> list[dict]:
         """Greedy replies to the held-out conversations (own history), scored per turn."""

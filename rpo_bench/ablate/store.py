@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rpo_bench.jsonl import write_atomic
+from rpo_bench.files import write_atomic
 
 INPUTS = "inputs.json"
 TIMING = "timing.json"

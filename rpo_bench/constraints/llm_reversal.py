@@ -22,9 +22,8 @@ from lm_eval.tasks.ifeval.instructions_util import LANGUAGE_CODES
 
 from rpo_bench.constraints.constraint import Constraint
 from rpo_bench.constraints.specs import AT_LEAST, LESS_THAN
-from rpo_bench.judge.prompt import prompt_key
 from rpo_bench.rollout.settings import GenerationSettings
-from rpo_bench.textcache import TextCache
+from rpo_bench.textcache import TextCache, prompt_key
 
 Message = dict[str, str]
 

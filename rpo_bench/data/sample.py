@@ -31,7 +31,7 @@ from rpo_bench.jsonl import write_jsonl
 from rpo_bench.judge.noise import NoisyJudge
 from rpo_bench.judge.rule import RuleJudge
 from rpo_bench.judge.verdicts import ConstraintJudge, VerdictRequest
-from rpo_bench.rollout.multiturn import Backend
+from rpo_bench.rollout.multiturn import Backend, play_turns
 from rpo_bench.rollout.settings import ENGINES, GenerationSettings
 
 HISTORY_CHOICES = ("best", "first")
@@ -67,31 +67,34 @@ def sample(
         return f"{conversations[i].id}/t{t + 1}"
 
     noisy = NoisyJudge(judge, noise, settings.seed if noise_seed is None else noise_seed)
-    # Not `rollout.multiturn.play`: its chats carry one fixed system message, while with
-    # constraint_slot="system" each turn's system message lists that turn's constraints.
-    kept_history: list[list[Message]] = [[] for _ in conversations]
+    # Each turn's messages are rendered from its task and constraints: with
+    # constraint_slot="system" the system message lists that turn's constraints.
     rows: list[dict[str, Any]] = []
-    for t in range(max((len(c.turns) for c in conversations), default=0)):
-        live = [i for i, c in enumerate(conversations) if t < len(c.turns)]
-        chats = []
-        for i in live:
-            conv, turn = conversations[i], conversations[i].turns[t]
-            chats.append(
-                render(
-                    turn.task, turn.constraints, conv.constraint_slot, conv.system, kept_history[i]
-                )
-            )
-        turn_settings = dataclasses.replace(settings, seed=settings.seed + t)
-        replies = backend.generate(chats, turn_settings)
+    histories: dict[int, list[Message]] = {}  # this turn's, by conversation index
+
+    def chat(i: int, t: int, earlier: list[Message]) -> list[Message]:
+        conv, turn = conversations[i], conversations[i].turns[t]
+        histories[i] = earlier
+        return render(turn.task, turn.constraints, conv.constraint_slot, conv.system, earlier)
+
+    def turn_settings(t: int) -> GenerationSettings:
+        return dataclasses.replace(settings, seed=settings.seed + t)
+
+    def generate(t: int, live: list[int], chats: list[list[Message]]) -> list[list[str]]:
+        return backend.generate(chats, turn_settings(t))
+
+    def keep(
+        t: int, live: list[int], chats: list[list[Message]], replies: list[list[str]]
+    ) -> list[int]:
         requests = [
             VerdictRequest(chat, text, conversations[i].turns[t].constraints, _id(i, t), r)
             for i, chat, texts in zip(live, chats, replies, strict=True)
             for r, text in enumerate(texts)
         ]
         judged_all = iter(noisy.judge_with_truth(requests))  # one batch per turn
-        for i, chat, texts in zip(live, chats, replies, strict=True):
+        kept_all = []
+        for i, texts in zip(live, replies, strict=True):
             conv, turn = conversations[i], conversations[i].turns[t]
-            sample_id = _id(i, t)
             judged = [next(judged_all) for _ in texts]
             responses = []
             for text, (verdicts, true) in zip(texts, judged, strict=True):
@@ -100,28 +103,27 @@ def sample(
                     response["true_verdicts"] = true
                 responses.append(response)
             kept = kept_index([v for v, _ in judged], history)
-            row: dict[str, Any] = {"id": sample_id}
+            row: dict[str, Any] = {"id": _id(i, t)}
             if conv.system is not None:
                 row["system"] = conv.system
             row |= {
-                "history": list(kept_history[i]),
+                "history": list(histories[i]),
                 "task": turn.task,
                 "constraints": [c.to_dict() for c in turn.constraints],
                 "constraint_slot": conv.constraint_slot,
                 "responses": responses,
                 "noise": noise,
-                "settings": turn_settings.to_dict(),
+                "settings": turn_settings(t).to_dict(),
                 "turn": t + 1,
                 "judge": noisy.name if noise > 0 else judge.name,
                 "history_choice": history,
                 "kept": kept,
             }
             rows.append(row)
-            kept_history[i] = [
-                *kept_history[i],
-                chat[-1],
-                {"role": "assistant", "content": texts[kept]},
-            ]
+            kept_all.append(kept)
+        return kept_all
+
+    play_turns([len(c.turns) for c in conversations], chat, generate, keep)
     return rows
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rpo_bench import models
-from rpo_bench.jsonl import write_atomic
+from rpo_bench.files import write_atomic
 from rpo_bench.paths import TASKS_DIR
 
 

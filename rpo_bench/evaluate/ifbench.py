@@ -32,6 +32,8 @@ from typing import Any
 import nltk
 
 from rpo_bench.constraints.punkt_data import ensure_punkt
+from rpo_bench.jsonl import read_jsonl
+from rpo_bench.paths import resource
 
 log = logging.getLogger(__name__)
 
@@ -233,3 +235,23 @@ def unavailable_ids(instruction_ids: Sequence[str]) -> dict[str, str]:
         if resource is not None:
             out[instruction_id] = resource
     return out
+
+
+def docs(limit: int | None = None) -> list[dict[str, Any]]:
+    """The vendored IFBench test set (294 prompts)."""
+    return read_jsonl(resource("ifbench", "IFBench_test.jsonl"))[:limit]
+
+
+def score_doc(doc: Mapping[str, Any], reply: str) -> dict[str, Any]:
+    return score(doc["instruction_id_list"], doc["kwargs"], doc["prompt"], reply)
+
+
+def load_docs(**_: Any) -> dict[str, Any]:
+    """lm-eval's custom_dataset hook."""
+    import datasets
+
+    return {"test": datasets.Dataset.from_list(docs())}
+
+
+def process_results(doc: Mapping[str, Any], results: list[str]) -> dict[str, Any]:
+    return score_doc(doc, results[0])

@@ -22,6 +22,7 @@ import numpy as np
 
 from rpo_bench.constraints import INSTRUCTION_IDS, from_ifeval
 from rpo_bench.evaluate.verifiable import constraints_for, score
+from rpo_bench.jsonl import iter_rows
 
 TURNS = (1, 2, 3)
 TURN_FIELDS = ("prompt", "instruction_id_list", "kwargs")
@@ -105,38 +106,28 @@ def _cli(args: argparse.Namespace) -> None:
 
 def read_rows(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, raw row) pairs; CSV by suffix, JSON Lines otherwise."""
+    if Path(path).suffix.lower() != ".csv":
+        return list(iter_rows(path))
     rows: list[tuple[int, dict[str, Any]]] = []
     # utf-8-sig: a CSV saved by a spreadsheet may start with a byte-order mark.
     with open(path, encoding="utf-8-sig", newline="") as f:
-        if Path(path).suffix.lower() == ".csv":
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None:
-                raise ValueError(f"{path}: empty file")
-            missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                raise ValueError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
-            start = reader.line_num + 1
-            for record in reader:
-                if record:  # csv yields [] for a blank line
-                    if len(record) != len(header):
-                        raise ValueError(
-                            f"{path}: line {start}: {len(record)} cells, "
-                            f"but the header has {len(header)}"
-                        )
-                    rows.append((start, dict(zip(header, record, strict=True))))
-                start = reader.line_num + 1  # a quoted cell may span several lines
-        else:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}: line {number}: not valid JSON ({err.msg})") from err
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}: line {number}: a row must be a JSON object")
-                rows.append((number, row))
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path}: empty file")
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise ValueError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
+        start = reader.line_num + 1
+        for record in reader:
+            if record:  # csv yields [] for a blank line
+                if len(record) != len(header):
+                    raise ValueError(
+                        f"{path}: line {start}: {len(record)} cells, "
+                        f"but the header has {len(header)}"
+                    )
+                rows.append((start, dict(zip(header, record, strict=True))))
+            start = reader.line_num + 1  # a quoted cell may span several lines
     return rows
 
 

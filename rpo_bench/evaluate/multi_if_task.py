@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rpo_bench.evaluate import multi_if
+from rpo_bench.evaluate.metrics import METRICS, prompt_score
 from rpo_bench.evaluate.multiturn_task import MultiTurnTask
 from rpo_bench.evaluate.verifiable import constraints_for, score
 from rpo_bench.paths import data_dir
@@ -14,12 +15,6 @@ from rpo_bench.rollout.multiturn import Conversation
 
 HUB_DATASET = "facebook/Multi-IF"
 FILE_NAME = "multiIF_20241018.csv"
-LEVELS = (
-    "prompt_level_strict_acc",
-    "inst_level_strict_acc",
-    "prompt_level_loose_acc",
-    "inst_level_loose_acc",
-)
 
 
 def data_file(data_file: str | None = None) -> Path | None:
@@ -73,23 +68,13 @@ class MultiIFTask(MultiTurnTask):
         for (k, turn), reply in zip(conv.present(), replies, strict=True):
             # Multi-IF detects each reply's language for its word and sentence rules.
             metrics = score(constraints_for(turn.instruction_ids, turn.kwargs, "auto"), reply)
-            out |= {f"turn_{k}_{level}": metrics[level] for level in LEVELS}
-            out[f"turn_{k}_overall"] = tuple(metrics[level] for level in LEVELS)
+            out |= {f"turn_{k}_{level}": metrics[level] for level in METRICS}
+            out[f"turn_{k}_overall"] = tuple(metrics[level] for level in METRICS)
         return out
 
 
-def inst_level(items: list[list[bool]]) -> float:
-    flat = [x for sub in items for x in sub]
-    return sum(flat) / len(flat)
-
-
-def overall(items: list[tuple]) -> float:
-    """Multi-IF's turn score: the mean of the four accuracies, each aggregated over docs."""
-    prompt_strict = sum(i[0] for i in items) / len(items)
-    prompt_loose = sum(i[2] for i in items) / len(items)
-    return (
-        prompt_strict
-        + inst_level([i[1] for i in items])
-        + prompt_loose
-        + inst_level([i[3] for i in items])
-    ) / 4
+def document_scores(sample: dict[str, Any]) -> list[float | None]:
+    """One logged lm-eval sample (a conversation) as one score per turn it has: the mean
+    of the turn's four metrics (`metrics.prompt_score`), the unit the report pairs."""
+    turns = sorted({int(k.split("_")[1]) for k in sample if k.startswith("turn_")})
+    return [prompt_score({m: sample[f"turn_{k}_{m}"] for m in METRICS}) for k in turns]

@@ -16,7 +16,7 @@ import copy
 from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
-from rpo_bench.rollout.multiturn import Conversation, chat_at
+from rpo_bench.rollout.multiturn import Conversation, chat_at, play_turns
 
 
 class MultiTurnTask(ConfigurableTask, abc.ABC):
@@ -53,29 +53,31 @@ class MultiTurnTask(ConfigurableTask, abc.ABC):
                 world_size=kw.get("world_size", 1),
             )
         )
-        self._history: dict[str, list[str]] = {}
         convs = [(doc_id, doc, self.to_conversation(doc)) for doc_id, doc in docs]
-        for conv in (c for _, _, c in convs):
-            self._history[conv.id] = []
-        last = max((c.n_turns() for _, _, c in convs), default=0) - 1
-        for turn in range(last):
-            live = [(i, d, c) for i, d, c in convs if turn < c.n_turns() - 1]
+
+        def generate(turn: int, live: list[int], chats: list[list[dict]]) -> list[list[str]]:
             requests = [
                 Instance(
                     request_type="generate_until",
-                    doc=doc,
-                    arguments=(
-                        chat_template(chat_at(conv, self._history[conv.id], turn)),
-                        copy.deepcopy(self.config.generation_kwargs),
-                    ),
+                    doc=convs[i][1],
+                    arguments=(chat_template(chat), copy.deepcopy(self.config.generation_kwargs)),
                     idx=0,
-                    metadata=(self.config.task, doc_id, 1),
+                    metadata=(self.config.task, convs[i][0], 1),
                 )
-                for doc_id, doc, conv in live
+                for i, chat in zip(live, chats, strict=True)
             ]
-            replies = lm.generate_until(requests)
-            for (_, _, conv), reply in zip(live, replies, strict=True):
-                self._history[conv.id].append(reply)
+            return [[reply] for reply in lm.generate_until(requests)]
+
+        # Turns 1..T-1 here; turn T is the evaluator's ordinary request.
+        played = play_turns(
+            [c.n_turns() - 1 for _, _, c in convs],
+            lambda i, turn, history: convs[i][2].chat(turn, history),
+            generate,
+        )
+        self._history: dict[str, list[str]] = {
+            conv.id: [t.samples[t.kept] for t in turns]
+            for (_, _, conv), turns in zip(convs, played, strict=True)
+        }
         # Requests cached on disk would carry another run's history.
         kw["cache_requests"] = False
         super().build_all_requests(apply_chat_template=True, chat_template=chat_template, **kw)

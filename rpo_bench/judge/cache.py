@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from rpo_bench.judge.types import Judgement
 from rpo_bench.textcache import TextCache
-
-if TYPE_CHECKING:
-    from rpo_bench.judge.base import Judgement
 
 
 class JudgeCache(TextCache):
@@ -22,8 +19,6 @@ class JudgeCache(TextCache):
 
     def get(self, identity: str, prompt_sha256: str) -> Judgement | None:
         """The cached judgement, or None."""
-        from rpo_bench.judge.base import Judgement
-
         text = self.get_text(identity, prompt_sha256)
         if text is None:
             return None

@@ -5,18 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rpo_bench.judge.base import (
-    MAX_ATTEMPTS,
-    Judge,
-    Judgement,
-    JudgeRequest,
-    failed,
-    log,
-    temperature_for,
-    try_parse,
-)
+from rpo_bench.judge.attempts import MAX_ATTEMPTS, log, temperature_for, try_parse
+from rpo_bench.judge.base import Judge
 from rpo_bench.judge.cache import JudgeCache
 from rpo_bench.judge.prompt import judge_messages
+from rpo_bench.judge.types import Judgement, JudgeRequest, failed
 from rpo_bench.models import DEFAULT_MODEL
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 from rpo_bench.judge.verdicts import ConstraintJudge, VerdictRequest
 
@@ -47,3 +48,23 @@ class NoisyJudge(ConstraintJudge):
 
     def judge_many(self, requests: Sequence[VerdictRequest]) -> list[list[bool]]:
         return [noisy for noisy, _ in self.judge_with_truth(requests)]
+
+
+def noisy_rows(rows: Sequence[dict[str, Any]], p: float, seed: int) -> list[dict[str, Any]]:
+    """The judging stage on sampled rows: each response's true verdicts (its
+    `true_verdicts`, else its `verdicts`) flipped as `add_noise` says; the rows then hold
+    the noisy `verdicts`, the `true_verdicts` (kept at p=0 too, so pair noise is measured
+    there) and the judge's name as `NoisyJudge` gives it."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"noise p must be in [0, 1], got {p}")
+    out = []
+    for row in rows:
+        base = str(row.get("judge", "")).split("+noise")[0]
+        row = {**row, "noise": p, "judge": f"{base}+noise{p:g}" if p > 0 else base}
+        responses = []
+        for r, response in enumerate(row["responses"]):
+            true = response.get("true_verdicts", response["verdicts"])
+            noisy = add_noise(true, p, seed, row["id"], r)
+            responses.append({**response, "verdicts": noisy, "true_verdicts": true})
+        out.append({**row, "responses": responses})
+    return out

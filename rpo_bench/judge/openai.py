@@ -9,19 +9,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rpo_bench.judge.base import (
-    MAX_ATTEMPTS,
-    Judge,
-    Judgement,
-    JudgeRequest,
-    JudgeUnavailable,
-    failed,
-    log,
-    temperature_for,
-    try_parse,
-)
+from rpo_bench.judge.attempts import MAX_ATTEMPTS, log, temperature_for, try_parse
+from rpo_bench.judge.base import Judge
 from rpo_bench.judge.cache import JudgeCache
 from rpo_bench.judge.prompt import judge_messages
+from rpo_bench.judge.types import Judgement, JudgeRequest, JudgeUnavailable, failed
 from rpo_bench.openai_client import AttemptFailed, ChatClient, EndpointUnavailable
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

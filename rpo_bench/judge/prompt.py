@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from rpo_bench.judge.base import JudgeRequest
+from rpo_bench.judge.types import JudgeRequest
 
 YES, NO = "是", "否"
 
@@ -66,12 +64,6 @@ def render_prompt(request: JudgeRequest) -> str:
 def judge_messages(request: JudgeRequest) -> list[dict[str, str]]:
     """The chat messages sent to a judge model: the whole prompt as one user message."""
     return [{"role": "user", "content": render_prompt(request)}]
-
-
-def prompt_key(messages: Sequence[dict[str, str]]) -> str:
-    """sha256 of the full prompt: the cache key, so any prompt change misses the cache."""
-    blob = json.dumps(list(messages), ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 class ParseError(ValueError):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rpo_bench.judge.base import Judge, Judgement, JudgeRequest, failed, read_jsonl
+from rpo_bench.jsonl import read_jsonl
+from rpo_bench.judge.base import Judge
+from rpo_bench.judge.types import Judgement, JudgeRequest, failed
 
 
 class ReplayJudge(Judge):

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from rpo_bench.judge.base import Judge, JudgeRequest
+from rpo_bench.judge.base import Judge
+from rpo_bench.judge.types import JudgeRequest
 
 Message = dict[str, str]
 

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rpo_bench.jsonl import write_atomic, write_jsonl
+from rpo_bench.files import write_atomic
+from rpo_bench.jsonl import write_jsonl
 from rpo_bench.pairs.pair import build_pairs
 from rpo_bench.pairs.stats import pair_stats
 from rpo_bench.pairs.strategy import STRATEGIES

@@ -122,6 +122,17 @@ STRATEGIES: dict[str, Strategy] = {
     "dpo_perfect": dpo_perfect,
 }
 
+# The loss each strategy's pairs train with: the paper's DPO baselines use the plain
+# sigmoid loss; strategies whose pairs carry a margin g use the RPO loss. A config's
+# `train.loss` overrides it.
+LOSSES: dict[str, str] = {
+    "rpo": "rpo",
+    "rpo_one_way": "rpo",
+    "drop_failed": "rpo",
+    "dpo_count": "dpo",
+    "dpo_perfect": "dpo",
+}
+
 
 def get(name: str) -> Strategy:
     """The strategy registered under `name`."""

@@ -1,7 +1,10 @@
-"""Play conversations turn by turn with the model's OWN earlier replies.
+"""Play conversations turn by turn with the model's OWN earlier replies: the one loop.
 
-At turn k every live conversation is generated in one batch; the replies are
-appended, then turn k+1 is built. A conversation ends at its first missing turn.
+At turn k every live conversation is generated in one batch; one sample per
+conversation (the kept one) joins its history, then turn k+1 is built. Hooks say
+how a turn's messages are built from the history, how a batch is generated, and
+which sample is kept. Training-pair sampling (`data.sample`), held-out evaluation
+and the lm-eval multi-turn tasks (`evaluate.multiturn_task`) all play through it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,39 @@ class Backend(Protocol):
     ) -> list[list[str]]: ...
 
 
+@dataclass(frozen=True)
+class PlayedTurn:
+    chat: list[Message]  # the messages the model answered
+    samples: list[str]  # its replies
+    kept: int  # the sample that joined the history
+
+
+# (conversation index, turn, history messages so far) -> this turn's messages
+ChatHook = Callable[[int, int, list[Message]], list[Message]]
+# (turn, live conversation indices, their chats) -> each chat's samples
+GenerateHook = Callable[[int, list[int], list[list[Message]]], list[list[str]]]
+# (turn, live indices, chats, samples) -> the index of each chat's kept sample
+KeepHook = Callable[[int, list[int], list[list[Message]], list[list[str]]], list[int]]
+
+
+def play_turns(
+    n_turns: Sequence[int], chat: ChatHook, generate: GenerateHook, keep: KeepHook | None = None
+) -> list[list[PlayedTurn]]:
+    """played[conversation][turn] for `n_turns[i]` turns of conversation i. The history
+    after a turn is the one before it, the turn's user message and the kept sample."""
+    played: list[list[PlayedTurn]] = [[] for _ in n_turns]
+    history: list[list[Message]] = [[] for _ in n_turns]
+    for turn in range(max(n_turns, default=0)):
+        live = [i for i, n in enumerate(n_turns) if turn < n]
+        chats = [chat(i, turn, history[i]) for i in live]
+        samples = generate(turn, live, chats)
+        kept = keep(turn, live, chats, samples) if keep else [0] * len(live)
+        for i, c, s, k in zip(live, chats, samples, kept, strict=True):
+            played[i].append(PlayedTurn(c, s, k))
+            history[i] = [*history[i], c[-1], {"role": "assistant", "content": s[k]}]
+    return played
+
+
 @dataclass
 class Conversation:
     id: str
@@ -34,35 +70,30 @@ class Conversation:
                 return k
         return len(self.turns)
 
+    def chat(self, turn: int, history: Sequence[Message]) -> list[Message]:
+        """Messages for `turn` (0-based): system, the history, this user turn."""
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return [*system, *history, {"role": "user", "content": self.turns[turn]}]
+
 
 def chat_at(conv: Conversation, replies: Sequence[str], turn: int) -> list[Message]:
-    """Messages for `turn` (0-based): system, earlier turns with their replies, this user turn."""
-    messages = [{"role": "system", "content": conv.system}] if conv.system else []
+    """Messages for `turn` (0-based) with `replies` to the earlier turns as the history."""
+    history = []
     for k in range(turn):
-        messages += [
+        history += [
             {"role": "user", "content": conv.turns[k]},
             {"role": "assistant", "content": replies[k]},
         ]
-    return messages + [{"role": "user", "content": conv.turns[turn]}]
-
-
-# Picks the reply kept in the history from a turn's samples (default: the first).
-HistoryChoice = Callable[[Conversation, int, list[str]], str]
+    return conv.chat(turn, history)
 
 
 def play(
-    backend: Backend,
-    conversations: Sequence[Conversation],
-    settings: GenerationSettings,
-    keep: HistoryChoice | None = None,
+    backend: Backend, conversations: Sequence[Conversation], settings: GenerationSettings
 ) -> list[list[list[str]]]:
-    """samples[conversation][turn] = the turn's `settings.n` replies."""
-    samples: list[list[list[str]]] = [[] for _ in conversations]
-    history: list[list[str]] = [[] for _ in conversations]
-    for turn in range(max((c.n_turns() for c in conversations), default=0)):
-        live = [i for i, c in enumerate(conversations) if turn < c.n_turns()]
-        chats = [chat_at(conversations[i], history[i], turn) for i in live]
-        for i, replies in zip(live, backend.generate(chats, settings), strict=True):
-            samples[i].append(replies)
-            history[i].append(keep(conversations[i], turn, replies) if keep else replies[0])
-    return samples
+    """samples[conversation][turn] = the turn's `settings.n` replies; the first is kept."""
+    played = play_turns(
+        [c.n_turns() for c in conversations],
+        lambda i, turn, history: conversations[i].chat(turn, history),
+        lambda turn, live, chats: backend.generate(chats, settings),
+    )
+    return [[t.samples for t in turns] for turns in played]

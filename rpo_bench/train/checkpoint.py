@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from rpo_bench.files import atomic_folder
 
 PREFIX = "step-"
 
@@ -54,7 +55,23 @@ def save(
     """Write checkpoint `step` atomically; keep only it."""
     root = checkpoints_dir(out)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{PREFIX}", dir=root))
+    target = root / f"{PREFIX}{step:06d}"
+    with atomic_folder(target) as tmp:
+        _write(tmp, step, model, optimizer, scheduler, extra)
+    for old in root.glob(f"{PREFIX}*"):
+        if old != target:
+            shutil.rmtree(old)
+    return target
+
+
+def _write(
+    tmp: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    extra: dict[str, Any],
+) -> None:
     weights = {n: p.detach().contiguous() for n, p in trainable(model).items()}
     save_file(weights, tmp / "weights.safetensors")
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
@@ -65,14 +82,6 @@ def save(
     save_file(rng, tmp / "rng.safetensors")
     state = {"step": step, "optimizer": opt_meta, "scheduler": scheduler.state_dict(), **extra}
     (tmp / "state.json").write_text(json.dumps(state, indent=1) + "\n")
-    target = root / f"{PREFIX}{step:06d}"
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    for old in root.glob(f"{PREFIX}*"):
-        if old != target:
-            shutil.rmtree(old)
-    return target
 
 
 def load(

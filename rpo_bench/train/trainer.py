@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 import torch
 
 from rpo_bench import models
-from rpo_bench.jsonl import write_atomic
+from rpo_bench.files import atomic_folder, write_atomic
 from rpo_bench.train import checkpoint
 from rpo_bench.train.config import TrainConfig
 from rpo_bench.train.data import Batch, make_batches, read_pairs, tokenize_pairs
@@ -101,8 +99,7 @@ def _save_final(acc: Any, scorer: Any, tokenizer: Any, out: Path) -> Path | None
     if not acc.is_main_process:
         return None
     target = out / "final"
-    tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=out))
-    try:
+    with atomic_folder(target) as tmp:
         if state is not None:  # sharded: the gathered weights (a LoRA run saves its adapter)
             state = {k.removeprefix("model."): v for k, v in state.items()}
             model.save_pretrained(tmp, state_dict=state, safe_serialization=True)
@@ -111,11 +108,6 @@ def _save_final(acc: Any, scorer: Any, tokenizer: Any, out: Path) -> Path | None
                 model = model.merge_and_unload()
             model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

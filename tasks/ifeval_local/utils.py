@@ -1,21 +1,6 @@
-"""ifeval_local: IFEval from the copy vendored in rpo_bench, scored by rpo_bench.constraints."""
+"""ifeval_local: the lm-eval glue; the logic lives in rpo_bench.evaluate.ifeval and .metrics."""
 
-import datasets
+from rpo_bench.evaluate.ifeval import load_docs, process_results
+from rpo_bench.evaluate.metrics import inst_level_acc, prompt_level_acc
 
-from rpo_bench.evaluate.verifiable import constraints_for, read_jsonl, score
-from rpo_bench.paths import resource
-
-
-def load_docs(**_):
-    rows = read_jsonl(resource("ifeval", "input_data.jsonl"))
-    return {"test": datasets.Dataset.from_list(rows)}
-
-
-def process_results(doc, results):
-    constraints = constraints_for(doc["instruction_id_list"], doc["kwargs"])
-    return score(constraints, results[0])
-
-
-def agg_inst_level_acc(items):
-    flat = [x for sub in items for x in sub]
-    return sum(flat) / len(flat)
+__all__ = ["inst_level_acc", "load_docs", "process_results", "prompt_level_acc"]

@@ -1,5 +1,6 @@
-"""multi_if: the lm-eval glue; the logic lives in rpo_bench.evaluate.multi_if_task."""
+"""multi_if: the lm-eval glue; the logic lives in rpo_bench.evaluate.multi_if_task and .metrics."""
 
-from rpo_bench.evaluate.multi_if_task import MultiIFTask, inst_level, load_docs, overall
+from rpo_bench.evaluate.metrics import inst_level_acc, overall, prompt_level_acc
+from rpo_bench.evaluate.multi_if_task import MultiIFTask, load_docs
 
-__all__ = ["MultiIFTask", "inst_level", "load_docs", "overall"]
+__all__ = ["MultiIFTask", "inst_level_acc", "load_docs", "overall", "prompt_level_acc"]

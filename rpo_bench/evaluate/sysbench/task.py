@@ -21,121 +21,26 @@ Task metadata (`--metadata` JSON, or TaskManager(metadata=...)):
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 from rpo_bench.evaluate.multiturn_task import MultiTurnTask
-from rpo_bench.evaluate.sysbench import (
-    Session,
+from rpo_bench.evaluate.sysbench.data import (
+    data_file,
     label_from_row,
     load_sessions,
-    score,
+    session_doc,
     session_from_row,
 )
-from rpo_bench.jsonl import write_jsonl
-from rpo_bench.judge import Judge, judge_sessions, make_judge
+from rpo_bench.evaluate.sysbench.judging import judge_sessions
+from rpo_bench.evaluate.sysbench.metrics import score
+from rpo_bench.judge import Judge, make_judge
 from rpo_bench.judge.openai import DEFAULT_BASE_URL
-from rpo_bench.paths import cache_dir, data_dir
+from rpo_bench.paths import cache_dir
 from rpo_bench.rollout.multiturn import Conversation
 
-FILE_NAME = "sysbench_eval.jsonl"
-UPSTREAM_REPO = "PKU-Baichuan-MLSystemLab/SysBench"
-UPSTREAM_COMMIT = "627ffa8010d00e270426975b33b1fb7a0a635602"  # as ../shared/data/sysbench
-UPSTREAM_URL = (
-    f"https://raw.githubusercontent.com/{UPSTREAM_REPO}/{UPSTREAM_COMMIT}/"
-    "datas/system_benchmark_eval_datas.json"
-)
 DEFAULT_JUDGE = "openai"
-
-
-# ---------------------------------------------------------------- data
-
-
-def from_upstream(rows: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
-    """Upstream sessions (领域, 场景, messages with ground-truth replies, prompt_infos) in the
-    local schema; ground-truth replies are dropped: the model's own replies are the history."""
-    out = []
-    for i, row in enumerate(rows):
-        where = f"{source}: session [{i}]"
-        missing = [k for k in ("system_id", "领域", "rounds_related", "messages") if k not in row]
-        if missing:
-            raise ValueError(f"{where}: field {missing[0]!r} missing")
-        messages = [m for m in row["messages"] if m.get("role") in ("system", "user")]
-        system = row.get("system_prompt") or next(
-            (m["content"] for m in messages if m["role"] == "system"), None
-        )
-        out.append(
-            {
-                "system_id": row["system_id"],
-                "domain": row["领域"],
-                "scene": row.get("场景") or None,
-                "rounds_related": row["rounds_related"],
-                "system_prompt": system,
-                "messages": messages,
-                "prompt_infos": row.get("prompt_infos"),
-            }
-        )
-    return out
-
-
-def _download(target: Path) -> None:
-    """Fetch the pinned upstream JSON and store it, converted, as JSON Lines at `target`."""
-    with urllib.request.urlopen(UPSTREAM_URL, timeout=60) as resp:
-        rows = json.loads(resp.read())
-    write_jsonl(target, from_upstream(rows, UPSTREAM_URL))
-
-
-def data_file(sysbench_file: str | None = None) -> Path:
-    """--metadata sysbench_file, else $RPO_BENCH_DATA/sysbench/, else the pinned download."""
-    if sysbench_file:
-        path = Path(sysbench_file)
-        if not path.exists():
-            raise FileNotFoundError(f"SysBench file {path} (metadata sysbench_file) not found")
-        return path
-    root = data_dir()
-    if root is not None and (root / "sysbench" / FILE_NAME).exists():
-        return root / "sysbench" / FILE_NAME
-    cached = cache_dir() / "sysbench" / f"sysbench_eval_{UPSTREAM_COMMIT[:12]}.jsonl"
-    if not cached.exists():
-        try:
-            _download(cached)
-        except OSError as err:  # offline, or GitHub unreachable: say what to do instead
-            raise FileNotFoundError(
-                f"SysBench data not found: no {FILE_NAME} in $RPO_BENCH_DATA/sysbench/ "
-                f"(RPO_BENCH_DATA={os.environ.get('RPO_BENCH_DATA')}) and {UPSTREAM_URL} could "
-                f"not be fetched ({type(err).__name__}: {err}). Put {FILE_NAME} (schema: "
-                "../shared/data/sysbench/README.md) in $RPO_BENCH_DATA/sysbench/ or pass "
-                '--metadata \'{"sysbench_file": "/path/to/sysbench_eval.jsonl"}\'. '
-                "SysBench has no licence: never commit it."
-            ) from err
-    return cached
-
-
-def session_doc(session: Session) -> dict[str, Any]:
-    """A session as an lm-eval doc, in the data file's `turns` schema (Arrow-friendly)."""
-    return {
-        "system_id": session.system_id,
-        "domain": session.domain,
-        "scene": session.scene,
-        "rounds_related": session.rounds_related,
-        "system_prompt": session.system_prompt,
-        "turns": [
-            {
-                "round_index": t.round_index,
-                "user": t.user,
-                "alignment": t.alignment,
-                "criteria": [
-                    {"criteria_id": c.id, "criteria_content": c.content, "criteria_type": c.type}
-                    for c in t.criteria
-                ],
-            }
-            for t in session.turns
-        ],
-    }
 
 
 def load_docs(sysbench_file: str | None = None, **_: Any) -> dict:
@@ -225,6 +130,13 @@ def ssr(items: list[dict[str, Any]]) -> float:
     return _metric(items, "ssr")
 
 
+def document_scores(sample: dict[str, Any]) -> list[float | None]:
+    """One logged lm-eval sample (a session) as [its CSR as a fraction], None if unjudged:
+    the per-session score the report pairs across models."""
+    value = scores([sample["csr"]])["csr"]
+    return [None if value is None else value / 100]
+
+
 def judge_errors(items: list[int]) -> int:
     """Turns the judge could not judge, over all sessions."""
     return sum(items)
@@ -234,7 +146,7 @@ __all__ = [
     "SysBenchTask",
     "csr",
     "data_file",
-    "from_upstream",
+    "document_scores",
     "isr",
     "judge_errors",
     "load_docs",

@@ -1,25 +1,21 @@
-"""SysBench (system-message following) metrics from per-turn judge verdicts.
-
-Reads the benchmark sessions (`sysbench_eval.jsonl`) and one model's judge labels
-(`judge_labels/<model>.jsonl`, schema in the data README) and computes the paper's metrics:
-CSR (constraint satisfaction rate), ISR (instruction = turn satisfaction rate) and SSR
-(session stability rate), with splits, R1..R5, CSR per constraint type and bootstrap CIs.
-The `sysbench-score` subcommand prints them as JSON.
+"""SysBench data: sessions (`sysbench_eval.jsonl`) and judge labels
+(`judge_labels/<model>.jsonl`, schema in the data README), read and validated (errors name
+file:line and field); where the session file is found or downloaded; the upstream schema
+converted. SysBench declares no licence: its data is never vendored or committed.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from rpo_bench.jsonl import iter_rows
-from rpo_bench.paths import sysbench_file
+from rpo_bench.jsonl import iter_rows, write_jsonl
+from rpo_bench.paths import cache_dir, data_dir
 
 N_ROUNDS = 5
 ALIGNMENTS = ("align", "misalign")
@@ -115,8 +111,14 @@ def _field(
     return value
 
 
+def turns_of(row: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """A session row's `turns` (round_index, user, alignment, criteria): the row's own, or
+    built from the upstream schema (messages + prompt_infos keyed by user text, criteria
+    in id order). The one place the upstream schema becomes turns."""
+    return row["turns"] if "turns" in row else _turns_from_official(row, where)
+
+
 def _turns_from_official(row: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    """Build `turns` from the upstream schema (messages + prompt_infos keyed by user text)."""
     messages = _field(row, "messages", (list,), where)
     infos = _field(row, "prompt_infos", (dict,), where)
     turns = []
@@ -131,10 +133,15 @@ def _turns_from_official(row: dict[str, Any], where: str) -> list[dict[str, Any]
                     "round_index": len(turns) + 1,
                     "user": m["content"],
                     "alignment": info.get("alignment"),
-                    "criteria": list(criteria.values()),
+                    "criteria": sorted(criteria.values(), key=_criterion_order),
                 }
             )
     return turns
+
+
+def _criterion_order(c: Any) -> tuple[int, str]:
+    cid = c.get("criteria_id") if isinstance(c, dict) else None
+    return (int(cid), "") if isinstance(cid, int) or str(cid).isdigit() else (2**63, str(cid))
 
 
 def _turn(raw: Any, index: int, where: str) -> Turn:
@@ -179,7 +186,7 @@ def session_from_row(row: dict[str, Any], where: str) -> Session:
     Uses the row's `turns` field, or rebuilds it from `messages` + `prompt_infos` (the
     upstream schema) when absent. `where` ("file:line") prefixes every error.
     """
-    raw_turns = row["turns"] if "turns" in row else _turns_from_official(row, where)
+    raw_turns = turns_of(row, where)
     if not isinstance(raw_turns, list) or len(raw_turns) != N_ROUNDS:
         raise ValueError(f"{where}: field 'turns' must be a list of {N_ROUNDS} rounds")
     return Session(
@@ -308,173 +315,95 @@ def check_coverage(
     return keyed
 
 
-# ---------------------------------------------------------------- metrics
+# ---------------------------------------------------------------- the data file
+
+FILE_NAME = "sysbench_eval.jsonl"
+UPSTREAM_REPO = "PKU-Baichuan-MLSystemLab/SysBench"
+UPSTREAM_COMMIT = "627ffa8010d00e270426975b33b1fb7a0a635602"  # as ../shared/data/sysbench
+UPSTREAM_URL = (
+    f"https://raw.githubusercontent.com/{UPSTREAM_REPO}/{UPSTREAM_COMMIT}/"
+    "datas/system_benchmark_eval_datas.json"
+)
 
 
-def _percent(num: float, den: float, ndigits: int | None) -> float | None:
-    if den == 0:
-        return None
-    value = 100.0 * num / den
-    return round(value, ndigits) if ndigits is not None else value
-
-
-def _bootstrap_ci(
-    per_session: dict[str, tuple[np.ndarray, np.ndarray]],
-    n_boot: int,
-    seed: int,
-    ndigits: int | None,
-) -> dict[str, list[float] | None]:
-    """95% percentile intervals of num.sum()/den.sum(), resampling whole sessions.
-
-    Sessions, not turns or constraints, are resampled because turns within a session share a
-    system message and history and are not independent.
-    """
-    n = len(next(iter(per_session.values()))[0])
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    out: dict[str, list[float] | None] = {}
-    for name, (num, den) in per_session.items():
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stats = 100.0 * num[idx].sum(axis=1) / den[idx].sum(axis=1)
-        if np.isnan(stats).all():
-            out[name] = None
-            continue
-        lo, hi = (float(x) for x in np.nanpercentile(stats, [2.5, 97.5]))
-        out[name] = [round(lo, ndigits), round(hi, ndigits)] if ndigits is not None else [lo, hi]
+def from_upstream(rows: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+    """Upstream sessions (领域, 场景, messages with ground-truth replies, prompt_infos) in the
+    local schema; ground-truth replies are dropped: the model's own replies are the history."""
+    out = []
+    for i, row in enumerate(rows):
+        where = f"{source}: session [{i}]"
+        missing = [k for k in ("system_id", "领域", "rounds_related", "messages") if k not in row]
+        if missing:
+            raise ValueError(f"{where}: field {missing[0]!r} missing")
+        messages = [m for m in row["messages"] if m.get("role") in ("system", "user")]
+        system = row.get("system_prompt") or next(
+            (m["content"] for m in messages if m["role"] == "system"), None
+        )
+        out.append(
+            {
+                "system_id": row["system_id"],
+                "domain": row["领域"],
+                "scene": row.get("场景") or None,
+                "rounds_related": row["rounds_related"],
+                "system_prompt": system,
+                "messages": messages,
+                "prompt_infos": row.get("prompt_infos"),
+            }
+        )
     return out
 
 
-def score(
-    labels: Sequence[Label],
-    sessions: Sequence[Session],
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-    ndigits: int | None = 2,
-) -> dict[str, Any]:
-    """SysBench metrics in percent (JSON-ready), as the paper and reference code define them.
+def _download(target: Path) -> None:
+    """Fetch the pinned upstream JSON and store it, converted, as JSON Lines at `target`."""
+    with urllib.request.urlopen(UPSTREAM_URL, timeout=60) as resp:
+        rows = json.loads(resp.read())
+    write_jsonl(target, from_upstream(rows, UPSTREAM_URL))
 
-    - csr: constraints judged true / all constraints, micro over every constraint. A null
-      verdict (judge said e.g. "not applicable") is NOT satisfied.
-    - isr: share of turns with all_pass = no constraint judged false (null does NOT fail a
-      turn); isr_align / isr_misalign split by the turn's alignment.
-    - ssr: per session, consecutive passing turns from round 1 up to the first failure,
-      divided by 5, averaged over sessions; ssr_dependent / ssr_parallel split by
-      rounds_related. r1..r5: share of sessions whose first k turns all pass.
-    - csr_by_type: CSR per constraint type, keyed by the Chinese type name
-      (`type_aliases` gives the English names).
-    - ci95: 95% bootstrap intervals (sessions resampled, `n_boot` times, seeded) of csr/isr/ssr.
 
-    Turns whose label has `judge_error: true` are counted in `judge_errors` and left out of
-    the CSR and ISR numerators and denominators (an unjudged turn is neither kept nor failed),
-    so `n_turns` / `n_constraints` are the judged ones. For SSR and R1..R5 such a turn ends the
-    session's streak: a streak must be confirmed turn by turn. `ndigits=None` keeps full
-    precision.
-    """
-    keyed = check_coverage(labels, sessions)
-    n = len(sessions)
-    csr_num, csr_den = np.zeros(n), np.zeros(n)
-    isr_num, isr_den = np.zeros(n), np.zeros(n)
-    streaks = np.zeros(n)
-    by_alignment = {a: [0, 0] for a in ALIGNMENTS}  # [passed, judged]
-    by_type: dict[str, list[int]] = {}  # type -> [satisfied, total]
-    judge_errors = 0
-    for i, session in enumerate(sessions):
-        streak_alive = True
-        for turn in session.turns:
-            label = keyed[(session.system_id, turn.round_index)]
-            if label.judge_error:
-                judge_errors += 1
-                streak_alive = False
-                continue
-            passed = all(label.verdicts[str(c.id)] is not False for c in turn.criteria)
-            for c in turn.criteria:
-                counts = by_type.setdefault(c.type, [0, 0])
-                counts[0] += label.verdicts[str(c.id)] is True
-                counts[1] += 1
-            csr_num[i] += sum(label.verdicts[str(c.id)] is True for c in turn.criteria)
-            csr_den[i] += len(turn.criteria)
-            isr_num[i] += passed
-            isr_den[i] += 1
-            by_alignment[turn.alignment][0] += passed
-            by_alignment[turn.alignment][1] += 1
-            streak_alive = streak_alive and passed
-            streaks[i] += streak_alive
-    ssr = streaks / N_ROUNDS
-    related = np.array([s.rounds_related for s in sessions])
-    ordered_types = [t for t in TYPE_ALIASES if t in by_type] + sorted(
-        set(by_type) - set(TYPE_ALIASES)
-    )
-    ones = np.ones(n)
-    result: dict[str, Any] = {
-        "model": labels[0].model,
-        "csr": _percent(csr_num.sum(), csr_den.sum(), ndigits),
-        "isr": _percent(isr_num.sum(), isr_den.sum(), ndigits),
-        "ssr": _percent(ssr.sum(), n, ndigits),
-        "isr_align": _percent(*by_alignment["align"], ndigits),
-        "isr_misalign": _percent(*by_alignment["misalign"], ndigits),
-        "ssr_dependent": _percent(ssr[related].sum(), related.sum(), ndigits),
-        "ssr_parallel": _percent(ssr[~related].sum(), (~related).sum(), ndigits),
-        **{f"r{k}": _percent((streaks >= k).sum(), n, ndigits) for k in range(1, N_ROUNDS + 1)},
-        "csr_by_type": {t: _percent(*by_type[t], ndigits) for t in ordered_types},
-        "type_aliases": {t: TYPE_ALIASES.get(t, t) for t in ordered_types},
-        "ci95": _bootstrap_ci(
-            {"csr": (csr_num, csr_den), "isr": (isr_num, isr_den), "ssr": (ssr, ones)},
-            n_boot,
-            seed,
-            ndigits,
-        ),
-        "n_sessions": n,
-        "n_turns": int(isr_den.sum()),
-        "n_constraints": int(csr_den.sum()),
-        "judge_errors": judge_errors,
+def data_file(sysbench_file: str | None = None) -> Path:
+    """--metadata sysbench_file, else $RPO_BENCH_DATA/sysbench/, else the pinned download."""
+    if sysbench_file:
+        path = Path(sysbench_file)
+        if not path.exists():
+            raise FileNotFoundError(f"SysBench file {path} (metadata sysbench_file) not found")
+        return path
+    root = data_dir()
+    if root is not None and (root / "sysbench" / FILE_NAME).exists():
+        return root / "sysbench" / FILE_NAME
+    cached = cache_dir() / "sysbench" / f"sysbench_eval_{UPSTREAM_COMMIT[:12]}.jsonl"
+    if not cached.exists():
+        try:
+            _download(cached)
+        except OSError as err:  # offline, or GitHub unreachable: say what to do instead
+            raise FileNotFoundError(
+                f"SysBench data not found: no {FILE_NAME} in $RPO_BENCH_DATA/sysbench/ "
+                f"(RPO_BENCH_DATA={os.environ.get('RPO_BENCH_DATA')}) and {UPSTREAM_URL} could "
+                f"not be fetched ({type(err).__name__}: {err}). Put {FILE_NAME} (schema: "
+                "../shared/data/sysbench/README.md) in $RPO_BENCH_DATA/sysbench/ or pass "
+                '--metadata \'{"sysbench_file": "/path/to/sysbench_eval.jsonl"}\'. '
+                "SysBench has no licence: never commit it."
+            ) from err
+    return cached
+
+
+def session_doc(session: Session) -> dict[str, Any]:
+    """A session as an lm-eval doc, in the data file's `turns` schema (Arrow-friendly)."""
+    return {
+        "system_id": session.system_id,
+        "domain": session.domain,
+        "scene": session.scene,
+        "rounds_related": session.rounds_related,
+        "system_prompt": session.system_prompt,
+        "turns": [
+            {
+                "round_index": t.round_index,
+                "user": t.user,
+                "alignment": t.alignment,
+                "criteria": [
+                    {"criteria_id": c.id, "criteria_content": c.content, "criteria_type": c.type}
+                    for c in t.criteria
+                ],
+            }
+            for t in session.turns
+        ],
     }
-    return result
-
-
-# ---------------------------------------------------------------- command line
-
-
-def _run(args: argparse.Namespace) -> dict[str, Any]:
-    data = Path(args.data) if args.data else sysbench_file("sysbench_eval.jsonl")
-    result = score(
-        load_labels(args.labels), load_sessions(data), n_boot=args.bootstrap, seed=args.seed
-    )
-    print(json.dumps(result, ensure_ascii=False, indent=2))
-    return result
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register `sysbench-score` on an argparse subparsers object (func=handler)."""
-    p = subparsers.add_parser(
-        "sysbench-score",
-        help="SysBench CSR/ISR/SSR from judge labels",
-        description="Score one model's SysBench judge labels; prints the metrics as JSON.",
-    )
-    p.add_argument("--labels", required=True, help="judge labels JSONL (judge_labels schema)")
-    p.add_argument(
-        "--data",
-        default=None,
-        help="sysbench_eval.jsonl (default: $RPO_BENCH_DATA/sysbench/sysbench_eval.jsonl)",
-    )
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for ci95")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.set_defaults(func=_run)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """`sysbench-score` on its own: parse argv, print the JSON and return it; errors raise."""
-    parser = argparse.ArgumentParser(prog="rpo-bench")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["sysbench-score", *(argv if argv is not None else [])])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    import sys
-
-    try:
-        main(sys.argv[1:])
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"sysbench-score: error: {err}", file=sys.stderr)
-        sys.exit(2)

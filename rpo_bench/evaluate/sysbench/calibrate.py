@@ -13,14 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rpo_bench.judge.base import (
-    Judge,
-    JudgeRequest,
-    judgement_row,
-    read_jsonl,
-    session_requests,
-    write_rows,
-)
+from rpo_bench.evaluate.sysbench.judging import judgement_row, session_requests, write_rows
+from rpo_bench.jsonl import read_jsonl
+from rpo_bench.judge.base import Judge
+from rpo_bench.judge.types import JudgeRequest
 
 
 def agreement(pairs: Iterable[tuple[bool, bool]]) -> dict[str, Any]:

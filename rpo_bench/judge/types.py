@@ -1,0 +1,60 @@
+"""What a SysBench judge takes and gives: a request per turn, a judgement per request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Criterion = dict[str, Any]  # {"criteria_id": int, "criteria_content": str, "criteria_type": str}
+
+
+@dataclass
+class JudgeRequest:
+    """One turn to judge. `history` holds (user, answer) pairs with the model's OWN answers."""
+
+    system: str
+    history: Sequence[tuple[str, str]]
+    user: str
+    answer: str
+    checklist: Sequence[Criterion]
+    key: tuple[int, int] | None = None  # (system_id, round_index): replay needs it
+
+    @property
+    def ids(self) -> list[str]:
+        """The checklist's criterion ids as strings, the keys a verdict map must have."""
+        return [str(c["criteria_id"]) for c in self.checklist]
+
+
+@dataclass
+class Judgement:
+    """The judge's answer for one turn.
+
+    `verdicts` maps str(criteria_id) to True (是) / False (否); a replayed label the
+    original judge left undecided (不适用 ...) is None. `raw` keeps the judge's original
+    verdict strings. `error` is set (and `verdicts` empty) when every attempt failed.
+    """
+
+    verdicts: dict[str, bool | None]
+    reasoning: str = ""
+    raw: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    attempts: int = 0
+    outputs: list[str] = field(default_factory=list)  # raw completions of failed attempts
+    cached: bool = False
+
+    @property
+    def all_pass(self) -> bool | None:
+        """No criterion judged 否 (the reference rule: undecided does not fail); None on error."""
+        if self.error is not None:
+            return None
+        return not any(v is False for v in self.verdicts.values())
+
+
+def failed(message: str, attempts: int, outputs: list[str]) -> Judgement:
+    """The judgement of a turn the judge could not judge."""
+    return Judgement(verdicts={}, error=message, attempts=attempts, outputs=outputs)
+
+
+class JudgeUnavailable(ConnectionError):
+    """The judge cannot work at all (bad key, unknown model, wrong URL): stop, do not retry."""
