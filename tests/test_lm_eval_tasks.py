@@ -121,6 +121,23 @@ def test_single_turn_tasks(run, task):
     rescore.assert_metrics_equal(metrics, expected)
 
 
+@pytest.mark.parametrize("task", ["ifeval_local", "ifbench"])
+def test_report_numbers_equal_lm_eval_numbers(run, task):
+    """The ablation's evaluation stage, given lm-eval's replies, reports lm-eval's numbers
+    exactly: both score with the same document scorer and the same aggregation."""
+    from rpo_bench.ablate import evaluate
+
+    benchmark = evaluate.SINGLE_TURN[task]
+    rows = [
+        benchmark.score_doc(s["doc"], s["filtered_resps"][0]) for s in run["out"]["samples"][task]
+    ]
+    report = evaluate.aggregate(rows)
+    printed = run["out"]["results"][task]
+    assert {m: report[m] for m in evaluate.METRICS} == {
+        m: printed[f"{m},none"] for m in evaluate.METRICS
+    }
+
+
 def test_multi_if_final_prompt_holds_the_models_own_turn_1_reply(run):
     metrics = run["out"]["results"]["multi_if_english"]
     samples = run["out"]["samples"]["multi_if_english"]
@@ -190,7 +207,7 @@ def test_multi_turn_task_without_chat_template_fails_clearly(run):
 def test_multi_turn_document_scores(run):
     """The report's paired unit for multi-turn tasks, from samples as the harness logs them:
     Multi-IF one score per conversation turn, SysBench one CSR per session."""
-    from rpo_bench.evaluate import multi_if_task
+    from rpo_bench.evaluate.multi_if import task as multi_if_task
     from rpo_bench.evaluate.sysbench import task as sysbench_task
 
     def logged(sample: dict) -> dict:

@@ -36,7 +36,7 @@ def single_turn(task: str, backend: Any, settings: Any, limit: int | None) -> li
 
 def document_scorer(task: str) -> Any:
     """The per-document scorer of an lm-eval multi-turn task's logged samples."""
-    from rpo_bench.evaluate import multi_if_task
+    from rpo_bench.evaluate.multi_if import task as multi_if_task
     from rpo_bench.evaluate.sysbench import task as sysbench_task
 
     if task.startswith("multi_if"):

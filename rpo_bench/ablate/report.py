@@ -211,7 +211,9 @@ def _plots(results: dict[str, Any], table: dict[str, Any], out: Path) -> list[st
             hist[c["strategy"]][int(g)] += count
     width = 0.8 / max(len(hist), 1)
     for j, (s, h) in enumerate(sorted(hist.items())):
-        ax.bar([g + j * width for g in h], list(h.values()), width, label=s)
+        offset = (j - (len(hist) - 1) / 2) * width  # each g's bars centred on g
+        ax.bar([g + offset for g in h], list(h.values()), width, label=s)
+    ax.set_xticks(sorted({g for h in hist.values() for g in h}))
     ax.set_xlabel("margin g (differing constraints)")
     ax.set_ylabel("pairs (all cells)")
     ax.legend(fontsize=7)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rpo_bench import paths
 from rpo_bench.jsonl import iter_rows, write_jsonl
-from rpo_bench.paths import cache_dir, data_dir
 
 N_ROUNDS = 5
 ALIGNMENTS = ("align", "misalign")
@@ -367,10 +367,11 @@ def data_file(sysbench_file: str | None = None) -> Path:
         if not path.exists():
             raise FileNotFoundError(f"SysBench file {path} (metadata sysbench_file) not found")
         return path
-    root = data_dir()
-    if root is not None and (root / "sysbench" / FILE_NAME).exists():
-        return root / "sysbench" / FILE_NAME
-    cached = cache_dir() / "sysbench" / f"sysbench_eval_{UPSTREAM_COMMIT[:12]}.jsonl"
+    try:
+        return paths.sysbench_file(FILE_NAME)
+    except FileNotFoundError:
+        pass  # not in $RPO_BENCH_DATA: the pinned download
+    cached = paths.cache_dir() / "sysbench" / f"sysbench_eval_{UPSTREAM_COMMIT[:12]}.jsonl"
     if not cached.exists():
         try:
             _download(cached)

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rpo_bench.evaluate import multi_if
 from rpo_bench.evaluate.metrics import METRICS, prompt_score
+from rpo_bench.evaluate.multi_if import data as multi_if
 from rpo_bench.evaluate.multiturn_task import MultiTurnTask
 from rpo_bench.evaluate.verifiable import constraints_for, score
 from rpo_bench.paths import data_dir

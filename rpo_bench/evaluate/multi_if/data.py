@@ -1,4 +1,4 @@
-"""Multi-IF (He et al. 2024): load its conversations and score multi-turn replies.
+"""Multi-IF (He et al. 2024) data: its conversations, read and validated.
 
 A conversation has up to three user turns. Turn k's instruction list repeats every
 earlier instruction (the lists are cumulative in the data), and turn k's reply is
@@ -10,18 +10,14 @@ word, sentence and quotation rules. A skipped turn (empty or "None" prompt cell,
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from rpo_bench.constraints import INSTRUCTION_IDS, from_ifeval
-from rpo_bench.evaluate.verifiable import constraints_for, score
 from rpo_bench.jsonl import iter_rows
 
 TURNS = (1, 2, 3)
@@ -63,45 +59,6 @@ class Conversation:
 def load_conversations(path: str | Path) -> list[Conversation]:
     """Multi-IF conversations from its CSV, or from JSONL rows with the same string fields."""
     return _parse_all(read_rows(path), str(path), "line")[0]
-
-
-def score_rows(
-    rows: Iterable[Mapping[str, Any]], *, resamples: int = 1000, seed: int = 0
-) -> dict[str, Any]:
-    """Score Multi-IF rows that carry `responses` (one reply per turn, "" for a skipped turn).
-
-    Returns per-row verdicts, per-turn metrics by language (plus all_languages, pooled, and
-    average, the unweighted mean over languages) and, under "ci95", seeded 95% bootstrap
-    intervals for each turn's overall score.
-    """
-    return _score(list(enumerate(rows, 1)), "input", "row", resamples, seed)
-
-
-def score_file(path: str | Path, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """`score_rows` on a CSV or JSONL file; errors name the file's line."""
-    return _score(read_rows(path), str(path), "line", resamples, seed)
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register `multi-if-score --input FILE` on an argparse subparsers object."""
-    p = subparsers.add_parser(
-        "multi-if-score",
-        help="score Multi-IF replies (JSONL or CSV rows with a responses field)",
-        description=score_rows.__doc__,
-    )
-    p.add_argument("--input", required=True, help="Multi-IF rows plus responses (JSONL or CSV)")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for ci95")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.set_defaults(func=_cli)
-    return p
-
-
-def _cli(args: argparse.Namespace) -> None:
-    result = score_file(args.input, resamples=args.resamples, seed=args.seed)
-    print(json.dumps(result, ensure_ascii=False, indent=2))
-
-
-# ---- reading -------------------------------------------------------------------------
 
 
 def read_rows(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
@@ -256,95 +213,3 @@ def _responses(raw: Mapping[str, Any], conv: Conversation) -> list[str]:
         elif not isinstance(reply, str):
             raise fail(f"turn {k} needs a reply (a string), got {reply!r}")
     return replies
-
-
-# ---- scoring -------------------------------------------------------------------------
-
-# Per scored turn: prompt passes (strict), instruction passes (strict), the same two loose,
-# instruction count, and 1 (the turn). Sums of these give every metric.
-_PS, _IS, _PL, _IL, _NI, _N = range(6)
-
-
-def _counts(strict: list[bool], loose: list[bool]) -> list[int]:
-    return [int(all(strict)), sum(strict), int(all(loose)), sum(loose), len(strict), 1]
-
-
-def _accuracies(totals: np.ndarray) -> np.ndarray:
-    """The four accuracies then overall, from summed counts (last axis), batched or not."""
-    t = totals.astype(float)
-    acc = np.stack(
-        [
-            t[..., _PS] / t[..., _N],
-            t[..., _IS] / t[..., _NI],
-            t[..., _PL] / t[..., _N],
-            t[..., _IL] / t[..., _NI],
-        ],
-        axis=-1,
-    )
-    return np.concatenate([acc, acc.mean(axis=-1, keepdims=True)], axis=-1)
-
-
-def _as_dict(values: np.ndarray) -> dict[str, float]:
-    return {name: float(v) for name, v in zip((*METRICS, "overall"), values, strict=True)}
-
-
-def _score(
-    rows: Sequence[tuple[int, Mapping[str, Any]]],
-    source: str,
-    unit: str,
-    resamples: int,
-    seed: int,
-) -> dict[str, Any]:
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples}")
-    conversations, raws = _parse_all(rows, source, unit)
-    out_rows = []
-    # turn -> language -> per-conversation count vectors
-    groups: dict[int, dict[str, list[list[int]]]] = {k: {} for k in TURNS}
-    for conv, raw in zip(conversations, raws, strict=True):
-        replies = _responses(raw, conv)
-        turns = []
-        for k, turn in conv.present():
-            verdict = score(
-                constraints_for(turn.instruction_ids, turn.kwargs, "auto"), replies[k - 1]
-            )
-            strict, loose = verdict["inst_level_strict_acc"], verdict["inst_level_loose_acc"]
-            turns.append({"turn": k, "strict": strict, "loose": loose})
-            groups[k].setdefault(conv.language, []).append(_counts(strict, loose))
-        out_rows.append({"key": conv.key, "turns": turns})
-
-    rng = np.random.default_rng(seed)
-    by_turn, ci_by_turn = {}, {}
-    for k in TURNS:
-        if not groups[k]:
-            continue
-        table, ci = {}, {}
-        samples = {}
-        for language in sorted(groups[k]):
-            items = np.array(groups[k][language])
-            table[language] = _as_dict(_accuracies(items.sum(axis=0)))
-            # Stratified: each language keeps its size, as the unweighted average assumes.
-            picks = rng.integers(0, len(items), size=(resamples, len(items)))
-            samples[language] = items[picks].sum(axis=1)
-            ci[language] = _interval(_accuracies(samples[language])[:, -1])
-        pooled = np.array([c for lang in groups[k].values() for c in lang]).sum(axis=0)
-        table[ALL] = _as_dict(_accuracies(pooled))
-        table[AVERAGE] = _as_dict(np.mean([list(table[lang].values()) for lang in samples], axis=0))
-        ci[ALL] = _interval(_accuracies(sum(samples.values()))[:, -1])
-        ci[AVERAGE] = _interval(np.mean([_accuracies(s)[:, -1] for s in samples.values()], axis=0))
-        by_turn[str(k)], ci_by_turn[str(k)] = table, ci
-    return {
-        "rows": out_rows,
-        "turns": by_turn,
-        "ci95": {
-            "method": "percentile bootstrap over conversations, resampled within each language",
-            "resamples": resamples,
-            "seed": seed,
-            "turns": ci_by_turn,
-        },
-    }
-
-
-def _interval(values: np.ndarray) -> list[float]:
-    low, high = np.percentile(values, [2.5, 97.5])
-    return [float(low), float(high)]
