@@ -61,7 +61,11 @@ def _ours(policy, ref, tokenizer, margins):
     return batch, pair
 
 
-def test_sigmoid_loss_and_gradients_equal_trl(setup, tmp_path):
+@pytest.mark.parametrize(
+    ("trl_loss_type", "ours", "eps"), [("sigmoid", "rpo", 0.0), ("robust", "robust_dpo", 0.2)]
+)
+def test_loss_and_gradients_equal_trl(setup, tmp_path, trl_loss_type, ours, eps):
+    """TRL's sigmoid (our rpo at margin 0) and robust (Chowdhury et al. 2024) losses."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -75,6 +79,7 @@ def test_sigmoid_loss_and_gradients_equal_trl(setup, tmp_path):
     args = DPOConfig(
         output_dir=str(tmp_path), beta=BETA, max_length=256, per_device_train_batch_size=3,
         report_to="none", bf16=False, gradient_checkpointing=False, use_cpu=True, seed=0,
+        loss_type=[trl_loss_type], label_smoothing=eps,
     )  # fmt: skip
     trainer = DPOTrainer(
         model=policy.model, ref_model=ref.model, args=args,
@@ -92,7 +97,7 @@ def test_sigmoid_loss_and_gradients_equal_trl(setup, tmp_path):
     # same tokens, same split into prompt and reply, same chosen-then-rejected layout
     assert torch.equal(batch.input_ids, inputs["input_ids"])
     assert torch.equal(batch.reply_mask, inputs["completion_mask"])
-    loss, metrics = preference_loss(pair, torch.zeros(3), loss="rpo", beta=BETA)
+    loss, metrics = preference_loss(pair, torch.zeros(3), ours, beta=BETA, label_smoothing=eps)
     loss.backward()
     assert 0.02 < abs(metrics["rewards/margins"])  # a non-trivial comparison point
     assert abs(loss.item() - trl_loss.item()) <= 1e-5
@@ -175,3 +180,17 @@ def test_shared_prompt_rows_equal_plain_rows(setup):
     assert g_plain.keys() == g_shared.keys() and len(g_plain) > 100
     for name, g in g_plain.items():
         torch.testing.assert_close(g_shared[name], g, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_noise_aware_losses_by_hand():
+    # delta = 3 as above; at eps = 0 both are DPO, and robust_dpo's flipped term enters
+    # with a minus sign, scaled by 1 / (1 - 2 eps)
+    t = torch.tensor
+    pair = PairLogps(t([-10.0]), t([-20.0]), t([-12.0]), t([-19.0]), t([5]), t([5]))
+    right, flipped = math.log1p(math.exp(-0.3)), math.log1p(math.exp(0.3))
+    for eps in (0.0, 0.1, 0.3):
+        cdpo, _ = preference_loss(pair, t([2.0]), "cdpo", beta=0.1, label_smoothing=eps)
+        robust, _ = preference_loss(pair, t([2.0]), "robust_dpo", beta=0.1, label_smoothing=eps)
+        assert cdpo.item() == pytest.approx((1 - eps) * right + eps * flipped, abs=1e-6)
+        want = ((1 - eps) * right - eps * flipped) / (1 - 2 * eps)
+        assert robust.item() == pytest.approx(want, abs=1e-6)

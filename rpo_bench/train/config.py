@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-LOSSES = ("dpo", "rpo", "ipo")
+LOSSES = ("dpo", "rpo", "ipo", "cdpo", "robust_dpo")
 MARGIN_MODES = ("outside_beta", "inside_beta")
 
 
@@ -30,13 +30,15 @@ class TrainConfig:
 
     model: str = "smollm2-135m"
     out: str = "runs/train"
-    loss: str = "rpo"  # dpo | rpo | ipo
+    loss: str = "rpo"  # dpo | rpo | ipo | cdpo | robust_dpo
     # outside_beta: -logsigmoid(beta*delta - gamma*g) (the paper's formula);
     # inside_beta: -logsigmoid(beta*(delta - gamma*g)) (the authors' code)
     margin_mode: str = "outside_beta"
     beta: float = 0.1
     gamma: float = 0.05
     sft_weight: float = 0.0  # weight of the NLL of the chosen reply, added to the loss
+    # cdpo / robust_dpo: the assumed share of flipped preference labels (epsilon)
+    label_smoothing: float = 0.0
     lora: LoraSettings | None = field(default_factory=LoraSettings)  # None: full fine-tuning
     lr: float = 5e-4
     weight_decay: float = 0.0
@@ -64,6 +66,7 @@ class TrainConfig:
             "margin_mode": self.margin_mode in MARGIN_MODES,
             "beta": self.beta > 0,
             "gamma": self.gamma >= 0,
+            "label_smoothing": 0 <= self.label_smoothing < 0.5,
             "lr": self.lr > 0,
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,

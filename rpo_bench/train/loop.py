@@ -63,8 +63,9 @@ def batch_loss(run: Run, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
     cfg = run.cfg
     margin = batch.margin.to(device)
     return preference_loss(
-        pair, margin, cfg.loss, cfg.margin_mode, cfg.beta, cfg.gamma, cfg.sft_weight
-    )
+        pair, margin, cfg.loss, cfg.margin_mode, cfg.beta, cfg.gamma, cfg.sft_weight,
+        cfg.label_smoothing,
+    )  # fmt: skip
 
 
 def train_loop(run: Run, start: int, last_checkpoint: Any = None) -> int:

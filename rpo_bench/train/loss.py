@@ -1,10 +1,16 @@
-"""Preference losses: DPO (sigmoid), RPO (DPO with the per-pair margin g), IPO, optional SFT.
+"""Preference losses: DPO (sigmoid), RPO (DPO with the per-pair margin g), IPO, the
+noise-aware cDPO and robust DPO, optional SFT.
 
-delta = (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)), summed over reply tokens.
+delta = (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)), summed over reply tokens;
+eps = label_smoothing, the assumed rate of flipped preference labels.
   dpo:                 -logsigmoid(beta * delta)
   rpo, outside_beta:   -logsigmoid(beta * delta - gamma * g)      (the paper's formula)
   rpo, inside_beta:    -logsigmoid(beta * (delta - gamma * g))    (the authors' code)
   ipo:                 (delta_per_token - 1 / (2 * beta))**2      (TRL's length-normalized IPO)
+  cdpo:                -(1 - eps) logsigmoid(beta delta) - eps logsigmoid(-beta delta)
+                       (conservative DPO: the label is right with probability 1 - eps)
+  robust_dpo:          [-(1 - eps) logsigmoid(beta delta) + eps logsigmoid(-beta delta)]
+                       / (1 - 2 eps)   (Chowdhury et al. 2024: unbiased under flip rate eps)
   sft term:            sft_weight * mean NLL of the chosen reply tokens
 """
 
@@ -36,6 +42,7 @@ def preference_loss(
     beta: float = 0.1,
     gamma: float = 0.05,
     sft_weight: float = 0.0,
+    label_smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Mean loss over the pairs of a batch, and its metrics (rewards are beta * log-ratios)."""
     chosen_ratio = logps.chosen - logps.ref_chosen
@@ -53,6 +60,13 @@ def preference_loss(
             logps.rejected_tokens.clamp(min=1)
         )
         per_pair = (per_token - 1 / (2 * beta)) ** 2
+    elif loss in ("cdpo", "robust_dpo"):
+        eps = label_smoothing
+        right, flipped = -F.logsigmoid(beta * delta), -F.logsigmoid(-beta * delta)
+        if loss == "cdpo":
+            per_pair = (1 - eps) * right + eps * flipped
+        else:
+            per_pair = ((1 - eps) * right - eps * flipped) / (1 - 2 * eps)
     else:
         raise ValueError(f"unknown loss {loss!r} / margin_mode {margin_mode!r}")
     total = per_pair.mean()

@@ -112,7 +112,9 @@ def _save_final(acc: Any, scorer: Any, tokenizer: Any, out: Path) -> Path | None
 
 
 def _check_resumable(state: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    before, now = state.get("config", {}), cfg.to_dict()
+    # a key the checkpoint lacks is newer than it, and had its default then
+    before = TrainConfig().to_dict() | state.get("config", {})
+    now = cfg.to_dict()
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k) != now[k])
     if changed:
         raise ValueError(
