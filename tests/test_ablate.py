@@ -299,3 +299,29 @@ def prompt_score(scored: dict) -> float | None:
             return None
         parts.append(float(value))
     return rescore.mean(parts)
+
+
+def test_strategy_variants_train_shared_pairs_with_their_own_loss(tmp_path):
+    text = """name: v
+strategies:
+  dpo_count_robust: {pairs: dpo_count, train: {loss: robust_dpo, label_smoothing: 0.2}}
+train: {beta: 0.2}
+grid: {strategy: [dpo_count, dpo_count_robust, rpo]}
+"""
+    cfg = config_mod.load(write(tmp_path, text))
+    assert [c.strategy for c in cfg.cells()] == ["dpo_count", "dpo_count_robust", "rpo"]
+    assert cfg.pair_strategy("dpo_count_robust") == cfg.pair_strategy("dpo_count") == "dpo_count"
+    assert cfg.train_settings("dpo_count") == {"loss": "dpo", "beta": 0.2}
+    assert cfg.train_settings("rpo") == {"loss": "rpo", "beta": 0.2}
+    robust = {"loss": "robust_dpo", "beta": 0.2, "label_smoothing": 0.2}
+    assert cfg.train_settings("dpo_count_robust") == robust
+    bad = {
+        "strategies: {rpo: {pairs: dpo_count}}\n": r"strategies\.rpo: a variant needs a name",
+        "strategies: {x: {pairs: nope}}\n": r"strategies\.x\.pairs: unknown value 'nope'",
+        "strategies: {x: {pairs: rpo, loss: dpo}}\n": r"strategies\.x: unknown key 'loss'",
+        "strategies: {x: {pairs: rpo, train: {label_smoothing: 0.7}}}\ngrid: {strategy: [x]}\n":
+            r"grid\.strategy\[0\] \(x\): invalid training config value\(s\): label_smoothing",
+    }  # fmt: skip
+    for body, message in bad.items():
+        with pytest.raises(ValueError, match=message):
+            config_mod.load(write(tmp_path, "name: v\n" + body))

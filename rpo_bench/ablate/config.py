@@ -82,6 +82,15 @@ class Eval:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A named grid strategy: a pair strategy's pairs trained with its own settings, e.g.
+    `dpo_count_robust: {pairs: dpo_count, train: {loss: robust_dpo, label_smoothing: 0.2}}`."""
+
+    pairs: str  # a pair strategy (rpo_bench.pairs.STRATEGIES)
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig keys over `train`
+
+
+@dataclass(frozen=True)
 class Grid:
     strategy: tuple[str, ...] = ("dpo_count", "rpo")
     noise: tuple[float, ...] = (0.0,)
@@ -114,6 +123,20 @@ class AblationConfig:
     train: dict[str, Any] = field(default_factory=dict)  # rpo_bench.train's TrainConfig keys
     eval: Eval = field(default_factory=Eval)
     grid: Grid = field(default_factory=Grid)
+    strategies: dict[str, Variant] = field(default_factory=dict)  # named variants for the grid
+
+    def pair_strategy(self, strategy: str) -> str:
+        """The pair strategy a grid strategy builds its pairs with."""
+        return self.strategies[strategy].pairs if strategy in self.strategies else strategy
+
+    def train_settings(self, strategy: str) -> dict[str, Any]:
+        """TrainConfig keys for a grid strategy: its pair strategy's declared loss, then
+        `train`, then the variant's own `train`."""
+        from rpo_bench.pairs.strategy import LOSSES
+
+        variant = self.strategies.get(strategy)
+        own = variant.train if variant else {}
+        return {"loss": LOSSES[self.pair_strategy(strategy)], **self.train, **own}
 
     def cells(self) -> list[Cell]:
         g = self.grid
@@ -149,6 +172,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        if dataclasses.is_dataclass(args[1]):
+            return {k: _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
         return dict(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -175,18 +200,26 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     _one_of(config.judge.kind, JUDGES, f"{where}.judge.kind")
     for i, task in enumerate(config.eval.tasks):
         _one_of(task, EVAL_TASKS, f"{where}.eval.tasks[{i}]")
+    try:
+        TrainConfig.from_dict(config.train)
+    except ValueError as err:
+        raise ValueError(f"{where}.train: {err}") from None
+    for name, variant in config.strategies.items():
+        if name in STRATEGIES or name == BASE:
+            raise ValueError(f"{where}.strategies.{name}: a variant needs a name of its own")
+        _one_of(variant.pairs, list(STRATEGIES), f"{where}.strategies.{name}.pairs")
     for i, strategy in enumerate(config.grid.strategy):
-        _one_of(strategy, list(STRATEGIES), f"{where}.grid.strategy[{i}]")
+        _one_of(strategy, [*STRATEGIES, *config.strategies], f"{where}.grid.strategy[{i}]")
+        try:
+            TrainConfig.from_dict(config.train_settings(strategy))
+        except ValueError as err:
+            raise ValueError(f"{where}.grid.strategy[{i}] ({strategy}): {err}") from None
     for i, p in enumerate(config.grid.noise):
         if not 0.0 <= p <= 0.5:
             raise ValueError(f"{where}.grid.noise[{i}]: {p} is not a flip probability in [0, 0.5]")
     for axis in ("strategy", "noise", "model", "seed"):
         if not getattr(config.grid, axis):
             raise ValueError(f"{where}.grid.{axis}: needs at least one value")
-    try:
-        TrainConfig.from_dict(config.train)
-    except ValueError as err:
-        raise ValueError(f"{where}.train: {err}") from None
     return config
 
 

@@ -86,10 +86,10 @@ class Runner:
 
     def pairs(self, cell: Cell) -> tuple[Path, dict]:
         judged, judged_inputs = self.judged(cell.model, cell.noise, cell.seed)
-        p = self.cfg.pairs
+        p, name = self.cfg.pairs, self.cfg.pair_strategy(cell.strategy)  # variants share pairs
         inputs = {
             "judged": judged_inputs,
-            "strategy": cell.strategy,
+            "strategy": name,
             "pairs": dataclasses.asdict(p),
             "seed": cell.seed,
         }
@@ -99,7 +99,7 @@ class Runner:
 
             run(
                 judged / "samples.jsonl",
-                cell.strategy,
+                name,
                 folder / "pairs.jsonl",
                 min_margin=p.min_margin,
                 max_pairs_per_turn=p.max_pairs_per_turn,
@@ -107,16 +107,14 @@ class Runner:
                 keep_untriggered=p.keep_untriggered,
             )
 
-        return self._stage(f"pairs:{cell.strategy}", inputs, work, "pairs"), inputs
+        return self._stage(f"pairs:{name}", inputs, work, "pairs"), inputs
 
     def train(self, cell: Cell) -> tuple[Path | None, dict]:
         """The trained model's folder, or None when the strategy produced no pairs."""
         pairs, pair_inputs = self.pairs(cell)
         if self.pair_stats(pairs)["pairs"] == 0:
             return None, pair_inputs
-        from rpo_bench.pairs.strategy import LOSSES
-
-        train = {"loss": LOSSES[cell.strategy], **self.cfg.train}  # train.loss overrides
+        train = self.cfg.train_settings(cell.strategy)
         inputs = {"pairs": pair_inputs, "train": train, "seed": cell.seed}
 
         def work(folder: Path) -> None:
