@@ -75,6 +75,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", help="stage store (default runs/ablate/<name>)")
     parser.add_argument("--resume", action="store_true", help="continue interrupted stages")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the plan")
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="stop, instead of waiting, when another run is computing a stage this one needs",
+    )
+    parser.add_argument(
+        "--reuse-stale",
+        action="store_true",
+        help="reuse stages computed by other code (listed in the report), instead of "
+        "computing them again",
+    )
     args = parser.parse_args(argv)
     try:
         cfg = config_mod.load(args.config)
@@ -85,11 +96,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.dry_run:
         return
     from rpo_bench.ablate.runner import Runner, write_report
+    from rpo_bench.ablate.store import StageBusy
 
     out = Path(args.out or f"reports/{cfg.name}")
     work = Path(args.work or f"runs/ablate/{cfg.name}")
-    with Progress(len(cfg.cells())) as progress:
-        results = Runner(cfg, work, args.resume, progress).run()
+    try:
+        with Progress(len(cfg.cells())) as progress:
+            runner = Runner(cfg, work, args.resume, progress, wait=not args.no_wait,
+                            reuse_stale=args.reuse_stale)  # fmt: skip
+            results = runner.run()
+    except StageBusy as err:
+        print(f"rpo_bench.ablate: {err}", file=sys.stderr)
+        sys.exit(2)
     print(f"report: {write_report(results, out)}")
 
 

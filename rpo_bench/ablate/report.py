@@ -269,6 +269,11 @@ def write(results: dict[str, Any], out: str | Path) -> Path:
     for model, tasks in table.items():
         for task, entries in tasks.items():
             md += [f"## {task} ({model})", "", *_task_table(entries), ""]
+    stale = results.get("provenance", {}).get("stale_stages")
+    if stale:
+        md += ["## Stale stages", "",
+               "Reused with --reuse-stale although the code that computes them has changed "
+               "since: " + ", ".join(f"`{s}`" for s in stale) + ".", ""]  # fmt: skip
     md += ["## Pairs", "", *_data_table(results), ""]
     md += ["## Plots", ""] + [f"![{p}]({p})" for p in pngs] + [""]
     md += [

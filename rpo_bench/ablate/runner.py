@@ -27,8 +27,18 @@ from rpo_bench.rollout.settings import GenerationSettings
 
 
 class Runner:
-    def __init__(self, config: AblationConfig, work: Path, resume: bool = False, progress=None):
-        self.cfg, self.store, self.progress = config, Store(work, resume), progress
+    def __init__(
+        self,
+        config: AblationConfig,
+        work: Path,
+        resume: bool = False,
+        progress=None,
+        *,
+        wait: bool = True,
+        reuse_stale: bool = False,
+    ):
+        self.cfg, self.progress = config, progress
+        self.store = Store(work, resume, wait=wait, reuse_stale=reuse_stale)
         self._backends: dict[str, Any] = {}
 
     # --- stages ---------------------------------------------------------------------------
@@ -267,6 +277,8 @@ class Runner:
 
         stage_seconds: dict[str, float] = {}
         for timing in self.store.root.glob("*/*/timing.json"):
+            if "." in timing.parent.name:  # a .partial or .stale folder
+                continue
             stage = timing.parent.parent.name
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + Store.seconds(timing.parent)
         names = ("rpo-bench", "torch", "transformers", "peft", "accelerate", "lm-eval")
@@ -281,6 +293,8 @@ class Runner:
             "wall_seconds": wall,
             "stage_seconds": stage_seconds,
             "computed_this_run": self.store.computed,
+            # reused by --reuse-stale although the code that computes them has changed
+            "stale_stages": self.store.stale,
             "versions": {n: md.version(n) for n in names} | {"python": platform.python_version()},
         }
 

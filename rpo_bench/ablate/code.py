@@ -1,0 +1,44 @@
+"""Which code computes each stage, as a fingerprint: a change to it makes a stored result stale.
+
+A stage's fingerprint is the sha256 of the source files its logic lives in (paths relative
+to the rpo_bench package; a folder means every .py file under it). Over-inclusion only
+costs a recomputation; a missing path would let a stale result through, so each stage
+lists its own folder and everything below it that changes its output.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent
+
+STAGE_CODE: dict[str, tuple[str, ...]] = {
+    "conversations": ("data/conversations.py", "data/prompt.py", "constraints", "resources/seeds"),
+    "samples": ("data", "rollout", "judge", "constraints", "models.py", "cpu.py"),
+    "judged": ("judge/noise.py",),
+    "pairs": ("pairs", "constraints", "data/prompt.py"),
+    "train": ("train", "models.py", "files.py", "cpu.py"),
+    "eval": ("evaluate", "ablate/evaluate.py", "rollout", "data", "constraints", "models.py",
+             "cpu.py", "resources/ifeval", "resources/ifbench"),
+}  # fmt: skip
+
+
+def _files(part: str) -> list[Path]:
+    path = PACKAGE / part
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return [path]
+
+
+@functools.cache
+def code_version(stage: str) -> str:
+    """sha256 (16 hex digits) of the stage's source files, names and contents."""
+    if stage not in STAGE_CODE:
+        raise KeyError(f"no code listed for stage {stage!r}; known: {', '.join(STAGE_CODE)}")
+    digest = hashlib.sha256()
+    for part in STAGE_CODE[stage]:
+        for path in _files(part):
+            digest.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]

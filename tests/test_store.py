@@ -1,0 +1,89 @@
+"""The stage store across code changes and processes: stale results are never reused
+silently; one process computes a stage while another waits for it or stops; a killed
+holder's lock is taken over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rpo_bench.ablate.code import STAGE_CODE, code_version
+from rpo_bench.ablate.store import StageBusy, Store
+
+# A child process that computes stage "s" {"p": 1} under `root`, announcing itself in
+# <root>/started and taking `seconds` to do it.
+CHILD = """
+import sys, time
+from pathlib import Path
+from rpo_bench.ablate.store import Store
+root, seconds = Path(sys.argv[1]), float(sys.argv[2])
+def work(folder):
+    (root / "started").write_text("x")
+    time.sleep(seconds)
+    (folder / "out.txt").write_text("child")
+Store(root, code=lambda stage: "v1").run("s", {"p": 1}, work)
+"""
+
+
+def _child(root, seconds):
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(seconds)],
+                            start_new_session=True)  # fmt: skip
+    deadline = time.time() + 60
+    while not (root / "started").exists():
+        assert proc.poll() is None and time.time() < deadline, "the child never started"
+        time.sleep(0.02)
+    return proc
+
+
+def _write(text):
+    return lambda folder: (folder / "out.txt").write_text(text)
+
+
+def test_a_code_change_makes_a_stage_stale(tmp_path):
+    first = Store(tmp_path, code=lambda stage: "v1").run("s", {"p": 1}, _write("v1"))
+    calls = []
+
+    def again(folder):
+        calls.append(1)
+        (folder / "out.txt").write_text("v2")
+
+    reuse = Store(tmp_path, code=lambda stage: "v2", reuse_stale=True)
+    assert reuse.run("s", {"p": 1}, again) == first and not calls
+    assert reuse.stale == [f"s/{first.name}"]
+    fresh = Store(tmp_path, code=lambda stage: "v2")
+    assert fresh.run("s", {"p": 1}, again) == first and calls == [1]
+    assert (first / "out.txt").read_text() == "v2" and fresh.stale == []
+    # the stale result is kept aside, not deleted
+    assert (first.with_name(first.name + ".stale") / "out.txt").read_text() == "v1"
+
+
+def test_every_stage_kind_has_a_code_fingerprint():
+    assert set(STAGE_CODE) == {"conversations", "samples", "judged", "pairs", "train", "eval"}
+    versions = {stage: code_version(stage) for stage in STAGE_CODE}
+    assert all(len(v) == 16 for v in versions.values())
+    assert versions["judged"] != versions["train"]
+
+
+def test_a_second_process_waits_and_reuses(tmp_path):
+    proc = _child(tmp_path, 1.0)
+    calls = []
+    folder = Store(tmp_path, code=lambda stage: "v1").run("s", {"p": 1}, lambda f: calls.append(f))
+    assert proc.wait(timeout=60) == 0
+    assert not calls and (folder / "out.txt").read_text() == "child"
+
+
+def test_no_wait_stops_and_a_killed_holders_lock_is_taken_over(tmp_path):
+    proc = _child(tmp_path, 60.0)
+    store = Store(tmp_path, code=lambda stage: "v1", wait=False)
+    with pytest.raises(StageBusy, match=rf"is being computed by pid {proc.pid} on "):
+        store.run("s", {"p": 1}, _write("parent"))
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    folder = store.run("s", {"p": 1}, _write("parent"))  # the dead child's lock is free
+    assert (folder / "out.txt").read_text() == "parent"
+    assert store.computed == [f"s/{folder.name}"]
