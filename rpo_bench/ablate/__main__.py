@@ -95,8 +95,17 @@ def main(argv: list[str] | None = None) -> None:
     print(plan(cfg))
     if args.dry_run:
         return
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
     from rpo_bench.ablate.runner import Runner, write_report
     from rpo_bench.ablate.store import StageBusy
+
+    # Only the grid and stage bars belong on the terminal: transformers' per-load progress
+    # bars and its deprecation notices would scroll above them at every stage.
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
     out = Path(args.out or f"reports/{cfg.name}")
     work = Path(args.work or f"runs/ablate/{cfg.name}")
