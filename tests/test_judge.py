@@ -56,8 +56,10 @@ def request(marker: str, history=(), checklist=CHECKLIST) -> JudgeRequest:
     )
 
 
-def openai_judge(server: FakeJudgeServer, **options):
-    options = {"backoff": 0.01, "max_backoff": 0.05, "api_key_env": KEY_ENV, **options}
+def openai_judge(server: FakeJudgeServer, **extra):
+    # These tests script answers in the project's format; the official one has its own tests.
+    options = {"backoff": 0.01, "max_backoff": 0.05, "api_key_env": KEY_ENV, "prompt": "rpo_bench"}
+    options |= extra
     return make_judge("openai", model="fake-judge", base_url=server.url, **options)
 
 
@@ -338,6 +340,31 @@ def test_calibrate_cli_and_openai_judge(sysbench, secret, tmp_path, capsys):
     assert secret not in rows_path.read_text(encoding="utf-8")
 
 
+def test_calibrate_cli_reports_each_judge_prompt(sysbench, secret, tmp_path, capsys):
+    """The official and the project's prompt, each against GPT-4o's verdicts: the fake judge
+    answers 是 to every criterion, in the format of the prompt it was sent."""
+    data, labels = sysbench
+    gold = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines()[:6]]
+    decided = [v for r in gold for v in r["verdicts"].values() if v is not None]
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    with FakeJudgeServer() as server:
+        argv = ["judge-calibrate", "--judge", "openai", "--base-url", server.url, "--limit", "6"]
+        argv += ["--labels", str(labels), "--api-key-env", KEY_ENV, "--cache", "none"]
+        args = parser.parse_args([*argv, "--rows", str(tmp_path / "rows")])
+        args.func(args)
+    printed = json.loads(capsys.readouterr().out)["by_prompt"]
+    assert list(printed) == ["official", "rpo_bench"]
+    for result in printed.values():
+        assert (result["turns"], result["judge_errors"]) == (6, 0)
+        assert result["accuracy"] == pytest.approx(sum(decided) / len(decided))
+    prompts = [r["prompt"] for r in server.requests]
+    assert sum("<评判细则>" in p for p in prompts) == sum("【评判细则】" in p for p in prompts) == 6
+    assert (tmp_path / "rows.official.jsonl").exists() and (
+        tmp_path / "rows.rpo_bench.jsonl"
+    ).exists()
+
+
 # --- the local hf judge -----------------------------------------------------------------------
 
 
@@ -357,7 +384,9 @@ def one_torch_thread():
 def test_hf_judge_on_the_embedded_model(prepared_model_dir, one_torch_thread, caplog):
     """Greedy SmolLM2-135M does not write JSON for this prompt (it echoes the prompt's opening
     line): every turn is a judge error, counted as such, and nothing is scored."""
-    judge = make_judge("hf", model=str(prepared_model_dir), max_new_tokens=128, max_attempts=1)
+    judge = make_judge(
+        "hf", model=str(prepared_model_dir), max_new_tokens=128, max_attempts=1, prompt="rpo_bench"
+    )
     sessions = [
         {
             "system_id": 7,

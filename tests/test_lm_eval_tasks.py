@@ -12,7 +12,7 @@ import lm_eval
 import pytest
 import rescore
 import torch
-from fake_judge_server import FakeJudgeServer, Reply, verdict_json
+from fake_judge_server import FakeJudgeServer, Reply, official_json
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
@@ -69,7 +69,7 @@ def run(prepared_model_dir):
     fail_id = fail_line.split(".")[0]
     verdicts = {str(c["criteria_id"]): "是" for c in fail_turn["criteria"]} | {fail_id: "否"}
     script = {
-        fail_line: [Reply(content=verdict_json(verdicts))],
+        fail_line: [Reply(content=official_json(verdicts))],
         error_line: [Reply(400, body='{"error": "rejected"}')],  # a judge error, not a fail
     }
     before = torch.get_num_threads()
@@ -79,6 +79,8 @@ def run(prepared_model_dir):
         with FakeJudgeServer(script) as server:
             metadata = {
                 "data_file": str(FIXTURE),
+                # greedy, so a turn played again gives the same reply (official samples)
+                "decoding": "greedy",
                 "judge": "openai",
                 "judge_args": {
                     "model": "fake-judge",
@@ -173,24 +175,24 @@ def test_sysbench_turn_5_prompt_holds_the_models_own_turn_1_to_4_replies(run):
             assert answer.strip() and block.startswith(answer.strip()), (answer, block[:80])
         # The judge saw the same history: round 5's judge prompt holds replies 1..4.
         user5 = sample["doc"]["turns"][4]["user"]
-        judged = [
-            r["prompt"] for r in run["server"].requests if f"用户：{user5}\n助手：" in r["prompt"]
-        ]
+        current = f"## 当前待评估的对话轮次\n<role:>\nuser\n</role>\n<content>\n{user5}\n"
+        judged = [r["prompt"] for r in run["server"].requests if current in r["prompt"]]
         assert len(judged) == 1 and all(a in judged[0] for a in answers)
 
 
 def test_sysbench_scores_follow_from_the_verdicts(run):
     metrics = run["out"]["results"]["sysbench_multiturn"]
-    docs, (fail_round, _), error_round = run["docs"], run["fail"], run["error_round"]
+    docs, (fail_round, _) = run["docs"], run["fail"]
     # Session 1: one criterion of round `fail_round` judged 否, all else 是.
-    # Session 2: round `error_round` unjudged (HTTP 400), all else 是.
-    n_constraints = sum(len(t["criteria"]) for d in docs for t in d["turns"])
-    judged = n_constraints - len(docs[1]["turns"][error_round - 1]["criteria"])
-    assert metrics["csr,none"] == pytest.approx(100 * (judged - 1) / judged)
-    assert metrics["isr,none"] == pytest.approx(100 * 8 / 9)
-    assert metrics["ssr,none"] == pytest.approx(100 * ((fail_round - 1) + (error_round - 1)) / 10)
-    assert metrics["judge_errors,none"] == 1
+    # Session 2: round `error_round` unjudged (HTTP 400): SysBench's rule leaves it unscored.
+    n_first = sum(len(t["criteria"]) for t in docs[0]["turns"])
+    assert metrics["csr,none"] == pytest.approx(100 * (n_first - 1) / n_first)
+    assert metrics["isr,none"] == pytest.approx(100 * 4 / 5)
+    assert metrics["ssr,none"] == pytest.approx(100 * (fail_round - 1) / 5)
+    assert metrics[f"round_{fail_round}_pass,none"] == 0.0
+    assert metrics["judge_errors,none"] == 1 and metrics["unjudged_sessions,none"] == 1
     assert len(run["server"].requests) == 10  # 5 turns x 2 sessions, the 400 not retried
+    assert run["out"]["configs"]["sysbench_multiturn"]["metadata"]["decoding"] == "greedy"
 
 
 def test_multi_turn_task_without_chat_template_fails_clearly(run):
@@ -225,6 +227,6 @@ def test_multi_turn_document_scores(run):
     docs = run["docs"]
     first, second = (logged(s) for s in run["out"]["samples"]["sysbench_multiturn"])
     n_first = sum(len(t["criteria"]) for t in docs[0]["turns"])
-    # session 1: one criterion judged 否; session 2: one round unjudged, every other 是
+    # session 1: one criterion judged 否; session 2: one round unjudged, so no score
     assert sysbench_task.document_scores(first) == [pytest.approx((n_first - 1) / n_first)]
-    assert sysbench_task.document_scores(second) == [1.0]
+    assert sysbench_task.document_scores(second) == [None]

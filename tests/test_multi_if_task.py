@@ -66,3 +66,17 @@ def test_turn_3_prompt_holds_the_models_own_replies(prepared_model_dir, one_thre
 def test_without_chat_template_it_fails_clearly(prepared_model_dir):
     with pytest.raises(ValueError, match="--apply_chat_template"):
         evaluate(prepared_model_dir, apply_chat_template=False)
+
+
+def test_replies_are_stripped_as_multi_if_inference_strips_them():
+    # Multi-IF's vLLM inference keeps `output.text.strip()`: that text joins the history
+    # and is scored. SysBench keeps replies as generated.
+    from rpo_bench.evaluate.sysbench.task import SysBenchTask
+
+    manager = TaskManager(include_path=str(REPO / "tasks"), metadata={"data_file": str(FIXTURE)})
+    task = manager.load_task_or_group(["multi_if_english"])["multi_if_english"]
+    assert task.reply(" \n My answer is yes.\n\n") == "My answer is yes."
+    doc = task.dataset["test"][0]
+    task._history = {task.to_conversation(doc).id: ["first", "second"]}
+    assert task.replies(doc, ["  third \n"]) == ["first", "second", "third"]
+    assert not SysBenchTask.strip_replies

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from fake_judge_server import FakeJudgeServer, Reply, verdict_json
+from fake_judge_server import FakeJudgeServer, Reply, official_json
 
 from rpo_bench.constraints import from_ifeval
 from rpo_bench.judge import OpenAIJudge
@@ -113,7 +113,7 @@ def test_llm_adapter_builds_a_checklist_from_constraint_texts():
         "Answer in one sentence.",
     ]
     script = {
-        "[trip]": [Reply(content=verdict_json({"1": "是", "2": "否", "3": "是"}))],
+        "[trip]": [Reply(content=official_json({"1": "是", "2": "否", "3": "是"}))],
         "[broken]": [Reply(content="not json")],
     }
     with FakeJudgeServer(script) as server:

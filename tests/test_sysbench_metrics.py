@@ -132,17 +132,53 @@ def test_synthetic_metrics_by_hand(tmp_path):
     assert m["model"] == "toy"
 
 
-def test_judge_errors_leave_isr_csr_denominators_and_end_the_streak(tmp_path):
-    def fail_judge(rows):  # session 3 round 2: the judge failed, no verdicts
-        row = next(r for r in rows if (r["system_id"], r["round_index"]) == (3, 2))
-        row.update(judge_error=True, verdicts={}, verdicts_raw={}, all_pass=False)
+def test_official_breakdowns_by_hand(tmp_path):
+    """The splits SysBench's analysis prints: R1..R5 and ISR by dependent/parallel session
+    and aligned/misaligned turn, and each round's pass rate."""
+    m = synthetic_score(tmp_path)
+    approx = pytest.approx
+    # sessions 1, 2 are dependent (streaks 3, 0), session 3 parallel (streak 5)
+    assert [m[f"r{k}_dependent"] for k in range(1, 6)] == approx([50, 50, 50, 0, 0])
+    assert [m[f"r{k}_parallel"] for k in range(1, 6)] == approx([100] * 5)
+    assert m["isr_dependent"] == approx(80.0) and m["isr_parallel"] == approx(100.0)
+    assert m["isr_dependent_align"] == approx(100 * 7 / 8)  # s1 round 4 fails
+    assert m["isr_dependent_misalign"] == approx(50.0)  # s1 round 3 passes, s2 round 1 fails
+    assert m["isr_parallel_align"] == approx(100.0)
+    assert m["isr_parallel_misalign"] is None  # no such turn
+    assert m["round_pass"] == approx({"1": 200 / 3, "2": 100, "3": 100, "4": 200 / 3, "5": 100})
 
+
+def fail_judge(rows):  # session 3 round 2: the judge failed, no verdicts
+    row = next(r for r in rows if (r["system_id"], r["round_index"]) == (3, 2))
+    row.update(judge_error=True, verdicts={}, verdicts_raw={}, all_pass=False)
+
+
+def test_an_unjudged_turn_leaves_its_session_out_and_lists_it(tmp_path):
+    """SysBench's rule: a session with a turn never judged is not scored (judge it again)."""
     m = synthetic_score(tmp_path, fail_judge)
-    assert m["judge_errors"] == 1
+    assert (m["unjudged"], m["unjudged_sessions"], m["unjudged_turns"]) == (
+        "session",
+        [3],
+        [[3, 2]],
+    )
+    assert (m["judge_errors"], m["n_sessions"], m["n_turns"], m["n_constraints"]) == (1, 2, 10, 14)
+    assert m["csr"] == pytest.approx(100 * 11 / 14)
+    assert m["isr"] == pytest.approx(100 * 8 / 10)
+    assert m["ssr"] == pytest.approx(100 * (3 / 5 + 0) / 2)
+    assert m["ssr_parallel"] is None and m["r1_parallel"] is None
+
+
+def test_unjudged_turn_policy_leaves_only_the_turn_out_and_ends_the_streak(tmp_path):
+    data, lab = synthetic_files(tmp_path, fail_judge)
+    m = score(load_labels(lab), load_sessions(data), n_boot=200, ndigits=None, unjudged="turn")
+    assert (m["judge_errors"], m["unjudged_sessions"], m["n_sessions"]) == (1, [3], 3)
     assert (m["n_turns"], m["n_constraints"]) == (14, 22)
     assert m["csr"] == pytest.approx(100 * 19 / 22)
     assert m["isr"] == pytest.approx(100 * 12 / 14)
     assert m["ssr"] == pytest.approx(100 * (3 / 5 + 0 + 1 / 5) / 3)  # session 3 streak stops at 1
+    assert m["round_pass"]["2"] == pytest.approx(100.0)  # 2 of 2 judged round-2 turns pass
+    with pytest.raises(ValueError, match="unjudged must be one of"):
+        score(load_labels(lab), load_sessions(data), unjudged="drop")
 
 
 def test_rounding_and_bootstrap_ci(tmp_path):

@@ -4,6 +4,7 @@ clear error offline), which judge the metadata picks, and that the task's aggreg
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import threading
@@ -80,7 +81,14 @@ def test_pinned_download_is_converted_and_cached(local, nowhere, monkeypatch):
         httpd.shutdown()
         httpd.server_close()
     assert path.parent == nowhere / "cache" / "sysbench"
-    assert sysbench.load_sessions(path) == sysbench.load_sessions(data)[:3]
+    downloaded = sysbench.load_sessions(path)
+    # The upstream ground-truth replies are kept, for the reference-history variant.
+    assert {t.reference for s in downloaded for t in s.turns} == {"参考回答"}
+    without = [
+        dataclasses.replace(s, turns=tuple(dataclasses.replace(t, reference=None) for t in s.turns))
+        for s in downloaded
+    ]
+    assert without == sysbench.load_sessions(data)[:3]
     assert sysbench_task.data_file() == path  # cached: the server is gone
     docs = sysbench_task.load_docs()["test"]
     assert [d["system_id"] for d in docs] == [r["system_id"] for r in rows]
@@ -132,7 +140,9 @@ def test_aggregation_equals_sysbench_score_on_the_released_labels(local):
         sessions,
         ndigits=None,
     )
-    assert expected["judge_errors"] == 2 and expected["n_turns"] == 2498
+    # SysBench's rule: the session with unjudged turns is left out, and named
+    assert (expected["judge_errors"], expected["n_sessions"], expected["n_turns"]) == (2, 499, 2495)
+    assert expected["unjudged_sessions"] == [items[0]["session"]["system_id"]]
     assert sysbench_task.csr(items) == pytest.approx(expected["csr"])
     assert sysbench_task.isr(items) == pytest.approx(expected["isr"])
     assert sysbench_task.ssr(items) == pytest.approx(expected["ssr"])

@@ -20,8 +20,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "judged": ("judge/noise.py",),
     "pairs": ("pairs", "constraints", "data/prompt.py"),
     "train": ("train", "models.py", "files.py", "cpu.py"),
-    "eval": ("evaluate", "ablate/evaluate.py", "rollout", "data", "constraints", "models.py",
-             "cpu.py", "resources/ifeval", "resources/ifbench"),
+    "eval": ("evaluate", "judge", "ablate/evaluate.py", "rollout", "data", "constraints",
+             "models.py", "cpu.py", "resources/ifeval", "resources/ifbench"),
 }  # fmt: skip
 
 

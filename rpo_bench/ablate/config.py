@@ -79,6 +79,9 @@ class Eval:
     batch_size: int = 32
     bootstrap: int = 1000
     metadata: dict[str, Any] = field(default_factory=dict)  # lm-eval task options (judge)
+    # lm-eval tasks' decoding protocol (official | greedy); the single-turn tasks and heldout
+    # are decoded greedily by the rollout engine with max_new_tokens.
+    decoding: str = "official"
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ def lm_eval_task(task: str, model: str, e: Any, out: Path) -> dict[str, Any]:
         max_gen_toks=e.max_new_tokens,
         out=out,
         metadata=dict(e.metadata) or None,
+        decoding_protocol=e.decoding,
     )
     metrics = {
         k.split(",")[0]: float(v)

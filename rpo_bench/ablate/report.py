@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from rpo_bench.ablate.config import BASE
+from rpo_bench.ablate.evaluate import SINGLE_TURN
 from rpo_bench.ablate.stats import paired_bootstrap, seed_interval
+from rpo_bench.evaluate import decoding
 from rpo_bench.evaluate.metrics import METRICS
 from rpo_bench.files import write_atomic
 
@@ -250,6 +252,17 @@ def _save(fig: Any, path: Path) -> str:
     return path.name
 
 
+def _decoding_line(e: dict[str, Any], task: str, model: str) -> str:
+    """How the task's replies were decoded, next to its numbers."""
+    if task in SINGLE_TURN or task == "heldout":
+        official = decoding.source(task, "official")
+        return f"Decoding: greedy, at most {e['max_new_tokens']} new tokens (rollout engine)" + (
+            f"; official protocol: {official}." if official else "."
+        )
+    chosen = decoding.settings(task, e.get("decoding", "official"), model)
+    return f"Decoding: {chosen['protocol']} ({chosen['source']}): `{chosen['generation_kwargs']}`."
+
+
 def write(results: dict[str, Any], out: str | Path) -> Path:
     """report.md, the PNGs and results.json under `out`; returns the markdown's path."""
     out = Path(out)
@@ -268,7 +281,8 @@ def write(results: dict[str, Any], out: str | Path) -> Path:
     ]
     for model, tasks in table.items():
         for task, entries in tasks.items():
-            md += [f"## {task} ({model})", "", *_task_table(entries), ""]
+            md += [f"## {task} ({model})", "", _decoding_line(cfg["eval"], task, model), ""]
+            md += [*_task_table(entries), ""]
     stale = results.get("provenance", {}).get("stale_stages")
     if stale:
         md += ["## Stale stages", "",

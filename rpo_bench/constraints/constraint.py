@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,8 @@ class Constraint:
     every instruction on a blank response, so the complement passes it: that is the
     only thing the flag changes for threshold ids, whose reversal is a flipped relation.
     `language` None keeps IFEval's English rules (lm-eval parity); a language code or
-    "auto" (detect per response) applies Multi-IF's word, sentence and quote rules.
+    "auto" (detect per response) applies Multi-IF's rules: its word, sentence, quote and
+    keyword-frequency checks, and its blank-reply tests (see `check`, `check_loose`).
     """
 
     instruction_id: str
@@ -82,17 +84,31 @@ class Constraint:
         return Constraint(self.instruction_id, kwargs, not self.reversed, self.language)
 
     def check(self, response: str) -> bool:
-        """IFEval's strict rule: a blank response follows nothing (and its complement passes)."""
-        if not response.strip():
+        """IFEval's strict rule: a blank response follows nothing (and its complement passes).
+
+        Blank is whitespace-only for IFEval but only "" for Multi-IF (`language` set), whose
+        scorer tests `if response`: there "   " is checked like any other text."""
+        blank = not response if self.multi_if else not response.strip()
+        if blank:
             return self.reversed
         negated = self.reversed and self.spec.relation is None
         return self._follows(response) != negated
 
     def check_loose(self, response: str) -> bool:
         """IFEval's loose rule: strict on the response or on any of its loose variants."""
+        if self.multi_if and not self.reversed:
+            # Multi-IF skips every whitespace-only candidate, the response itself included,
+            # so a whitespace-only reply fails loosely even where it passes strictly.
+            candidates = (response, *_loose_variants(response))
+            return any(v.strip() and self.check(v) for v in candidates)
         return self.check(response) or any(
             v.strip() and self.check(v) for v in _loose_variants(response)
         )
+
+    @property
+    def multi_if(self) -> bool:
+        """Whether Multi-IF's rules apply (a `language` is set) rather than IFEval's."""
+        return self.language is not None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.instruction_id, "kwargs": dict(self.kwargs)}
@@ -132,7 +148,18 @@ _MULTILINGUAL = {
         multilingual.count_sentences(r, lang), kw["relation"], kw["num_sentences"]
     ),
     "startend:quotation": lambda kw, r, lang: multilingual.is_quoted(r),
+    "keywords:frequency": lambda kw, r, lang: _keyword_frequency(kw, r),
 }
+
+
+def _keyword_frequency(kwargs: dict[str, Any], response: str) -> bool:
+    # Multi-IF counts the keyword as a regex, like IFEval, but a keyword that is no valid
+    # regex (say ":-(") fails the instruction there instead of raising.
+    try:
+        count = len(re.findall(kwargs["keyword"].strip(), response, flags=re.IGNORECASE))
+    except re.error:
+        return False
+    return _compare(count, kwargs["relation"], kwargs["frequency"])
 
 
 def _validate(instruction_id: str, kwargs: dict[str, Any]) -> None:

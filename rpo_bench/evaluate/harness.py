@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rpo_bench import models
+from rpo_bench.evaluate import decoding
 from rpo_bench.files import write_atomic
 from rpo_bench.paths import TASKS_DIR
 
@@ -30,11 +31,14 @@ def run(
     out: Path | None = None,
     metadata: dict[str, Any] | None = None,
     engine: str = "hf",
+    decoding_protocol: str = decoding.DEFAULT_PROTOCOL,
 ) -> dict[str, Any]:
     """Evaluate `model` on `tasks` through lm-eval (chat template applied); write
     results.json and one samples_<task>.jsonl per task under `out`. `metadata` reaches
     the tasks (e.g. sysbench_multiturn's `judge` and `judge_args`). `engine`: `hf` is
-    lm-eval's HF model; any rollout engine name runs lm-eval model `rpo_fast` with it."""
+    lm-eval's HF model; any rollout engine name runs lm-eval model `rpo_fast` with it.
+    `decoding_protocol`: each task's `official` settings, or `greedy` with the same token
+    budget; results.json records, per task, the protocol and the settings lm-eval used."""
     if not (TASKS_DIR / "ifeval_local").is_dir():
         raise FileNotFoundError(
             f"task definitions not found at {TASKS_DIR}: install rpo_bench from its checkout "
@@ -46,14 +50,20 @@ def run(
 
     tasks = tasks or ["ifeval_local"]
     path = models.resolve(model)
-    gen_kwargs = {"max_gen_toks": max_gen_toks} if max_gen_toks else None
+    if decoding_protocol not in decoding.PROTOCOLS:
+        raise ValueError(f"unknown decoding protocol {decoding_protocol!r}")
+    gen_kwargs: dict[str, Any] = dict(decoding.GREEDY) if decoding_protocol == "greedy" else {}
+    gen_kwargs |= {"max_gen_toks": max_gen_toks} if max_gen_toks else {}
+    # Multi-turn tasks choose their settings from these (SysBench: per model).
+    metadata = {"model_name": model, **(metadata or {}), "decoding": decoding_protocol}
     config = {
         "model": model,
         "model_path": path,
         "tasks": tasks,
         "limit": limit,
         "batch_size": batch_size,
-        "gen_kwargs": gen_kwargs,
+        "gen_kwargs": gen_kwargs or None,
+        "decoding": decoding_protocol,
         "seed": seed,
         "apply_chat_template": True,
         "metadata": metadata,
@@ -77,7 +87,7 @@ def run(
         apply_chat_template=True,
         limit=limit,
         batch_size=batch_size,
-        gen_kwargs=gen_kwargs,
+        gen_kwargs=gen_kwargs or None,
         log_samples=True,
         random_seed=seed,
         numpy_random_seed=seed,
@@ -86,6 +96,15 @@ def run(
     )
     summary = {
         "results": results["results"],
+        "decoding": {
+            task: {
+                "protocol": decoding_protocol,
+                "generation_kwargs": cfg.get("generation_kwargs"),
+                "source": (cfg.get("metadata") or {}).get("decoding_source")
+                or decoding.source(task, decoding_protocol, model),
+            }
+            for task, cfg in results.get("configs", {}).items()
+        },
         "n_samples": results.get("n-samples"),
         "config": config,
         "versions": _versions(),

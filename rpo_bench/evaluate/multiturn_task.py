@@ -16,10 +16,15 @@ import copy
 from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
-from rpo_bench.rollout.multiturn import Conversation, chat_at, play_turns
+from rpo_bench.evaluate import decoding
+from rpo_bench.rollout.multiturn import Conversation, history_of, play_turns
 
 
 class MultiTurnTask(ConfigurableTask, abc.ABC):
+    # Whether each reply is str.strip()ped before it joins the history and is scored
+    # (Multi-IF's official inference does so; SysBench keeps replies as generated).
+    strip_replies: bool = False
+
     def __init__(self, config: dict | None = None, **kwargs):
         # lm-eval hands a `class:` task its YAML with the `class` key still in it.
         config = {k: v for k, v in (config or {}).items() if k != "class"}
@@ -28,6 +33,18 @@ class MultiTurnTask(ConfigurableTask, abc.ABC):
         # (seconds of retries per metric, and a network dependency).
         config.setdefault("process_results", type(self).process_results)
         super().__init__(config=config, **kwargs)
+        # The decoding protocol replaces the YAML's settings now, before lm-eval applies any
+        # --gen_kwargs on top; the results' config then records protocol and settings.
+        metadata = dict(self.config.metadata or {})
+        model = metadata.get("model_name") or metadata.get("pretrained")
+        chosen = decoding.settings(
+            self.config.task, metadata.get("decoding") or decoding.DEFAULT_PROTOCOL, model
+        )
+        self.config.generation_kwargs = chosen["generation_kwargs"]
+        self.config.metadata = metadata | {
+            "decoding": chosen["protocol"],
+            "decoding_source": chosen["source"],
+        }
 
     @abc.abstractmethod
     def to_conversation(self, doc: dict) -> Conversation:
@@ -55,23 +72,28 @@ class MultiTurnTask(ConfigurableTask, abc.ABC):
         )
         convs = [(doc_id, doc, self.to_conversation(doc)) for doc_id, doc in docs]
 
+        self._lm = lm
+
         def generate(turn: int, live: list[int], chats: list[list[dict]]) -> list[list[str]]:
             requests = [
                 Instance(
                     request_type="generate_until",
                     doc=convs[i][1],
-                    arguments=(chat_template(chat), copy.deepcopy(self.config.generation_kwargs)),
+                    arguments=(
+                        self.check_prompt(convs[i][1], turn, chat, chat_template(chat)),
+                        copy.deepcopy(self.config.generation_kwargs),
+                    ),
                     idx=0,
                     metadata=(self.config.task, convs[i][0], 1),
                 )
                 for i, chat in zip(live, chats, strict=True)
             ]
-            return [[reply] for reply in lm.generate_until(requests)]
+            return [[self.reply(r)] for r in lm.generate_until(requests)]
 
         # Turns 1..T-1 here; turn T is the evaluator's ordinary request.
         played = play_turns(
             [c.n_turns() - 1 for _, _, c in convs],
-            lambda i, turn, history: convs[i][2].chat(turn, history),
+            lambda i, turn, history: self.chat_for(convs[i][1], convs[i][2], turn, history),
             generate,
         )
         self._history: dict[str, list[str]] = {
@@ -85,9 +107,24 @@ class MultiTurnTask(ConfigurableTask, abc.ABC):
     def fewshot_context(self, doc, num_fewshot, chat_template=None, **kwargs) -> str:
         """The last turn's prompt, the model's own earlier replies in the history."""
         conv = self.to_conversation(doc)
-        history = self._history[conv.id]
-        return chat_template(chat_at(conv, history, conv.n_turns() - 1))
+        last = conv.n_turns() - 1
+        chat = self.chat_for(doc, conv, last, history_of(conv, self._history[conv.id], last))
+        return self.check_prompt(doc, last, chat, chat_template(chat))
+
+    def chat_for(self, doc: dict, conv: Conversation, turn: int, history: list[dict]) -> list[dict]:
+        """The messages of `turn` (0-based) after `history`, the earlier turns with the model's
+        own replies. A task may show other earlier replies (SysBench's reference history)."""
+        return conv.chat(turn, history)
+
+    def check_prompt(self, doc: dict, turn: int, chat: list[dict], prompt: str) -> str:
+        """The rendered prompt of a turn (0-based), returned if the task accepts it; a task
+        whose result would be meaningless for some prompts raises here (SysBench)."""
+        return prompt
+
+    def reply(self, generated: str) -> str:
+        """A generated reply as it joins the history and is scored (`strip_replies`)."""
+        return generated.strip() if self.strip_replies else generated
 
     def replies(self, doc: dict, results: list[str]) -> list[str]:
         """Every turn's reply for a doc: the history plus the evaluator's final reply."""
-        return [*self._history[self.to_conversation(doc).id], results[0]]
+        return [*self._history[self.to_conversation(doc).id], self.reply(results[0])]

@@ -16,10 +16,16 @@ from rpo_bench.judge.base import Judge
 from rpo_bench.judge.cache import JudgeCache
 from rpo_bench.judge.hf import HFJudge
 from rpo_bench.judge.openai import OpenAIJudge
-from rpo_bench.judge.prompt import ParseError, parse_judgement, render_prompt
+from rpo_bench.judge.prompt import (
+    PROMPTS,
+    JudgePrompt,
+    judge_prompt,
+    parse_judgement,
+    render_prompt,
+)
 from rpo_bench.judge.replay import ReplayJudge
 from rpo_bench.judge.rule import RuleJudge
-from rpo_bench.judge.types import Judgement, JudgeRequest, JudgeUnavailable
+from rpo_bench.judge.types import Judgement, JudgeRequest, JudgeUnavailable, ParseError
 from rpo_bench.judge.verdicts import ConstraintJudge, LLMConstraintJudge
 
 JUDGES: dict[str, Callable[..., Judge]] = {
@@ -48,6 +54,8 @@ def make_constraint_judge(kind: str, **options: Any) -> ConstraintJudge:
 
 __all__ = [
     "JUDGES",
+    "PROMPTS",
+    "JudgePrompt",
     "ConstraintJudge",
     "LLMConstraintJudge",
     "RuleJudge",
@@ -60,6 +68,7 @@ __all__ = [
     "OpenAIJudge",
     "ParseError",
     "ReplayJudge",
+    "judge_prompt",
     "make_constraint_judge",
     "make_judge",
     "parse_judgement",

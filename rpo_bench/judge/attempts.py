@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from rpo_bench.judge.prompt import ParseError, parse_judgement
-from rpo_bench.judge.types import Judgement, JudgeRequest
+from rpo_bench.judge.prompt import JudgePrompt
+from rpo_bench.judge.types import Judgement, JudgeRequest, ParseError
 
 MAX_ATTEMPTS = 10  # as in the reference judge
 GREEDY_ATTEMPTS = 5  # the first five at temperature 0, the rest at 0.5
@@ -20,10 +20,12 @@ def temperature_for(attempt: int) -> float:
     return 0.0 if attempt < GREEDY_ATTEMPTS else RETRY_TEMPERATURE
 
 
-def try_parse(text: str, request: JudgeRequest, attempt: int) -> tuple[Judgement | None, str]:
+def try_parse(
+    prompt: JudgePrompt, text: str, request: JudgeRequest, attempt: int
+) -> tuple[Judgement | None, str]:
     """(judgement, "") when the completion parses for the request's checklist, else (None, why)."""
     try:
-        verdicts, raw, reasoning = parse_judgement(text, request.ids)
+        verdicts, raw, reasoning = prompt.parse(text, request.ids)
     except ParseError as err:
         return None, f"unparseable judgement: {err}"
     return Judgement(dict(verdicts), reasoning, raw, attempts=attempt + 1), ""

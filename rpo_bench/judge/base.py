@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rpo_bench.judge.cache import JudgeCache
-from rpo_bench.judge.prompt import judge_messages
+from rpo_bench.judge.prompt import DEFAULT_PROMPT, JudgePrompt, judge_prompt
 from rpo_bench.judge.types import Judgement, JudgeRequest
 from rpo_bench.textcache import prompt_key
 
@@ -29,8 +29,13 @@ class Judge(abc.ABC):
     kind = "base"
     concurrency = 1
 
-    def __init__(self, cache: JudgeCache | str | Path | None = None) -> None:
+    def __init__(
+        self,
+        cache: JudgeCache | str | Path | None = None,
+        prompt: str | JudgePrompt = DEFAULT_PROMPT,
+    ) -> None:
         self.cache = JudgeCache(cache) if isinstance(cache, str | Path) else cache
+        self.prompt = judge_prompt(prompt)
 
     @property
     @abc.abstractmethod
@@ -66,7 +71,7 @@ class Judge(abc.ABC):
         todo: list[int] = []
         keys: list[str] = []
         for i, request in enumerate(requests):
-            key = prompt_key(judge_messages(request))
+            key = prompt_key(self.prompt.messages(request))
             keys.append(key)
             hit = self.cache.get(self.identity, key) if self.cache is not None else None
             if hit is not None:

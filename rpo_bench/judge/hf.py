@@ -8,7 +8,7 @@ from typing import Any
 from rpo_bench.judge.attempts import MAX_ATTEMPTS, log, temperature_for, try_parse
 from rpo_bench.judge.base import Judge
 from rpo_bench.judge.cache import JudgeCache
-from rpo_bench.judge.prompt import judge_messages
+from rpo_bench.judge.prompt import DEFAULT_PROMPT, JudgePrompt
 from rpo_bench.judge.types import Judgement, JudgeRequest, failed
 from rpo_bench.models import DEFAULT_MODEL
 
@@ -32,8 +32,9 @@ class HFJudge(Judge):
         batch_size: int = 4,
         device: str | None = None,
         cache: JudgeCache | str | Path | None = None,
+        prompt: str | JudgePrompt = DEFAULT_PROMPT,
     ) -> None:
-        super().__init__(cache)
+        super().__init__(cache, prompt)
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.model = model
@@ -90,7 +91,7 @@ class HFJudge(Judge):
         loaded = self._load()
         tokenizer, model = loaded.tokenizer, loaded.model
         limit = getattr(model.config, "max_position_embeddings", None)
-        chats = [judge_messages(r) for r in requests]
+        chats = [self.prompt.messages(r) for r in requests]
         results: list[Judgement | None] = [None] * len(requests)
         pending: list[int] = []
         for i, chat in enumerate(chats):
@@ -115,7 +116,7 @@ class HFJudge(Judge):
             texts = self._generate([chats[i] for i in pending], temperature, seed=attempt)
             still = []
             for i, text in zip(pending, texts, strict=True):
-                judgement, why = try_parse(text, requests[i], attempt)
+                judgement, why = try_parse(self.prompt, text, requests[i], attempt)
                 if judgement is not None:
                     judgement.attempts = runs
                     results[i] = judgement

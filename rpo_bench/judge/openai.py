@@ -12,7 +12,7 @@ from pathlib import Path
 from rpo_bench.judge.attempts import MAX_ATTEMPTS, log, temperature_for, try_parse
 from rpo_bench.judge.base import Judge
 from rpo_bench.judge.cache import JudgeCache
-from rpo_bench.judge.prompt import judge_messages
+from rpo_bench.judge.prompt import DEFAULT_PROMPT, JudgePrompt
 from rpo_bench.judge.types import Judgement, JudgeRequest, JudgeUnavailable, failed
 from rpo_bench.openai_client import AttemptFailed, ChatClient, EndpointUnavailable
 
@@ -43,8 +43,9 @@ class OpenAIJudge(Judge):
         max_backoff: float = 60.0,
         max_tokens: int | None = None,
         cache: JudgeCache | str | Path | None = None,
+        prompt: str | JudgePrompt = DEFAULT_PROMPT,
     ) -> None:
-        super().__init__(cache)
+        super().__init__(cache, prompt)
         if concurrency < 1 or max_attempts < 1:
             raise ValueError("concurrency and max_attempts must be at least 1")
         self.client = ChatClient(model, base_url, api_key_env, timeout, backoff, max_backoff)
@@ -64,7 +65,7 @@ class OpenAIJudge(Judge):
         return f"openai|{self.model}|{self.endpoint}"
 
     def _judge_uncached(self, request: JudgeRequest) -> Judgement:
-        messages = judge_messages(request)
+        messages = self.prompt.messages(request)
         outputs: list[str] = []
         last = ""
         waits = 0
@@ -91,7 +92,7 @@ class OpenAIJudge(Judge):
                     )
                     time.sleep(delay)
                 continue
-            judgement, why = try_parse(text, request, attempt)
+            judgement, why = try_parse(self.prompt, text, request, attempt)
             if judgement is not None:
                 return judgement
             outputs.append(self.client.scrub(text))

@@ -1,13 +1,21 @@
-"""The judge prompt (Chinese, like SysBench) and strict parsing of the judge's JSON answer."""
+"""Judge prompts: each renders a turn for the judge and parses the judge's answer.
+
+- `official` (the default): SysBench's own prompt and answer format (`judge.official`).
+- `rpo_bench`: the project's own prompt (Chinese, like SysBench; defined here) with strict
+  parsing of a JSON answer. It adds rules the official prompt lacks (judge each criterion
+  independently, the system message wins a conflict) and uses other answer keys.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from rpo_bench.judge.types import JudgeRequest
+from rpo_bench.judge import official
+from rpo_bench.judge.types import JudgeRequest, ParseError
 
 YES, NO = "是", "否"
 
@@ -61,19 +69,12 @@ def render_prompt(request: JudgeRequest) -> str:
     return "\n\n".join(parts)
 
 
-def judge_messages(request: JudgeRequest) -> list[dict[str, str]]:
-    """The chat messages sent to a judge model: the whole prompt as one user message."""
-    return [{"role": "user", "content": render_prompt(request)}]
-
-
-class ParseError(ValueError):
-    """The judge's completion is not a valid judgement for the checklist."""
-
-
 _FENCE = re.compile(r"\A```json[ \t]*\n(.*)\n?```\Z", flags=re.S | re.I)
 
 
-def parse_judgement(text: str, ids: Sequence[str]) -> tuple[dict[str, bool], dict[str, str], str]:
+def parse_judgement(
+    text: str, ids: Sequence[str]
+) -> tuple[dict[str, bool | None], dict[str, str], str]:
     """(verdicts, raw verdict strings, reasoning) from the judge's completion.
 
     Strict: the completion must be a JSON object, optionally inside one ```json fence,
@@ -103,7 +104,7 @@ def parse_judgement(text: str, ids: Sequence[str]) -> tuple[dict[str, bool], dic
             f"verdict ids {sorted(got, key=_id_order)} != checklist ids "
             f"{sorted(want, key=_id_order)}"
         )
-    out: dict[str, bool] = {}
+    out: dict[str, bool | None] = {}
     raw: dict[str, str] = {}
     for cid in ids:
         value = verdicts[cid]
@@ -119,3 +120,40 @@ def parse_judgement(text: str, ids: Sequence[str]) -> tuple[dict[str, bool], dic
 
 def _id_order(cid: str) -> tuple[int, str]:
     return (int(cid), "") if cid.isdigit() else (1 << 30, cid)
+
+
+Parsed = tuple[dict[str, bool | None], dict[str, str], str]  # verdicts, raw strings, reasoning
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """A named prompt: how a turn is put to the judge and how its answer is read."""
+
+    name: str
+    render: Callable[[JudgeRequest], str]
+    parse: Callable[[str, Sequence[str]], Parsed]
+
+    def messages(self, request: JudgeRequest) -> list[dict[str, str]]:
+        """The chat sent to the judge model: the whole prompt as one user message."""
+        return [{"role": "user", "content": self.render(request)}]
+
+
+PROMPTS = {
+    "official": JudgePrompt("official", official.render_prompt, official.parse_judgement),
+    "rpo_bench": JudgePrompt("rpo_bench", render_prompt, parse_judgement),
+}
+DEFAULT_PROMPT = "official"
+
+
+def judge_prompt(name: str | JudgePrompt = DEFAULT_PROMPT) -> JudgePrompt:
+    """The prompt called `name` (official | rpo_bench)."""
+    if isinstance(name, JudgePrompt):
+        return name
+    if name not in PROMPTS:
+        raise ValueError(f"unknown judge prompt {name!r}; known: {', '.join(PROMPTS)}")
+    return PROMPTS[name]
+
+
+def judge_messages(request: JudgeRequest, prompt: str = DEFAULT_PROMPT) -> list[dict[str, str]]:
+    """The chat a judge using `prompt` sends for the turn."""
+    return judge_prompt(prompt).messages(request)

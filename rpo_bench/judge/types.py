@@ -56,5 +56,9 @@ def failed(message: str, attempts: int, outputs: list[str]) -> Judgement:
     return Judgement(verdicts={}, error=message, attempts=attempts, outputs=outputs)
 
 
+class ParseError(ValueError):
+    """The judge's completion is not a valid judgement for the checklist."""
+
+
 class JudgeUnavailable(ConnectionError):
     """The judge cannot work at all (bad key, unknown model, wrong URL): stop, do not retry."""

@@ -76,15 +76,15 @@ class Conversation:
         return [*system, *history, {"role": "user", "content": self.turns[turn]}]
 
 
-def chat_at(conv: Conversation, replies: Sequence[str], turn: int) -> list[Message]:
-    """Messages for `turn` (0-based) with `replies` to the earlier turns as the history."""
+def history_of(conv: Conversation, replies: Sequence[str], turn: int) -> list[Message]:
+    """The user/assistant messages of the turns before `turn` (0-based), with `replies`."""
     history = []
     for k in range(turn):
         history += [
             {"role": "user", "content": conv.turns[k]},
             {"role": "assistant", "content": replies[k]},
         ]
-    return conv.chat(turn, history)
+    return history
 
 
 def play(

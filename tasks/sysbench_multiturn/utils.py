@@ -1,5 +1,5 @@
-"""sysbench_multiturn: the lm-eval glue; the logic lives in rpo_bench.evaluate.sysbench.task."""
+"""sysbench_multiturn: the lm-eval glue; the logic lives in rpo_bench.evaluate.sysbench.task.
 
-from rpo_bench.evaluate.sysbench.task import SysBenchTask, csr, isr, judge_errors, load_docs, ssr
+Every metric in the YAML is an aggregation of the same name there (`task.METRICS`)."""
 
-__all__ = ["SysBenchTask", "csr", "isr", "judge_errors", "load_docs", "ssr"]
+from rpo_bench.evaluate.sysbench.task import *  # noqa: F403

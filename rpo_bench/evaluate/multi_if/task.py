@@ -57,6 +57,10 @@ def load_docs(language: str | None = None, data_file: str | None = None, **_: An
 
 
 class MultiIFTask(MultiTurnTask):
+    # Multi-IF's vLLM inference stores `output.text.strip()` as the reply: the stripped
+    # text is what the next turn's history holds and what is scored.
+    strip_replies = True
+
     def to_conversation(self, doc: dict) -> Conversation:
         conv = multi_if.parse_row(doc, self.config.task, "doc")
         return Conversation(conv.key, [t.prompt if t else None for t in conv.turns])

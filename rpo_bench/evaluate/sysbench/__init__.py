@@ -1,7 +1,8 @@
 """SysBench (system-message following): data, judging, metrics, the lm-eval task.
 
 - `data`: sessions and judge labels, read and validated; the session file located.
-- `judging`: sessions -> judge requests (the model's own history) -> judge_labels rows.
+- `judging`: sessions -> judge requests (the model's own history) -> judge_labels rows;
+  `judge_prompts(session, replies)`: each turn's judge prompt (SysBench's own by default).
 - `metrics`: CSR, ISR, SSR with the paper's splits.
 - `calibrate`: a judge's agreement with the released GPT-4o verdicts.
 - `task`: the `sysbench_multiturn` lm-eval task. `command`: `rpo-bench sysbench-score`.
@@ -23,6 +24,7 @@ from rpo_bench.evaluate.sysbench.data import (
     load_sessions,
     session_from_row,
 )
+from rpo_bench.evaluate.sysbench.judging import judge_prompts
 from rpo_bench.evaluate.sysbench.metrics import score
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "Turn",
     "add_parser",
     "check_coverage",
+    "judge_prompts",
     "label_from_row",
     "load_labels",
     "load_sessions",

@@ -1,7 +1,9 @@
 """How well does a judge agree with SysBench's released GPT-4o verdicts?
 
 `calibrate` re-judges the turns of a judge_labels file (its answers, with earlier
-rounds' answers as history) and compares verdicts criterion by criterion.
+rounds' answers as history) and compares verdicts criterion by criterion; the CLI does so
+for each judge prompt (SysBench's official one and the project's), since the prompt is
+part of the metric.
 """
 
 from __future__ import annotations
@@ -128,28 +130,49 @@ def _default_cache() -> Path:
     return cache_dir() / "judge" / "judgements.sqlite"
 
 
-def _run(args: argparse.Namespace) -> None:
+def _judge(args: argparse.Namespace, prompt: str) -> Judge:
     from rpo_bench.judge import make_judge
-    from rpo_bench.paths import sysbench_file
 
-    data = Path(args.data) if args.data else sysbench_file("sysbench_eval.jsonl")
     cache = None if args.cache == "none" else (args.cache or _default_cache())
     if args.judge == "replay":
-        judge = make_judge("replay", labels=args.replay_labels or args.labels)
-    elif args.judge == "openai":
+        return make_judge("replay", labels=args.replay_labels or args.labels)
+    if args.judge == "openai":
         options: dict[str, Any] = {"base_url": args.base_url, "api_key_env": args.api_key_env}
         if args.model:
             options["model"] = args.model
-        judge = make_judge("openai", concurrency=args.concurrency, cache=cache, **options)
-    else:
-        judge = make_judge(
-            "hf",
-            max_new_tokens=args.max_new_tokens,
-            cache=cache,
-            **({"model": args.model} if args.model else {}),
+        return make_judge(
+            "openai", concurrency=args.concurrency, cache=cache, prompt=prompt, **options
         )
-    result = calibrate(judge, args.labels, data, limit=args.limit, rows_path=args.rows)
+    return make_judge(
+        "hf",
+        max_new_tokens=args.max_new_tokens,
+        cache=cache,
+        prompt=prompt,
+        **({"model": args.model} if args.model else {}),
+    )
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    from rpo_bench.judge import PROMPTS
+    from rpo_bench.paths import sysbench_file
+
+    data = Path(args.data) if args.data else sysbench_file("sysbench_eval.jsonl")
+    # A replayed label has no prompt; every other judge is calibrated once per prompt.
+    prompts = ["replay"] if args.judge == "replay" else args.prompts.split(",")
+    unknown = [p for p in prompts if p != "replay" and p not in PROMPTS]
+    if unknown:
+        raise ValueError(
+            f"--prompts: unknown judge prompt {unknown[0]!r}; known: {', '.join(PROMPTS)}"
+        )
+    results = {}
+    for prompt in prompts:
+        rows = f"{args.rows}.{prompt}.jsonl" if args.rows and len(prompts) > 1 else args.rows
+        results[prompt] = calibrate(
+            _judge(args, prompt), args.labels, data, limit=args.limit, rows_path=rows
+        )
+    result = results[prompts[0]] if len(prompts) == 1 else {"by_prompt": results}
     print(json.dumps(result, ensure_ascii=False, indent=2))
+    return result
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -190,6 +213,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--replay-labels", default=None, help="replay: verdicts to replay (default: --labels)"
     )
-    p.add_argument("--rows", default=None, help="also write the judged rows here (JSONL)")
+    p.add_argument(
+        "--prompts",
+        default="official,rpo_bench",
+        help="judge prompts to calibrate, comma-separated (official: SysBench's own; "
+        "rpo_bench: the project's); with several, the result has one entry per prompt",
+    )
+    p.add_argument(
+        "--rows",
+        default=None,
+        help="also write the judged rows here (JSONL; with several prompts, <rows>.<prompt>.jsonl)",
+    )
     p.set_defaults(func=_run)
     return p

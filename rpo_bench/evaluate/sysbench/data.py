@@ -52,6 +52,7 @@ class Turn:
     user: str
     alignment: str
     criteria: tuple[Criterion, ...]
+    reference: str | None = None  # the data's ground-truth reply, where it has one
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,10 @@ def turns_of(row: dict[str, Any], where: str) -> list[dict[str, Any]]:
 def _turns_from_official(row: dict[str, Any], where: str) -> list[dict[str, Any]]:
     messages = _field(row, "messages", (list,), where)
     infos = _field(row, "prompt_infos", (dict,), where)
-    turns = []
+    turns: list[dict[str, Any]] = []
     for m in messages:
+        if isinstance(m, dict) and m.get("role") == "assistant" and turns:
+            turns[-1]["reference"] = m.get("content")  # the upstream ground-truth reply
         if isinstance(m, dict) and m.get("role") == "user":
             info = infos.get(m.get("content"))
             if not isinstance(info, dict):
@@ -177,7 +180,10 @@ def _turn(raw: Any, index: int, where: str) -> Turn:
     ids = [c.id for c in criteria]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{where}: field '{name}.criteria' repeats a criteria_id: {ids}")
-    return Turn(round_index, user, alignment, tuple(criteria))
+    reference = raw.get("reference")
+    if reference is not None and not isinstance(reference, str):
+        raise ValueError(f"{where}: field '{name}.reference' must be a string or null")
+    return Turn(round_index, user, alignment, tuple(criteria), reference)
 
 
 def session_from_row(row: dict[str, Any], where: str) -> Session:
@@ -328,14 +334,15 @@ UPSTREAM_URL = (
 
 def from_upstream(rows: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
     """Upstream sessions (领域, 场景, messages with ground-truth replies, prompt_infos) in the
-    local schema; ground-truth replies are dropped: the model's own replies are the history."""
+    local schema. The ground-truth replies stay in `messages` (as each turn's `reference`):
+    the default history is the model's own replies, `history: reference` uses them."""
     out = []
     for i, row in enumerate(rows):
         where = f"{source}: session [{i}]"
         missing = [k for k in ("system_id", "领域", "rounds_related", "messages") if k not in row]
         if missing:
             raise ValueError(f"{where}: field {missing[0]!r} missing")
-        messages = [m for m in row["messages"] if m.get("role") in ("system", "user")]
+        messages = [m for m in row["messages"] if m.get("role") in ("system", "user", "assistant")]
         system = row.get("system_prompt") or next(
             (m["content"] for m in messages if m["role"] == "system"), None
         )
@@ -371,7 +378,8 @@ def data_file(sysbench_file: str | None = None) -> Path:
         return paths.sysbench_file(FILE_NAME)
     except FileNotFoundError:
         pass  # not in $RPO_BENCH_DATA: the pinned download
-    cached = paths.cache_dir() / "sysbench" / f"sysbench_eval_{UPSTREAM_COMMIT[:12]}.jsonl"
+    # v2: the conversion keeps the ground-truth replies
+    cached = paths.cache_dir() / "sysbench" / f"sysbench_eval_{UPSTREAM_COMMIT[:12]}_v2.jsonl"
     if not cached.exists():
         try:
             _download(cached)
@@ -400,6 +408,7 @@ def session_doc(session: Session) -> dict[str, Any]:
                 "round_index": t.round_index,
                 "user": t.user,
                 "alignment": t.alignment,
+                "reference": t.reference,
                 "criteria": [
                     {"criteria_id": c.id, "criteria_content": c.content, "criteria_type": c.type}
                     for c in t.criteria

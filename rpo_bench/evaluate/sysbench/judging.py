@@ -6,13 +6,14 @@ Each turn is judged with the model's OWN earlier answers as its history.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rpo_bench.evaluate.sysbench.data import turns_of
 from rpo_bench.jsonl import write_jsonl
 from rpo_bench.judge.base import Judge
+from rpo_bench.judge.prompt import judge_prompt
 from rpo_bench.judge.types import Judgement, JudgeRequest
 
 log = logging.getLogger("rpo_bench.judge")
@@ -24,21 +25,43 @@ def session_turns(session: Mapping[str, Any]) -> list[dict[str, Any]]:
     return sorted(turns, key=lambda t: t["round_index"])
 
 
+HISTORIES = ("own", "reference")  # whose replies earlier turns show: the model's, or the data's
+
+
+def reference_replies(session: Mapping[str, Any]) -> list[str]:
+    """The session's ground-truth replies in round order; a clear error where it has none."""
+    sid = session.get("system_id")
+    turns = session_turns(session)
+    missing = [t["round_index"] for t in turns if not isinstance(t.get("reference"), str)]
+    if missing:
+        raise ValueError(
+            f"session {sid}: history 'reference' needs the data's reference replies, and "
+            f"round(s) {missing} have none (the local sysbench_eval.jsonl has none; SysBench's "
+            "own JSON at the pinned commit holds them)"
+        )
+    return [t["reference"] for t in turns]
+
+
 def session_requests(
-    session: Mapping[str, Any], answers: Mapping[tuple[int, int], str]
+    session: Mapping[str, Any], answers: Mapping[tuple[int, int], str], history: str = "own"
 ) -> list[JudgeRequest]:
-    """One request per answered turn of a session, its history built from earlier answers."""
+    """One request per answered turn of a session. Its history holds the earlier turns with
+    the model's own answers (`own`, the default) or the data's reference replies
+    (`reference`, SysBench's ground-truth-history variant)."""
+    if history not in HISTORIES:
+        raise ValueError(f"history must be one of {HISTORIES}, got {history!r}")
     sid = int(session["system_id"])
-    history: list[tuple[str, str]] = []
+    references = reference_replies(session) if history == "reference" else None
+    earlier: list[tuple[str, str]] = []
     requests = []
     missing: list[int] = []
-    for turn in session_turns(session):
+    for k, turn in enumerate(session_turns(session)):
         rnd = int(turn["round_index"])
         answer = answers.get((sid, rnd))
         if answer is None:
             missing.append(rnd)
         else:
-            if missing:
+            if missing and references is None:
                 # The judge must see the model's own earlier answers; without them the
                 # history would be wrong, so refuse rather than judge a different dialogue.
                 raise ValueError(
@@ -48,15 +71,29 @@ def session_requests(
             requests.append(
                 JudgeRequest(
                     system=session["system_prompt"],
-                    history=list(history),
+                    history=list(earlier),
                     user=turn["user"],
                     answer=answer,
                     checklist=turn["criteria"],
                     key=(sid, rnd),
                 )
             )
-        history.append((turn["user"], answer or ""))
+        earlier.append((turn["user"], references[k] if references else answer or ""))
     return requests
+
+
+def judge_prompts(
+    session: Mapping[str, Any],
+    replies: Sequence[str],
+    prompt: str = "official",
+    history: str = "own",
+) -> list[str]:
+    """The judge prompt of each turn of one `sysbench_eval.jsonl` row, given the model's
+    replies in round order; with `official`, exactly SysBench's `get_eval_pattern` text."""
+    sid = int(session["system_id"])
+    answers = {(sid, k): reply for k, reply in enumerate(replies, 1)}
+    requests = session_requests(session, answers, history)
+    return [judge_prompt(prompt).render(r) for r in requests]
 
 
 def judgement_row(
@@ -84,13 +121,14 @@ def judge_sessions(
     sessions: Iterable[Mapping[str, Any]],
     answers: Mapping[tuple[int, int], str],
     model_name: str,
+    history: str = "own",
 ) -> list[dict[str, Any]]:
     """Judge every answered turn of the sessions; rows in session then round order.
 
     `answers` maps (system_id, round_index) to the model's answer; each turn's history
-    holds the model's own earlier answers.
+    holds the model's own earlier answers, or with `history="reference"` the data's.
     """
-    requests = [r for s in sessions for r in session_requests(s, answers)]
+    requests = [r for s in sessions for r in session_requests(s, answers, history)]
     judgements = judge.judge_many(requests)
     rows = [
         judgement_row(j, r, model_name, judge.name)

@@ -50,6 +50,10 @@ def _bootstrap_ci(
     return out
 
 
+UNJUDGED = ("session", "turn")  # what a turn the judge never parsed takes out of the scores
+SPLITS = ("dependent", "parallel")  # rounds_related true / false
+
+
 def score(
     labels: Sequence[Label],
     sessions: Sequence[Session],
@@ -57,82 +61,113 @@ def score(
     n_boot: int = 1000,
     seed: int = 0,
     ndigits: int | None = 2,
+    unjudged: str = "session",
 ) -> dict[str, Any]:
     """SysBench metrics in percent (JSON-ready), as the paper and reference code define them.
 
     - csr: constraints judged true / all constraints, micro over every constraint. A null
       verdict (judge said e.g. "not applicable") is NOT satisfied.
     - isr: share of turns with all_pass = no constraint judged false (null does NOT fail a
-      turn); isr_align / isr_misalign split by the turn's alignment.
+      turn); isr_align / isr_misalign by the turn's alignment, isr_dependent / isr_parallel
+      by the session's rounds_related, and isr_<split>_<alignment> for the four cells.
     - ssr: per session, consecutive passing turns from round 1 up to the first failure,
       divided by 5, averaged over sessions; ssr_dependent / ssr_parallel split by
-      rounds_related. r1..r5: share of sessions whose first k turns all pass.
+      rounds_related. r1..r5: share of sessions whose first k turns all pass, also as
+      r<k>_dependent / r<k>_parallel. round_pass: the pass rate of each round's turns.
     - csr_by_type: CSR per constraint type, keyed by the Chinese type name
       (`type_aliases` gives the English names).
     - ci95: 95% bootstrap intervals (sessions resampled, `n_boot` times, seeded) of csr/isr/ssr.
 
-    Turns whose label has `judge_error: true` are counted in `judge_errors` and left out of
-    the CSR and ISR numerators and denominators (an unjudged turn is neither kept nor failed),
-    so `n_turns` / `n_constraints` are the judged ones. For SSR and R1..R5 such a turn ends the
-    session's streak: a streak must be confirmed turn by turn. `ndigits=None` keeps full
-    precision.
+    A turn whose label has `judge_error: true` was never judged. With `unjudged="session"`
+    (SysBench's rule: such a session must be judged again) its whole session is left out of
+    every metric; with `unjudged="turn"` only the turn is left out of CSR and ISR and it ends
+    the session's streak for SSR and R1..R5 (a streak is confirmed turn by turn). Either
+    way `unjudged_sessions` and `unjudged_turns` list them, and `n_sessions`, `n_turns`,
+    `n_constraints` count what was scored. `ndigits=None` keeps full precision.
     """
+    if unjudged not in UNJUDGED:
+        raise ValueError(f"unjudged must be one of {UNJUDGED}, got {unjudged!r}")
     keyed = check_coverage(labels, sessions)
-    n = len(sessions)
+    unjudged_turns = [
+        [s.system_id, t.round_index]
+        for s in sessions
+        for t in s.turns
+        if keyed[(s.system_id, t.round_index)].judge_error
+    ]
+    dropped = {sid for sid, _ in unjudged_turns} if unjudged == "session" else set()
+    scored = [s for s in sessions if s.system_id not in dropped]
+    n = len(scored)
     csr_num, csr_den = np.zeros(n), np.zeros(n)
     isr_num, isr_den = np.zeros(n), np.zeros(n)
     streaks = np.zeros(n)
-    by_alignment = {a: [0, 0] for a in ALIGNMENTS}  # [passed, judged]
+    cells = {(sp, a): [0, 0] for sp in SPLITS for a in ALIGNMENTS}  # [passed, judged]
+    rounds = {k: [0, 0] for k in range(1, N_ROUNDS + 1)}
     by_type: dict[str, list[int]] = {}  # type -> [satisfied, total]
-    judge_errors = 0
-    for i, session in enumerate(sessions):
+    for i, session in enumerate(scored):
+        split = SPLITS[0] if session.rounds_related else SPLITS[1]
         streak_alive = True
         for turn in session.turns:
             label = keyed[(session.system_id, turn.round_index)]
             if label.judge_error:
-                judge_errors += 1
                 streak_alive = False
                 continue
-            passed = all(label.verdicts[str(c.id)] is not False for c in turn.criteria)
-            for c in turn.criteria:
+            verdicts = [label.verdicts[str(c.id)] for c in turn.criteria]
+            passed = all(v is not False for v in verdicts)
+            for c, v in zip(turn.criteria, verdicts, strict=True):
                 counts = by_type.setdefault(c.type, [0, 0])
-                counts[0] += label.verdicts[str(c.id)] is True
+                counts[0] += v is True
                 counts[1] += 1
-            csr_num[i] += sum(label.verdicts[str(c.id)] is True for c in turn.criteria)
-            csr_den[i] += len(turn.criteria)
+            csr_num[i] += sum(v is True for v in verdicts)
+            csr_den[i] += len(verdicts)
             isr_num[i] += passed
             isr_den[i] += 1
-            by_alignment[turn.alignment][0] += passed
-            by_alignment[turn.alignment][1] += 1
+            for tally in (cells[(split, turn.alignment)], rounds[turn.round_index]):
+                tally[0] += passed
+                tally[1] += 1
             streak_alive = streak_alive and passed
             streaks[i] += streak_alive
     ssr = streaks / N_ROUNDS
-    related = np.array([s.rounds_related for s in sessions])
+    related = np.array([s.rounds_related for s in scored], dtype=bool)
     ordered_types = [t for t in TYPE_ALIASES if t in by_type] + sorted(
         set(by_type) - set(TYPE_ALIASES)
     )
-    ones = np.ones(n)
+
+    def pooled(keys: list[tuple[str, str]]) -> float | None:
+        return _percent(sum(cells[k][0] for k in keys), sum(cells[k][1] for k in keys), ndigits)
+
+    masks = {"dependent": related, "parallel": ~related}
     result: dict[str, Any] = {
         "model": labels[0].model,
         "csr": _percent(csr_num.sum(), csr_den.sum(), ndigits),
         "isr": _percent(isr_num.sum(), isr_den.sum(), ndigits),
         "ssr": _percent(ssr.sum(), n, ndigits),
-        "isr_align": _percent(*by_alignment["align"], ndigits),
-        "isr_misalign": _percent(*by_alignment["misalign"], ndigits),
-        "ssr_dependent": _percent(ssr[related].sum(), related.sum(), ndigits),
-        "ssr_parallel": _percent(ssr[~related].sum(), (~related).sum(), ndigits),
+        **{f"isr_{a}": pooled([(sp, a) for sp in SPLITS]) for a in ALIGNMENTS},
+        **{f"isr_{sp}": pooled([(sp, a) for a in ALIGNMENTS]) for sp in SPLITS},
+        **{f"isr_{sp}_{a}": pooled([(sp, a)]) for sp in SPLITS for a in ALIGNMENTS},
+        **{f"ssr_{sp}": _percent(ssr[m].sum(), m.sum(), ndigits) for sp, m in masks.items()},
         **{f"r{k}": _percent((streaks >= k).sum(), n, ndigits) for k in range(1, N_ROUNDS + 1)},
+        **{
+            f"r{k}_{sp}": _percent((streaks[m] >= k).sum(), m.sum(), ndigits)
+            for sp, m in masks.items()
+            for k in range(1, N_ROUNDS + 1)
+        },
+        "round_pass": {str(k): _percent(*rounds[k], ndigits) for k in rounds},
         "csr_by_type": {t: _percent(*by_type[t], ndigits) for t in ordered_types},
         "type_aliases": {t: TYPE_ALIASES.get(t, t) for t in ordered_types},
         "ci95": _bootstrap_ci(
-            {"csr": (csr_num, csr_den), "isr": (isr_num, isr_den), "ssr": (ssr, ones)},
+            {"csr": (csr_num, csr_den), "isr": (isr_num, isr_den), "ssr": (ssr, np.ones(n))},
             n_boot,
             seed,
             ndigits,
-        ),
+        )
+        if n
+        else {"csr": None, "isr": None, "ssr": None},
         "n_sessions": n,
         "n_turns": int(isr_den.sum()),
         "n_constraints": int(csr_den.sum()),
-        "judge_errors": judge_errors,
+        "unjudged": unjudged,
+        "judge_errors": len(unjudged_turns),
+        "unjudged_sessions": sorted({sid for sid, _ in unjudged_turns}),
+        "unjudged_turns": unjudged_turns,
     }
     return result

@@ -17,30 +17,50 @@ Task metadata (`--metadata` JSON, or TaskManager(metadata=...)):
 - `sysbench_file`: the session file (default $RPO_BENCH_DATA/sysbench/sysbench_eval.jsonl,
   else SysBench's JSON at a pinned commit, downloaded once into the rpo_bench cache).
 - `model_name`: what the judged rows name as the model (default: model_args' `pretrained`).
+- `judge_prompt`: "official" (default: SysBench's own prompt and answer format) or "rpo_bench".
+- `unjudged`: "session" (default, SysBench's rule: a session with a turn the judge never
+  parsed is not scored, and the next run judges it again; failures are never cached) or
+  "turn" (only that turn is left out). `unjudged_sessions` counts them either way.
+- `history`: "own" (default: earlier turns show the model's own replies) or "reference"
+  (SysBench's ground-truth-history variant: the data's reference replies, in the prompt and
+  in the judge's view; needs data that holds them, as SysBench's own JSON does).
+- `decoding`: "official" (default; SysBench's per-model reference settings, see
+  rpo_bench.evaluate.decoding) or "greedy".
+
+The system message must reach the model: a prompt whose chat template dropped it, or that
+lm-eval would cut from the left to fit the context, stops the task with an error naming the
+session, never a score.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from typing import Any
 
 from rpo_bench.evaluate.multiturn_task import MultiTurnTask
 from rpo_bench.evaluate.sysbench.data import (
+    ALIGNMENTS,
+    N_ROUNDS,
+    TYPE_ALIASES,
     data_file,
     label_from_row,
     load_sessions,
     session_doc,
     session_from_row,
 )
-from rpo_bench.evaluate.sysbench.judging import judge_sessions
-from rpo_bench.evaluate.sysbench.metrics import score
+from rpo_bench.evaluate.sysbench.judging import HISTORIES, judge_sessions, reference_replies
+from rpo_bench.evaluate.sysbench.metrics import SPLITS, UNJUDGED, score
 from rpo_bench.judge import Judge, make_judge
+from rpo_bench.judge.official import official_file
 from rpo_bench.judge.openai import DEFAULT_BASE_URL
+from rpo_bench.judge.prompt import DEFAULT_PROMPT
 from rpo_bench.paths import cache_dir
-from rpo_bench.rollout.multiturn import Conversation
+from rpo_bench.rollout.multiturn import Conversation, history_of
 
 DEFAULT_JUDGE = "openai"
+log = logging.getLogger(__name__)
 
 
 def load_docs(sysbench_file: str | None = None, **_: Any) -> dict:
@@ -59,9 +79,13 @@ def make_sysbench_judge(metadata: dict[str, Any] | None) -> Judge:
     metadata = metadata or {}
     kind = metadata.get("judge") or DEFAULT_JUDGE
     args = dict(metadata.get("judge_args") or {})
+    if kind in ("openai", "hf"):
+        args.setdefault("prompt", metadata.get("judge_prompt") or DEFAULT_PROMPT)
     if kind in ("openai", "hf") and "cache" not in args:
         args["cache"] = cache_dir() / "judge" / "judgements.sqlite"
     judge = make_judge(kind, **args)
+    if getattr(judge, "prompt", None) is not None and judge.prompt.name == "official":
+        official_file("utils.py")  # present and verified before an hour of generation
     if kind == "openai":
         key_env = args.get("api_key_env", "OPENAI_API_KEY")
         if args.get("base_url", DEFAULT_BASE_URL) == DEFAULT_BASE_URL and not os.environ.get(
@@ -80,6 +104,10 @@ def make_sysbench_judge(metadata: dict[str, Any] | None) -> Judge:
 # ---------------------------------------------------------------- task
 
 
+class SystemMessageLost(ValueError):
+    """The model would not see the session's system message: the result would mean nothing."""
+
+
 class SysBenchTask(MultiTurnTask):
     def to_conversation(self, doc: dict) -> Conversation:
         return Conversation(
@@ -87,8 +115,46 @@ class SysBenchTask(MultiTurnTask):
         )
 
     def build_all_requests(self, **kw: Any) -> None:
-        self._judge = make_sysbench_judge(self.config.metadata)
+        metadata = self.config.metadata or {}
+        self._unjudged = metadata.get("unjudged") or UNJUDGED[0]
+        self._history_kind = metadata.get("history") or HISTORIES[0]
+        for key, value, allowed in (
+            ("unjudged", self._unjudged, UNJUDGED),
+            ("history", self._history_kind, HISTORIES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"sysbench_multiturn: metadata {key} must be one of {allowed}")
+        if self._history_kind == "reference":  # every session must have its reference replies
+            for doc in self.dataset[self.config.test_split]:
+                reference_replies(doc)
+        self._judge = make_sysbench_judge(metadata)
         super().build_all_requests(**kw)
+
+    def chat_for(self, doc: dict, conv: Conversation, turn: int, history: list[dict]) -> list[dict]:
+        if self._history_kind == "reference":  # SysBench's ground-truth-history variant
+            history = history_of(conv, reference_replies(doc), turn)
+        return conv.chat(turn, history)
+
+    def check_prompt(self, doc: dict, turn: int, chat: list[dict], prompt: str) -> str:
+        where = f"sysbench_multiturn: session {doc['system_id']} round {turn + 1}"
+        if doc["system_prompt"].strip() not in prompt:
+            raise SystemMessageLost(
+                f"{where}: the system message is not in the prompt the model sees (its chat "
+                "template rejects or drops the system role, and lm-eval then silently removes "
+                "it). SysBench measures system-message following: use a model whose chat "
+                "template takes a system message."
+            )
+        lm = self._lm
+        budget = self.config.generation_kwargs.get("max_gen_toks", lm.max_gen_toks)
+        n_tokens = len(lm.tok_encode(prompt))
+        if n_tokens + budget > lm.max_length:
+            raise SystemMessageLost(
+                f"{where}: the prompt has {n_tokens} tokens and {budget} new tokens are allowed, "
+                f"over the model's {lm.max_length}; lm-eval would cut the prompt from the left, "
+                "the system message first. Use a model with a longer context or a smaller "
+                "max_gen_toks."
+            )
+        return prompt
 
     def process_results(self, doc: dict, results: list[str]) -> dict[str, Any]:
         """Judge all five turns; every metric gets the session and its judged rows."""
@@ -97,10 +163,13 @@ class SysBenchTask(MultiTurnTask):
         metadata = self.config.metadata or {}
         # lm-eval merges --model_args into the metadata, so `pretrained` names the model.
         model_name = str(metadata.get("model_name") or metadata.get("pretrained") or "model")
-        rows = judge_sessions(self._judge, [doc], answers, model_name)
-        item = {"session": doc, "labels": rows}
+        rows = judge_sessions(self._judge, [doc], answers, model_name, self._history_kind)
+        item = {"session": doc, "labels": rows, "unjudged": self._unjudged}
         errors = sum(row["judge_error"] for row in rows)
-        return {"csr": item, "isr": item, "ssr": item, "judge_errors": errors}
+        return {name: item for name in METRICS} | {
+            "judge_errors": errors,
+            "unjudged_sessions": sid if errors else None,
+        }
 
 
 def scores(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,24 +179,40 @@ def scores(items: list[dict[str, Any]]) -> dict[str, Any]:
         where = f"sysbench_multiturn: session {item['session']['system_id']}"
         sessions.append(session_from_row(item["session"], where))
         labels += [label_from_row(row, where) for row in item["labels"]]
-    return score(labels, sessions, n_boot=1, ndigits=None)
+    policy = items[0].get("unjudged", UNJUDGED[0]) if items else UNJUDGED[0]
+    return score(labels, sessions, n_boot=1, ndigits=None, unjudged=policy)
 
 
-def _metric(items: list[dict[str, Any]], name: str) -> float:
-    value = scores(items)[name]
-    return math.nan if value is None else value  # None: every turn was a judge error
+def flat(result: dict[str, Any]) -> dict[str, float | None]:
+    """A `score` result as lm-eval metric names: the nested splits flattened."""
+    out = {k: v for k, v in result.items() if isinstance(v, float | int) or v is None}
+    out |= {f"round_{k}_pass": v for k, v in result["round_pass"].items()}
+    out |= {f"csr_{result['type_aliases'][t]}": v for t, v in result["csr_by_type"].items()}
+    return out
 
 
-def csr(items: list[dict[str, Any]]) -> float:
-    return _metric(items, "csr")
+# Every metric the task reports besides the counts; each is the aggregation of that name.
+METRICS = (
+    ["csr", "isr", "ssr", "isr_align", "isr_misalign", "isr_dependent", "isr_parallel"]
+    + [f"isr_{sp}_{a}" for sp in SPLITS for a in ALIGNMENTS]
+    + ["ssr_dependent", "ssr_parallel"]
+    + [f"r{k}{sp}" for sp in ("", "_dependent", "_parallel") for k in range(1, N_ROUNDS + 1)]
+    + [f"round_{k}_pass" for k in range(1, N_ROUNDS + 1)]
+    + [f"csr_{alias}" for alias in TYPE_ALIASES.values()]
+)
 
 
-def isr(items: list[dict[str, Any]]) -> float:
-    return _metric(items, "isr")
+def _aggregation(name: str) -> Any:
+    def aggregate(items: list[dict[str, Any]]) -> float:
+        value = flat(scores(items)).get(name)
+        return math.nan if value is None else float(value)  # None: nothing to score
+
+    aggregate.__name__ = aggregate.__qualname__ = name
+    return aggregate
 
 
-def ssr(items: list[dict[str, Any]]) -> float:
-    return _metric(items, "ssr")
+for _name in METRICS:  # module attributes, so the YAML can name each as `utils.<metric>`
+    globals()[_name] = _aggregation(_name)
 
 
 def document_scores(sample: dict[str, Any]) -> list[float | None]:
@@ -142,16 +227,26 @@ def judge_errors(items: list[int]) -> int:
     return sum(items)
 
 
+def unjudged_sessions(items: list[int | None]) -> int:
+    """Sessions with a turn the judge could not judge (logged by id: judge them again)."""
+    ids = [i for i in items if i is not None]
+    if ids:
+        log.warning("sysbench_multiturn: %d unjudged session(s): %s", len(ids), ids)
+    return len(ids)
+
+
 __all__ = [
+    "METRICS",
     "SysBenchTask",
-    "csr",
+    "SystemMessageLost",
     "data_file",
     "document_scores",
-    "isr",
+    "flat",
     "judge_errors",
     "load_docs",
     "make_sysbench_judge",
     "scores",
     "session_doc",
-    "ssr",
+    "unjudged_sessions",
+    *METRICS,
 ]
