@@ -18,6 +18,8 @@ def test_rpo_bench_eval_writes_results_and_samples(tmp_path, prepared_model_dir)
         "-m",
         "rpo_bench.cli",
         "eval",
+        "--tasks",
+        "ifeval_local,ifbench",
         "--limit",
         "3",
         "--max-gen-toks",
@@ -37,6 +39,34 @@ def test_rpo_bench_eval_writes_results_and_samples(tmp_path, prepared_model_dir)
     assert all(isinstance(s["resps"][0][0], str) for s in samples)
     # The written aggregates are exactly those of the written replies, scored again.
     rescore.assert_metrics_equal(metrics, rescore.rescore_samples("ifeval_local", samples))
+    # The decoding protocol is recorded with the settings lm-eval used (official + the cap).
+    assert results["decoding"]["ifeval_local"] == {
+        "protocol": "official",
+        "generation_kwargs": {
+            "until": [],
+            "do_sample": False,
+            "temperature": 0.0,
+            "max_gen_toks": 24,
+        },
+        "source": "IFEval's evaluation (lm-eval ifeval): greedy, 1280 new tokens",
+    }
+    # IFBench: the checker version, and the official report by category and instruction
+    assert results["checkers"]["ifbench"]["version"] == "26.3"
+    report = results["breakdowns"]["ifbench"]
+    ifbench = results["results"]["ifbench"]
+    assert report["loose:prompt-level"] == ifbench["prompt_level_loose_acc,none"]
+    assert report["strict:instruction-level"] == ifbench["inst_level_strict_acc,none"]
+    ids = [
+        i
+        for line in (out / "samples_ifbench.jsonl").open()
+        for i in json.loads(line)["doc"]["instruction_id_list"]
+    ]
+    assert {k.split(":", 1)[1] for k in report if k.startswith("strict:")} == {
+        "prompt-level",
+        "instruction-level",
+        *ids,
+        *(i.split(":")[0] for i in ids),
+    }
 
 
 def test_stock_lm_eval_cli_runs_the_task(tmp_path, prepared_model_dir):

@@ -21,6 +21,29 @@ def _versions() -> dict[str, str]:
     return {n: md.version(n) for n in names} | {"python": platform.python_version()}
 
 
+def _breakdowns(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The official per-category and per-instruction report of tasks that have one."""
+    out: dict[str, Any] = {}
+    if "ifbench" in samples:
+        from rpo_bench.evaluate import ifbench
+
+        keys = ("prompt_level_strict_acc", "inst_level_strict_acc")
+        keys += ("prompt_level_loose_acc", "inst_level_loose_acc")
+        rows = [{**s["doc"], **{k: s[k] for k in keys}} for s in samples["ifbench"]]
+        out["ifbench"] = ifbench.breakdown(rows)
+    return out
+
+
+def _checkers(tasks: list[str]) -> dict[str, Any]:
+    """The checker code that scored each task, where it is not rpo_bench's own."""
+    out: dict[str, Any] = {}
+    if "ifbench" in tasks:
+        from rpo_bench.evaluate import ifbench
+
+        out["ifbench"] = ifbench.checker_version()
+    return out
+
+
 def run(
     model: str = models.DEFAULT_MODEL,
     tasks: list[str] | None = None,
@@ -105,6 +128,8 @@ def run(
             }
             for task, cfg in results.get("configs", {}).items()
         },
+        "breakdowns": _breakdowns(results.get("samples", {})),
+        "checkers": _checkers(tasks),
         "n_samples": results.get("n-samples"),
         "config": config,
         "versions": _versions(),
