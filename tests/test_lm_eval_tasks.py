@@ -81,6 +81,7 @@ def run(prepared_model_dir):
                 "data_file": str(FIXTURE),
                 # greedy, so a turn played again gives the same reply (official samples)
                 "decoding": "greedy",
+                "generation_cache": None,  # every turn generated here, none from a cache
                 "judge": "openai",
                 "judge_args": {
                     "model": "fake-judge",

@@ -78,7 +78,12 @@ def run(
     gen_kwargs: dict[str, Any] = dict(decoding.GREEDY) if decoding_protocol == "greedy" else {}
     gen_kwargs |= {"max_gen_toks": max_gen_toks} if max_gen_toks else {}
     # Multi-turn tasks choose their settings from these (SysBench: per model).
-    metadata = {"model_name": model, **(metadata or {}), "decoding": decoding_protocol}
+    metadata = {
+        "model_name": model,
+        "seed": seed,
+        **(metadata or {}),
+        "decoding": decoding_protocol,
+    }
     config = {
         "model": model,
         "model_path": path,

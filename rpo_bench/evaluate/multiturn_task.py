@@ -6,18 +6,27 @@ a bound method of the LM: through it this task reaches the LM and plays turns
 1..T-1 itself (one `generate_until` batch per turn, the model's OWN replies kept as
 history), then leaves turn T to the evaluator as an ordinary request. This relies
 on lm-eval internals, hence the pinned lm-eval==0.4.13 and the tests.
+
+Each played turn's replies are cached on disk as soon as the turn returns
+(`generation_cache`), so an interrupted run resumes at the turn it reached.
 """
 
 from __future__ import annotations
 
 import abc
 import copy
+import logging
+from typing import Any
 
 from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
 from rpo_bench.evaluate import decoding
+from rpo_bench.evaluate.generation_cache import GenerationCache, model_fingerprint
+from rpo_bench.paths import cache_dir
 from rpo_bench.rollout.multiturn import Conversation, history_of, play_turns
+
+log = logging.getLogger(__name__)
 
 
 class MultiTurnTask(ConfigurableTask, abc.ABC):
@@ -73,22 +82,39 @@ class MultiTurnTask(ConfigurableTask, abc.ABC):
         convs = [(doc_id, doc, self.to_conversation(doc)) for doc_id, doc in docs]
 
         self._lm = lm
+        cache, model = self.generation_cache(lm)
+        settings = self.config.generation_kwargs
+        seed = (self.config.metadata or {}).get("seed")
 
         def generate(turn: int, live: list[int], chats: list[list[dict]]) -> list[list[str]]:
+            prompts = [
+                self.check_prompt(convs[i][1], turn, chat, chat_template(chat))
+                for i, chat in zip(live, chats, strict=True)
+            ]
+            keys = [
+                cache.key(self.config.task, convs[i][2].id, turn, p, settings, seed)
+                if cache is not None
+                else ""
+                for i, p in zip(live, prompts, strict=True)
+            ]
+            # `is not None`: an empty cache has len() 0, and is falsy
+            replies = [cache.get_text(model, k) if cache is not None else None for k in keys]
+            todo = [n for n, r in enumerate(replies) if r is None]
             requests = [
                 Instance(
                     request_type="generate_until",
-                    doc=convs[i][1],
-                    arguments=(
-                        self.check_prompt(convs[i][1], turn, chat, chat_template(chat)),
-                        copy.deepcopy(self.config.generation_kwargs),
-                    ),
+                    doc=convs[live[n]][1],
+                    arguments=(prompts[n], copy.deepcopy(settings)),
                     idx=0,
-                    metadata=(self.config.task, convs[i][0], 1),
+                    metadata=(self.config.task, convs[live[n]][0], 1),
                 )
-                for i, chat in zip(live, chats, strict=True)
+                for n in todo
             ]
-            return [[self.reply(r)] for r in lm.generate_until(requests)]
+            for n, reply in zip(todo, lm.generate_until(requests) if requests else [], strict=True):
+                replies[n] = reply
+                if cache is not None:  # stored per turn: an interrupted run resumes here
+                    cache.put_text(model, keys[n], reply)
+            return [[self.reply(r)] for r in replies]
 
         # Turns 1..T-1 here; turn T is the evaluator's ordinary request.
         played = play_turns(
@@ -103,6 +129,20 @@ class MultiTurnTask(ConfigurableTask, abc.ABC):
         # Requests cached on disk would carry another run's history.
         kw["cache_requests"] = False
         super().build_all_requests(apply_chat_template=True, chat_template=chat_template, **kw)
+
+    def generation_cache(self, lm: Any) -> tuple[GenerationCache | None, str]:
+        """The played turns' cache (metadata `generation_cache`: a path, or null for none;
+        default <rpo_bench cache>/generations.sqlite) and the model's fingerprint."""
+        metadata = self.config.metadata or {}
+        path = metadata.get("generation_cache", cache_dir() / "generations.sqlite")
+        if path is None:
+            return None, ""
+        try:
+            model = model_fingerprint(lm)
+        except ValueError as err:  # e.g. a model object with no files: generate every turn
+            log.warning("%s: no generation cache (%s)", self.config.task, err)
+            return None, ""
+        return GenerationCache(path), model
 
     def fewshot_context(self, doc, num_fewshot, chat_template=None, **kwargs) -> str:
         """The last turn's prompt, the model's own earlier replies in the history."""
