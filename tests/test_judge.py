@@ -14,14 +14,17 @@ from rpo_bench.evaluate.sysbench.calibrate import add_parser, agreement, calibra
 from rpo_bench.evaluate.sysbench.judging import judge_sessions
 from rpo_bench.judge import (
     JudgeCache,
+    JudgePrompt,
     JudgeRequest,
     JudgeUnavailable,
     ParseError,
+    judge_prompt,
     make_judge,
     parse_judgement,
     render_prompt,
 )
 from rpo_bench.paths import sysbench_file
+from rpo_bench.textcache import prompt_key
 
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c1e5b"
 KEY_ENV = "RPO_TEST_JUDGE_KEY"
@@ -243,9 +246,19 @@ def test_openai_cache_rows_and_key_hygiene(secret, tmp_path, caplog):
         first = len(server.requests)
         again = judge_sessions(openai_judge(server, cache=cache_path), sessions[:1], answers, "m")
         after_rerun = len(server.requests)
-        # Failed judgements are not cached: the [echo] turns are tried again.
-        judge_sessions(
+        # Failed judgements are not cached as judgements, but their raw answers are: a rerun
+        # whose attempts the stored answers already used up calls nothing...
+        unjudged = judge_sessions(
             openai_judge(server, cache=cache_path, max_attempts=1), sessions, answers, "m"
+        )
+        assert len(server.requests) == after_rerun
+        assert all(r["judge_error"] and "rejudge" in r["error"] for r in unjudged[3:])
+        # ... and with rejudge_errors only the unjudged turns are judged again.
+        judge_sessions(
+            openai_judge(server, cache=cache_path, max_attempts=1, rejudge_errors=True),
+            sessions,
+            answers,
+            "m",
         )
         retried = len(server.requests) - after_rerun
         echoed = openai_judge(server, max_attempts=2).judge(request("[echo]"))
@@ -282,6 +295,31 @@ def test_openai_cache_rows_and_key_hygiene(secret, tmp_path, caplog):
     assert all(secret not in t for t in texts)
     # What the server echoed was scrubbed, in the logs and in the kept raw outputs.
     assert "Bearer ***" in caplog.text and "Bearer ***" in echoed.outputs[-1]
+
+
+def test_stored_raw_answers_are_read_again_by_a_changed_parser(secret, tmp_path):
+    """A parser fix re-reads the judge's old answers from the cache: no call to the judge."""
+
+    def old_parser(text, ids):  # a parser with a bug: it reads nothing
+        raise ParseError("old parser")
+
+    official = judge_prompt("official")
+    buggy = JudgePrompt("official", official.render, old_parser)
+    cache_path = tmp_path / "judge.sqlite"
+    with FakeJudgeServer() as server:  # answers 是 for every criterion, in official format
+        old = openai_judge(server, cache=cache_path, max_attempts=2, prompt=buggy)
+        first = old.judge(request("[m]"))
+        calls = len(server.requests)
+        new = openai_judge(server, cache=cache_path, max_attempts=2, prompt="official")
+        fixed = new.judge(request("[m]"))
+    assert first.error is not None and calls == 2
+    assert len(server.requests) == calls  # read again from the stored answers
+    assert (
+        fixed.error is None and fixed.cached and fixed.verdicts == {"1": True, "2": True, "3": True}
+    )
+    cache = JudgeCache(cache_path)
+    key = prompt_key(official.messages(request("[m]")))
+    assert len(cache.get_answers(new.identity, key)) == 2 and len(cache) == 1
 
 
 def test_answers_must_not_skip_rounds():

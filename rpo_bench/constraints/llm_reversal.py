@@ -145,7 +145,8 @@ class LLMReverser:
         chats = [reversal_messages(t) for t in texts]
         keys = [prompt_key(c) for c in chats]
         out: list[str | None] = [
-            self.cache.get(self.completer.identity, k) if self.cache else None for k in keys
+            self.cache.get(self.completer.identity, k) if self.cache is not None else None
+            for k in keys
         ]
         todo = [i for i, hit in enumerate(out) if hit is None]
         if todo:

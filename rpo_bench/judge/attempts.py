@@ -28,4 +28,4 @@ def try_parse(
         verdicts, raw, reasoning = prompt.parse(text, request.ids)
     except ParseError as err:
         return None, f"unparseable judgement: {err}"
-    return Judgement(dict(verdicts), reasoning, raw, attempts=attempt + 1), ""
+    return Judgement(dict(verdicts), reasoning, raw, attempts=attempt + 1, answer=text), ""

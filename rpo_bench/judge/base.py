@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+from rpo_bench.judge.attempts import MAX_ATTEMPTS, try_parse
 from rpo_bench.judge.cache import JudgeCache
 from rpo_bench.judge.prompt import DEFAULT_PROMPT, JudgePrompt, judge_prompt
-from rpo_bench.judge.types import Judgement, JudgeRequest
+from rpo_bench.judge.types import Judgement, JudgeRequest, failed
 from rpo_bench.textcache import prompt_key
 
 
@@ -28,14 +29,17 @@ class Judge(abc.ABC):
 
     kind = "base"
     concurrency = 1
+    max_attempts = MAX_ATTEMPTS
 
     def __init__(
         self,
         cache: JudgeCache | str | Path | None = None,
         prompt: str | JudgePrompt = DEFAULT_PROMPT,
+        rejudge_errors: bool = False,
     ) -> None:
         self.cache = JudgeCache(cache) if isinstance(cache, str | Path) else cache
         self.prompt = judge_prompt(prompt)
+        self.rejudge_errors = rejudge_errors
 
     @property
     @abc.abstractmethod
@@ -66,25 +70,52 @@ class Judge(abc.ABC):
         return self.judge_many([request])[0]
 
     def judge_many(self, requests: Sequence[JudgeRequest]) -> list[Judgement]:
-        """Judge turns, in order; cached ones cost no call; failures are never cached."""
+        """Judge turns, in order. From the cache first: a parsed judgement, else the stored raw
+        answers read with the current parser. A turn whose stored answers used up every
+        attempt without parsing stays unjudged without a call, unless `rejudge_errors`.
+        Failures are never cached as judgements; every raw answer is kept."""
         results: list[Judgement | None] = [None] * len(requests)
         todo: list[int] = []
         keys: list[str] = []
         for i, request in enumerate(requests):
             key = prompt_key(self.prompt.messages(request))
             keys.append(key)
-            hit = self.cache.get(self.identity, key) if self.cache is not None else None
-            if hit is not None:
-                results[i] = replace(hit, cached=True)
-            else:
+            results[i] = self._from_cache(request, key)
+            if results[i] is None:
                 todo.append(i)
         if todo:
             fresh = self._judge_batch([requests[i] for i in todo])
             for i, judgement in zip(todo, fresh, strict=True):
                 results[i] = judgement
-                if self.cache is not None and judgement.error is None:
-                    self.cache.put(self.identity, keys[i], judgement)
+                if self.cache is not None:
+                    answers = [
+                        *judgement.outputs,
+                        *([judgement.answer] if judgement.answer else []),
+                    ]
+                    self.cache.add_answers(self.identity, keys[i], answers)
+                    if judgement.error is None:
+                        self.cache.put(self.identity, keys[i], judgement)
         return [r for r in results if r is not None]
+
+    def _from_cache(self, request: JudgeRequest, key: str) -> Judgement | None:
+        if self.cache is None:
+            return None
+        hit = self.cache.get(self.identity, key)
+        if hit is not None:
+            return replace(hit, cached=True)
+        answers = self.cache.get_answers(self.identity, key)
+        for n, text in enumerate(answers):
+            judgement, _ = try_parse(self.prompt, text, request, n)
+            if judgement is not None:  # an old answer the current parser reads: no call
+                self.cache.put(self.identity, key, judgement)
+                return replace(judgement, cached=True)
+        if len(answers) >= self.max_attempts and not self.rejudge_errors:
+            message = (
+                f"unjudged: the {len(answers)} stored answers do not parse; "
+                "judge again with rejudge_errors (--rejudge-errors)"
+            )
+            return replace(failed(message, 0, answers), cached=True)
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.identity!r})"

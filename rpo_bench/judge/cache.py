@@ -1,4 +1,8 @@
-"""An on-disk SQLite cache of parsed judgements, so a rerun costs no judge calls."""
+"""An on-disk SQLite cache of judgements, so a rerun costs no judge calls.
+
+Two tables in one file: `judgements` holds parsed, successful judgements; `answers` holds
+every raw completion the judge gave for a prompt, unparseable ones included, so a parser
+change can read old answers again without calling the judge."""
 
 from __future__ import annotations
 
@@ -16,6 +20,18 @@ class JudgeCache(TextCache):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, "judgements")
+        self.answers = TextCache(path, "answers")
+
+    def get_answers(self, identity: str, prompt_sha256: str) -> list[str]:
+        """Every raw completion stored for the prompt, oldest first."""
+        text = self.answers.get_text(identity, prompt_sha256)
+        return json.loads(text) if text is not None else []
+
+    def add_answers(self, identity: str, prompt_sha256: str, answers: list[str]) -> None:
+        """Append raw completions (already scrubbed of secrets by the client)."""
+        if answers:
+            stored = self.get_answers(identity, prompt_sha256) + list(answers)
+            self.answers.put_text(identity, prompt_sha256, json.dumps(stored, ensure_ascii=False))
 
     def get(self, identity: str, prompt_sha256: str) -> Judgement | None:
         """The cached judgement, or None."""

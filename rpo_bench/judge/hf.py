@@ -33,8 +33,9 @@ class HFJudge(Judge):
         device: str | None = None,
         cache: JudgeCache | str | Path | None = None,
         prompt: str | JudgePrompt = DEFAULT_PROMPT,
+        rejudge_errors: bool = False,
     ) -> None:
-        super().__init__(cache, prompt)
+        super().__init__(cache, prompt, rejudge_errors)
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.model = model

@@ -44,8 +44,9 @@ class OpenAIJudge(Judge):
         max_tokens: int | None = None,
         cache: JudgeCache | str | Path | None = None,
         prompt: str | JudgePrompt = DEFAULT_PROMPT,
+        rejudge_errors: bool = False,
     ) -> None:
-        super().__init__(cache, prompt)
+        super().__init__(cache, prompt, rejudge_errors)
         if concurrency < 1 or max_attempts < 1:
             raise ValueError("concurrency and max_attempts must be at least 1")
         self.client = ChatClient(model, base_url, api_key_env, timeout, backoff, max_backoff)
@@ -94,6 +95,7 @@ class OpenAIJudge(Judge):
                 continue
             judgement, why = try_parse(self.prompt, text, request, attempt)
             if judgement is not None:
+                judgement.answer = self.client.scrub(text)  # what the answers cache keeps
                 return judgement
             outputs.append(self.client.scrub(text))
             last = why

@@ -42,6 +42,7 @@ class Judgement:
     attempts: int = 0
     outputs: list[str] = field(default_factory=list)  # raw completions of failed attempts
     cached: bool = False
+    answer: str = ""  # the raw completion that parsed
 
     @property
     def all_pass(self) -> bool | None:

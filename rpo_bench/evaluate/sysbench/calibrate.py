@@ -141,13 +141,19 @@ def _judge(args: argparse.Namespace, prompt: str) -> Judge:
         if args.model:
             options["model"] = args.model
         return make_judge(
-            "openai", concurrency=args.concurrency, cache=cache, prompt=prompt, **options
+            "openai",
+            concurrency=args.concurrency,
+            cache=cache,
+            prompt=prompt,
+            rejudge_errors=args.rejudge_errors,
+            **options,
         )
     return make_judge(
         "hf",
         max_new_tokens=args.max_new_tokens,
         cache=cache,
         prompt=prompt,
+        rejudge_errors=args.rejudge_errors,
         **({"model": args.model} if args.model else {}),
     )
 
@@ -207,6 +213,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="SQLite judgement cache (default: <rpo_bench cache>/judge/judgements.sqlite; "
         "'none' disables it)",
+    )
+    p.add_argument(
+        "--rejudge-errors",
+        action="store_true",
+        help="ask the judge again about turns whose stored answers never parsed (by default "
+        "they stay unjudged without a call; stored answers are always re-read first)",
     )
     p.add_argument("--concurrency", type=int, default=8, help="openai: parallel requests")
     p.add_argument("--max-new-tokens", type=int, default=512, help="hf: generation budget")

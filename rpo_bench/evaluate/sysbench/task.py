@@ -13,7 +13,9 @@ Task metadata (`--metadata` JSON, or TaskManager(metadata=...)):
   the defaults are GPT-4o 2024-05-13 (the SysBench reference judge) at api.openai.com,
   the key from $OPENAI_API_KEY; `base_url` and `model` point it at any compatible server,
   e.g. a vLLM-served open judge. openai and hf judgements are cached on disk by default
-  (<rpo_bench cache>/judge/judgements.sqlite; `"cache": null` turns that off).
+  (<rpo_bench cache>/judge/judgements.sqlite; `"cache": null` turns that off), and so is
+  every raw answer: a rerun reads stored answers again first, and a turn whose stored
+  answers never parsed is asked again only with `"rejudge_errors": true`.
 - `sysbench_file`: the session file (default $RPO_BENCH_DATA/sysbench/sysbench_eval.jsonl,
   else SysBench's JSON at a pinned commit, downloaded once into the rpo_bench cache).
 - `model_name`: what the judged rows name as the model (default: model_args' `pretrained`).
