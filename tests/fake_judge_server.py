@@ -30,6 +30,7 @@ class Reply:
     body: str | None = None  # a raw response body instead (errors, broken payloads)
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    reset: bool = False  # close the connection without answering (a connection reset)
 
 
 def verdict_json(verdicts: dict[str, Any], reasoning: str = "逐条核对") -> str:
@@ -124,6 +125,15 @@ class FakeJudgeServer:
         with self._lock:
             self.in_flight -= 1
             h.answered = True
+        if reply.reset:
+            import socket
+            import struct
+
+            # SO_LINGER 0: close sends RST, the client sees "connection reset by peer"
+            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            h.connection.close()
+            h.close_connection = True
+            return
         if reply.body is not None:
             payload = reply.body.replace(ECHO_AUTH, auth)
         else:
