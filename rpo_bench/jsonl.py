@@ -7,25 +7,24 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rpo_bench.files import write_atomic
+from rpo_bench.files import read_text, write_atomic
 
 
 def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; a bad line is an error naming file:line."""
-    # utf-8-sig: a file saved by some editors starts with a byte-order mark
-    with open(path, encoding="utf-8-sig") as f:
-        for number, text in enumerate(f, 1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise ValueError(
-                    f"{path}:{number}: expected a JSON object, got {type(row).__name__}"
-                )
-            yield number, row
+    # split on "\n" only: JSON strings may hold other line separators (U+2028, \x0b ...)
+    for number, text in enumerate(read_text(path).split("\n"), 1):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+        except RecursionError:
+            raise ValueError(f"{path}:{number}: JSON nested too deeply") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        yield number, row
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

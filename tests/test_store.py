@@ -87,3 +87,47 @@ def test_no_wait_stops_and_a_killed_holders_lock_is_taken_over(tmp_path):
     folder = store.run("s", {"p": 1}, _write("parent"))  # the dead child's lock is free
     assert (folder / "out.txt").read_text() == "parent"
     assert store.computed == [f"s/{folder.name}"]
+
+
+def test_a_full_disk_mid_stage_leaves_it_partial_and_the_rerun_recomputes(tmp_path, monkeypatch):
+    """A write that fails with ENOSPC: the error names the file, nothing half-written stays,
+    the stage is not marked done, and the next run computes it whole."""
+    import errno
+
+    from rpo_bench import files
+    from rpo_bench.jsonl import read_jsonl, write_jsonl
+
+    def work(folder):
+        write_jsonl(folder / "a.jsonl", [{"n": 1}])
+        write_jsonl(folder / "b.jsonl", [{"n": 2}] * 1000)
+
+    real_fdopen = files.os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            if len(text) > 100:  # b.jsonl: the disk fills up
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(text)
+
+    monkeypatch.setattr(files.os, "fdopen", lambda *a, **k: Full(real_fdopen(*a, **k)))
+    store = Store(tmp_path)
+    with pytest.raises(OSError, match=r"cannot write .*b\.jsonl: No space left on device"):
+        store.run("samples", {"x": 1}, work)
+    partial = store.folder("samples", {"x": 1}).with_name(
+        store.folder("samples", {"x": 1}).name + ".partial"
+    )
+    assert not store.done("samples", {"x": 1})
+    assert sorted(p.name for p in partial.iterdir()) == ["a.jsonl", "inputs.json"]  # no temp file
+    monkeypatch.setattr(files.os, "fdopen", real_fdopen)
+    final = Store(tmp_path).run("samples", {"x": 1}, work)
+    assert read_jsonl(final / "b.jsonl") == [{"n": 2}] * 1000
+    assert not partial.exists()

@@ -285,6 +285,9 @@ class TrainingConversation:
         system = row.get("system")
         if system is not None and not isinstance(system, str):
             raise ValueError(f"{where}: field 'system': expected a string or null")
+        meta = row.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise ValueError(f"{where}: field 'meta': expected an object or null")
         return cls(
             id=need("id", str),
             seed_id=need("seed_id", str),
@@ -292,7 +295,7 @@ class TrainingConversation:
             turns=tuple(turns),
             constraint_slot=slot,
             system=system,
-            meta=dict(row.get("meta") or {}),
+            meta=dict(meta),
         )
 
 

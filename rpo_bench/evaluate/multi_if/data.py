@@ -11,6 +11,7 @@ word, sentence and quotation rules. A skipped turn (empty or "None" prompt cell,
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from rpo_bench.constraints import INSTRUCTION_IDS, from_ifeval
+from rpo_bench.files import read_text
 from rpo_bench.jsonl import iter_rows
 
 TURNS = (1, 2, 3)
@@ -66,8 +68,8 @@ def read_rows(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     if Path(path).suffix.lower() != ".csv":
         return list(iter_rows(path))
     rows: list[tuple[int, dict[str, Any]]] = []
-    # utf-8-sig: a CSV saved by a spreadsheet may start with a byte-order mark.
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    # read_text drops the byte-order mark a spreadsheet may write, and names bad bytes' line
+    with io.StringIO(read_text(path), newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
