@@ -31,7 +31,13 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        return coerce(next(a for a in args if a is not type(None)), value, where)
+        options = [a for a in args if a is not type(None)]
+        for option in options[:-1]:  # the first type the value fits; the last one's error
+            try:
+                return coerce(option, value, where)
+            except ValueError:
+                pass
+        return coerce(options[-1], value, where)
     if origin is tuple:
         items = value if isinstance(value, list | tuple) else [value]
         return tuple(coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(items))

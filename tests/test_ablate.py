@@ -156,13 +156,22 @@ def test_smoke_preset_end_to_end_with_kill_and_resume(tmp_path):
     computed = set(results["provenance"]["computed_this_run"])
     assert not computed & finished, computed & finished
     assert any(c.startswith("train/") for c in computed)
-    assert len(results["cells"]) == 4 and set(results["base"]) == {"smollm2-135m"}
+    assert len(results["cells"]) == 8 and set(results["base"]) == {"smollm2-135m"}
+    kinds = {c["strategy"]: c["pairs"]["kind"] for c in results["cells"]}
+    assert kinds == {"dpo_count": "preference", "rpo": "preference", "sft_chosen": "sft",
+                     "kto": "kto"}  # fmt: skip
     report = (out / "report.md").read_text()
     for task in ("ifeval_local", "ifbench", "heldout"):
         assert f"## {task} (smollm2-135m)" in report
     for png in ("strategies_smollm2-135m.png", "noise_smollm2-135m.png", "margins.png",
-                "training.png"):  # fmt: skip
+                "training.png", "forest_smollm2-135m.png", "pairs.png"):  # fmt: skip
         assert (out / png).stat().st_size > 1000 and f"]({png})" in report
+    # The verdict opens the report; one seed: the power section says what it leaves out.
+    assert report.split("\n\n")[1].startswith("**Verdict.** Primary endpoint: `rpo` minus")
+    assert "## Power" in report and "seed-to-seed variance is not measured" in report
+    power = results["power"]["heldout"]
+    assert power["primary"] and power["n_seeds"] == 1 and not power["seed_variance_measured"]
+    assert power["n_prompts"] > 0 and power["mde_points"] >= 0
     assert results["config"]["name"] == "smoke" and results["provenance"]["git_commit"]
     check_results_against_the_store(results, work)
 
@@ -201,7 +210,7 @@ def check_results_against_the_store(results: dict, work: Path) -> None:
             == key
         ]
         check_pairs(cell, pairs_folder, results["config"]["pairs"])
-        if cell["pairs"]["pairs"] == 0:
+        if cell["pairs"]["examples"] == 0:
             assert cell["train"] == {"skipped": "no pairs", "log": []}
             assert same(cell["eval"], results["base"][cell["model"]])
             continue
@@ -221,6 +230,14 @@ def check_pairs(cell: dict, folder: Path, options: dict) -> None:
     rows = read_jsonl(folder / "pairs.jsonl")
     judged = {r["id"]: r for r in read_jsonl(Path(stats["samples"]))}
     responses = sum(len(r["responses"]) for r in judged.values())
+    assert stats["examples"] == len(rows) and stats["turns_used"] == len({r["turn"] for r in rows})
+    if stats["kind"] != "preference":  # SFT / KTO examples: one stored response each
+        assert (stats["turns"], stats["responses"]) == (len(judged), responses)
+        for r in rows:
+            assert r["kind"] == stats["kind"] and r["strategy"] == cell["strategy"]
+            texts = [resp["text"] for resp in judged[r["turn"]]["responses"]]
+            assert r["response"] == texts[r["response_index"]]
+        return
     margins = [r["margin"] for r in rows]
     assert stats["pairs"] == len(rows)
     assert (stats["turns"], stats["responses"]) == (len(judged), responses)

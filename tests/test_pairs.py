@@ -460,7 +460,11 @@ def test_pair_noise_on_real_samples(real_turns):
 
 
 def test_every_strategy_declares_its_training_loss():
-    from rpo_bench.pairs.strategy import LOSSES, STRATEGIES
+    from rpo_bench.pairs import KINDS, LOSSES, STRATEGIES
 
-    assert set(LOSSES) == set(STRATEGIES)
+    assert set(LOSSES) == set(KINDS) >= set(STRATEGIES)
     assert {s for s, loss in LOSSES.items() if loss == "dpo"} == {"dpo_count", "dpo_perfect"}
+    # single-response strategies train with the loss named after their example kind
+    assert {s: LOSSES[s] for s in set(KINDS) - set(STRATEGIES)} == {
+        "sft_chosen": "sft", "sft_golden": "sft", "kto": "kto", "kto_reversed": "kto"
+    }  # fmt: skip

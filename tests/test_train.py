@@ -51,11 +51,13 @@ def test_config_yaml_rejects_unknown_keys(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("loss: rpo\nbeta: 0.2\nlearning_rate: 1e-4\n")
     with pytest.raises(
-        ValueError, match=r"c\.yaml: unknown key\(s\) 'learning_rate'; valid keys:.*lr"
+        ValueError, match=r"c\.yaml: config: unknown key 'learning_rate'; valid keys:.*lr"
     ):
         TrainConfig.from_yaml(path)
     path.write_text("lora:\n  rank: 8\n")
-    with pytest.raises(ValueError, match=r"unknown key\(s\) 'rank'; valid keys: r, alpha"):
+    with pytest.raises(
+        ValueError, match=r"c\.yaml: config\.lora: unknown key 'rank'; valid keys: r, alpha"
+    ):
         TrainConfig.from_yaml(path)
     for name in ("rpo_lora", "dpo_lora"):
         cfg = TrainConfig.from_yaml(f"configs/train/{name}.yaml")

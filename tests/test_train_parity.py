@@ -1,4 +1,5 @@
-"""The compact trainer's loss and gradients equal TRL's DPOTrainer; the RPO margin formula."""
+"""The compact trainer's loss and gradients equal TRL's DPOTrainer and KTOTrainer; the RPO
+margin formula."""
 
 from __future__ import annotations
 
@@ -61,12 +62,29 @@ def _ours(policy, ref, tokenizer, margins):
     return batch, pair
 
 
+def _trl_step(trainer_class, args, rows, policy, ref):
+    """A TRL trainer's loss and gradients on all `rows` as one batch, the policy in eval mode."""
+    from datasets import Dataset
+
+    trainer = trainer_class(
+        model=policy.model, ref_model=ref.model, args=args,
+        train_dataset=Dataset.from_list(rows), processing_class=policy.tokenizer,
+    )  # fmt: skip
+    inputs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
+    policy.model.eval()
+    policy.model.zero_grad()
+    loss = trainer.compute_loss(policy.model, inputs)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in policy.model.named_parameters()}
+    policy.model.zero_grad()
+    return trainer, inputs, loss, grads
+
+
 @pytest.mark.parametrize(
     ("trl_loss_type", "ours", "eps"), [("sigmoid", "rpo", 0.0), ("robust", "robust_dpo", 0.2)]
 )
 def test_loss_and_gradients_equal_trl(setup, tmp_path, trl_loss_type, ours, eps):
     """TRL's sigmoid (our rpo at margin 0) and robust (Chowdhury et al. 2024) losses."""
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     policy, ref = setup
@@ -81,17 +99,7 @@ def test_loss_and_gradients_equal_trl(setup, tmp_path, trl_loss_type, ours, eps)
         report_to="none", bf16=False, gradient_checkpointing=False, use_cpu=True, seed=0,
         loss_type=[trl_loss_type], label_smoothing=eps,
     )  # fmt: skip
-    trainer = DPOTrainer(
-        model=policy.model, ref_model=ref.model, args=args,
-        train_dataset=Dataset.from_list(rows), processing_class=tok,
-    )  # fmt: skip
-    inputs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(PAIRS))])
-    policy.model.eval()
-    policy.model.zero_grad()
-    trl_loss = trainer.compute_loss(policy.model, inputs)
-    trl_loss.backward()
-    trl_grads = {n: p.grad.clone() for n, p in policy.model.named_parameters()}
-    policy.model.zero_grad()
+    trainer, inputs, trl_loss, trl_grads = _trl_step(DPOTrainer, args, rows, policy, ref)
 
     batch, pair = _ours(policy.model, ref.model, tok, margins=[0, 0, 0])
     # same tokens, same split into prompt and reply, same chosen-then-rejected layout
@@ -194,3 +202,64 @@ def test_noise_aware_losses_by_hand():
         assert cdpo.item() == pytest.approx((1 - eps) * right + eps * flipped, abs=1e-6)
         want = ((1 - eps) * right - eps * flipped) / (1 - 2 * eps)
         assert robust.item() == pytest.approx(want, abs=1e-6)
+
+
+KTO = [
+    (PAIRS[0][0], "apple and pear", True),
+    (PAIRS[1][0], "Hello there, friend.", False),
+    (PAIRS[2][0], "Four.", True),
+    ([{"role": "user", "content": "Name a planet."}], "I LIKE CARS.", False),
+]
+
+
+def test_kto_loss_and_gradients_equal_trl(setup, tmp_path):
+    """TRL's KTOTrainer on one batch: same tokens, same KL pairs (completions rotated by one
+    within the batch), same loss and gradients, float32."""
+    from trl import KTOConfig, KTOTrainer
+
+    from rpo_bench.train.loss import KtoLogps, kto_loss
+    from rpo_bench.train.unpaired import mismatched
+
+    # the perturbed model as the reference: the policy then beats it on mismatched pairs too,
+    # so the KL estimate is positive (not clamped to 0) and enters the loss
+    ref, policy = setup
+    tok = policy.tokenizer
+    rows = [{"prompt": p, "completion": [{"role": "assistant", "content": y}], "label": ok}
+            for p, y, ok in KTO]  # fmt: skip
+    args = KTOConfig(
+        output_dir=str(tmp_path), beta=BETA, max_length=256, per_device_train_batch_size=4,
+        report_to="none", bf16=False, gradient_checkpointing=False, use_cpu=True, seed=0,
+    )  # fmt: skip
+    trainer, inputs, trl_loss, trl_grads = _trl_step(KTOTrainer, args, rows, policy, ref)
+
+    encoded = [
+        Encoded(i, *encode(tok, p, y), [], 0, desirable=ok) for i, (p, y, ok) in enumerate(KTO)
+    ]
+    batch = collate(mismatched(encoded, 256), tok.pad_token_id)
+    n, width = len(KTO), inputs["input_ids"].shape[1]
+    # same sequences: (x_i, y_i) and TRL's KL sequences (x_i, y_{i-1})
+    assert torch.equal(batch.input_ids[:n, :width], inputs["input_ids"])
+    kl_width = inputs["KL_input_ids"].shape[1]
+    assert torch.equal(batch.input_ids[n:, :kl_width], inputs["KL_input_ids"])
+    with torch.no_grad():
+        ref_logps = SequenceScorer(ref.model).eval()(
+            batch.input_ids, batch.attention_mask, batch.reply_mask
+        )
+    logps = SequenceScorer(policy.model).eval()(
+        batch.input_ids, batch.attention_mask, batch.reply_mask
+    )
+    kto = KtoLogps(*logps.chunk(2), *ref_logps.chunk(2))
+    loss, metrics = kto_loss(kto, batch.desirable, beta=BETA)
+    loss.backward()
+    assert metrics["kl"] > 0.01  # the reference point is not clamped away
+    # the same estimate as TRL logs (its "eval" metrics: the model is in eval mode)
+    assert metrics["kl"] == pytest.approx(trainer._metrics["eval"]["kl"][-1], abs=1e-5)
+    diff = abs(loss.item() - trl_loss.item())
+    print(f"KTO loss: ours {loss.item():.8f}, TRL {trl_loss.item():.8f}, |diff| {diff:.2e}")
+    assert diff <= 1e-5
+    worst = max((p.grad - trl_grads[n]).abs().max().item() for n, p in
+                policy.model.named_parameters())  # fmt: skip
+    print(f"KTO gradients: max |diff| {worst:.2e}")
+    assert worst <= 1e-5
+    total = torch.cat([g.flatten() for g in trl_grads.values()])
+    assert total.abs().max().item() > 1e-4  # gradients are not vanishingly small

@@ -53,6 +53,8 @@ class Progress:
 
 
 def plan(cfg: config_mod.AblationConfig) -> str:
+    from rpo_bench.pairs import KINDS
+
     cells = cfg.cells()
     g = cfg.grid
     lines = [
@@ -64,6 +66,11 @@ def plan(cfg: config_mod.AblationConfig) -> str:
         f"  training: {len(cells)} runs; evaluation: {len(cells) + len(g.model)} models on "
         f"{', '.join(cfg.eval.tasks)}",
     ]
+    for s in g.strategy:  # what each grid strategy trains on, and with which loss
+        pairs = cfg.pair_strategy(s)
+        source = "" if pairs == s else f" of {pairs}"
+        loss = cfg.train_settings(s)["loss"]
+        lines.append(f"  strategy {s}: {KINDS[pairs]} examples{source}, loss {loss}")
     lines += [f"  cell {c.name}" for c in cells]
     return "\n".join(lines)
 

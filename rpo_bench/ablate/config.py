@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rpo_bench.files import read_text
 from rpo_bench.rollout.settings import ENGINES
+from rpo_bench.typedconfig import build
 
 BASE = "base"  # the untrained model, evaluated once per model as the reference row
 HISTORY_CHOICES = ("best", "first")
 BACKENDS = ("hf", "vllm")
 JUDGES = ("rule", "openai", "hf")
 EVAL_TASKS = ("ifeval_local", "ifbench", "heldout", "multi_if", "sysbench_multiturn")
+PRIMARY_METRICS = ("overall",)  # the per-prompt score, the only one with paired intervals
+ROBUST_LOSSES = ("robust_dpo", "cdpo")  # losses built for flipped preference labels
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,31 @@ class Variant:
     """A named grid strategy: a pair strategy's pairs trained with its own settings, e.g.
     `dpo_count_robust: {pairs: dpo_count, train: {loss: robust_dpo, label_smoothing: 0.2}}`."""
 
-    pairs: str  # a pair strategy (rpo_bench.pairs.STRATEGIES)
+    pairs: str  # a pair (or SFT/KTO example) strategy (rpo_bench.pairs.KINDS)
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig keys over `train`
+
+
+@dataclass(frozen=True)
+class Primary:
+    """The primary comparison: `strategy` minus `reference` on `task`'s per-prompt score
+    (`overall`: a prompt's four IFEval metrics averaged; SysBench: a session's CSR)."""
+
+    task: str = "heldout"
+    metric: str = "overall"
+    strategy: str = "rpo"
+    reference: str = "dpo_count"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the report's verdict tests: the primary comparison at each noise level, judged
+    against the smallest effect worth detecting (points); `robust`: the noise-robust-loss
+    variants `primary.strategy` is compared with (empty: every variant of the reference's
+    pairs trained with a robust loss, ROBUST_LOSSES)."""
+
+    primary: Primary = field(default_factory=Primary)
+    effect_of_interest: float = 3.0
+    robust: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +152,7 @@ class AblationConfig:
     eval: Eval = field(default_factory=Eval)
     grid: Grid = field(default_factory=Grid)
     strategies: dict[str, Variant] = field(default_factory=dict)  # named variants for the grid
+    analysis: Analysis = field(default_factory=Analysis)  # the report's primary endpoint
 
     def pair_strategy(self, strategy: str) -> str:
         """The pair strategy a grid strategy builds its pairs with."""
@@ -135,7 +161,7 @@ class AblationConfig:
     def train_settings(self, strategy: str) -> dict[str, Any]:
         """TrainConfig keys for a grid strategy: its pair strategy's declared loss, then
         `train`, then the variant's own `train`."""
-        from rpo_bench.pairs.strategy import LOSSES
+        from rpo_bench.pairs import LOSSES
 
         variant = self.strategies.get(strategy)
         own = variant.train if variant else {}
@@ -149,42 +175,6 @@ class AblationConfig:
         return dataclasses.asdict(self)
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
-    """A dataclass from a mapping: unknown keys and wrongly typed values are errors."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ValueError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(fields)}")
-    hints = typing.get_type_hints(cls)
-    return cls(**{k: _coerce(hints[k], v, f"{where}.{k}") for k, v in raw.items()})
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        return _coerce(next(a for a in args if a is not type(None)), value, where)
-    if origin is tuple:
-        items = value if isinstance(value, list) else [value]
-        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(items))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected a mapping, got {value!r}")
-        if dataclasses.is_dataclass(args[1]):
-            return {k: _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
-        return dict(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
-    return value
-
-
 def _one_of(value: Any, valid: tuple | list, where: str) -> None:
     if value not in valid:
         raise ValueError(f"{where}: unknown value {value!r}; valid values: {', '.join(valid)}")
@@ -193,8 +183,8 @@ def _one_of(value: Any, valid: tuple | list, where: str) -> None:
 def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     """Values checked against the registries they name."""
     from rpo_bench.data.prompt import SLOTS
-    from rpo_bench.pairs import STRATEGIES
-    from rpo_bench.train.config import TrainConfig
+    from rpo_bench.pairs import KINDS
+    from rpo_bench.train.config import TrainConfig, example_kind
 
     _one_of(config.data.constraint_slot, SLOTS, f"{where}.data.constraint_slot")
     _one_of(config.sampling.history, HISTORY_CHOICES, f"{where}.sampling.history")
@@ -208,15 +198,22 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     except ValueError as err:
         raise ValueError(f"{where}.train: {err}") from None
     for name, variant in config.strategies.items():
-        if name in STRATEGIES or name == BASE:
+        if name in KINDS or name == BASE:
             raise ValueError(f"{where}.strategies.{name}: a variant needs a name of its own")
-        _one_of(variant.pairs, list(STRATEGIES), f"{where}.strategies.{name}.pairs")
+        _one_of(variant.pairs, list(KINDS), f"{where}.strategies.{name}.pairs")
     for i, strategy in enumerate(config.grid.strategy):
-        _one_of(strategy, [*STRATEGIES, *config.strategies], f"{where}.grid.strategy[{i}]")
+        _one_of(strategy, [*KINDS, *config.strategies], f"{where}.grid.strategy[{i}]")
         try:
-            TrainConfig.from_dict(config.train_settings(strategy))
+            settings = TrainConfig.from_dict(config.train_settings(strategy))
         except ValueError as err:
             raise ValueError(f"{where}.grid.strategy[{i}] ({strategy}): {err}") from None
+        kind, reads = KINDS[config.pair_strategy(strategy)], example_kind(settings.loss)
+        if kind != reads:
+            raise ValueError(
+                f"{where}.grid.strategy[{i}] ({strategy}): its examples are {kind}, but loss "
+                f"{settings.loss!r} trains on {reads} examples"
+            )
+    _validate_analysis(config, f"{where}.analysis")
     for i, p in enumerate(config.grid.noise):
         if not 0.0 <= p <= 0.5:
             raise ValueError(f"{where}.grid.noise[{i}]: {p} is not a flip probability in [0, 0.5]")
@@ -226,16 +223,33 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     return config
 
 
+def _validate_analysis(config: AblationConfig, where: str) -> None:
+    """Names checked against the registries; a primary cell missing from this grid is not
+    an error (the report says so), so one analysis section serves every preset."""
+    from rpo_bench.pairs import STRATEGIES
+
+    a = config.analysis
+    _one_of(a.primary.task, EVAL_TASKS, f"{where}.primary.task")
+    _one_of(a.primary.metric, PRIMARY_METRICS, f"{where}.primary.metric")
+    names = [*STRATEGIES, *config.strategies, BASE]
+    _one_of(a.primary.strategy, names, f"{where}.primary.strategy")
+    _one_of(a.primary.reference, names, f"{where}.primary.reference")
+    for i, name in enumerate(a.robust):
+        _one_of(name, list(config.strategies), f"{where}.robust[{i}]")
+    if not a.effect_of_interest > 0:
+        raise ValueError(f"{where}.effect_of_interest: {a.effect_of_interest} is not > 0 points")
+
+
 def load(path: str | Path) -> AblationConfig:
     """Read, build and validate a config file; errors name the file and the key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_text(path))
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err})") from None
     if isinstance(raw, dict):
         raw.setdefault("name", path.stem)
     try:
-        return validate(_build(AblationConfig, raw, "config"))
+        return validate(build(AblationConfig, raw, "config"))
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None

@@ -1,5 +1,9 @@
 """The ablation report: markdown tables, PNG plots and results.json, from collected results.
 
+It opens with the verdict on the primary endpoint (config `analysis`), then per-task tables,
+power, reversal vs a noise-robust loss, pairs and plots (rpo_bench.ablate.analysis,
+.sections, .plots).
+
 Input (`results`): {"config", "provenance", "base": {model: {task: eval}}, "cells": [
 {"model", "strategy", "noise", "seed", "pairs": stats, "train": {"log": [...]},
 "eval": {task: eval}}]}, where eval = {"metrics": {...}, "per_prompt": [score|None]}.
@@ -12,17 +16,18 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from rpo_bench.ablate import analysis as analysis_mod
+from rpo_bench.ablate import sections
 from rpo_bench.ablate.config import BASE
 from rpo_bench.ablate.evaluate import SINGLE_TURN
-from rpo_bench.ablate.stats import paired_bootstrap, seed_interval
+from rpo_bench.ablate.plots import plot_all
+from rpo_bench.ablate.stats import seed_interval
 from rpo_bench.evaluate import decoding
 from rpo_bench.evaluate.metrics import METRICS
 from rpo_bench.files import write_atomic
 
-REFERENCE = "dpo_count"
 COLUMNS = ("overall", *METRICS)
+ENTRY_EXTRAS = ("n_seeds", "score", "delta_vs_reference")  # summary keys that are no metric
 SHORT = {
     "overall": "overall",
     "prompt_level_strict_acc": "prompt strict",
@@ -45,21 +50,10 @@ PAPER_TABLE = """\
 """
 
 
-def _fmt(mean: float, half: float | None, scale: float = 100.0) -> str:
-    if half is None:
-        return f"{mean * scale:.1f}"
-    return f"{mean * scale:.1f} ± {half * scale:.1f}"
-
-
-def _per_prompt_mean(evals: list[dict[str, Any]]) -> np.ndarray:
-    """Per-prompt scores averaged over seeds (NaN where unscorable)."""
-    rows = [[np.nan if s is None else s for s in e["per_prompt"]] for e in evals]
-    return np.nanmean(np.array(rows, dtype=float), axis=0)
-
-
-def summarize(results: dict[str, Any], n_boot: int = 1000) -> dict[str, Any]:
-    """Per (model, task, strategy, noise): mean ± seed CI per metric, and the paired
-    bootstrap delta of `overall` vs dpo_count at the same noise level."""
+def summarize(results: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
+    """Per (model, task, strategy, noise): each metric's mean over seeds (with its t-interval,
+    kept in results.json only: two seeds make it meaningless), the per-prompt score with its
+    hierarchical bootstrap interval, and Δ vs the reference with interval and MDE (points)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for cell in results["cells"]:
         for task, ev in cell["eval"].items():
@@ -67,18 +61,28 @@ def summarize(results: dict[str, Any], n_boot: int = 1000) -> dict[str, Any]:
     for model, tasks in results["base"].items():
         for task, ev in tasks.items():
             groups[(model, task, BASE, None)].append(ev)
+    levels = {(r["model"], r["task"], r["strategy"], r["noise"]): r for r in analysis["levels"]}
+    ref = analysis["settings"]["primary"]["reference"]
+    deltas = {
+        (r["model"], r["task"], r["strategy"], r["noise"]): r
+        for r in analysis["comparisons"]
+        if r["reference"] == ref
+    }
     table: dict[str, Any] = {}
-    for (model, task, strategy, noise), evals in groups.items():
+    for key, evals in groups.items():
+        model, task, strategy, noise = key
         entry: dict[str, Any] = {"n_seeds": len(evals)}
         for m in _columns(evals[0]["metrics"]):
             mean, half = seed_interval([e["metrics"][m] for e in evals])
             entry[m] = {"mean": mean, "ci95_half_seeds": half}
-        ref = groups.get((model, task, REFERENCE, noise))
-        if ref and strategy != REFERENCE and evals[0]["per_prompt"]:
-            a, b = _per_prompt_mean(evals), _per_prompt_mean(ref)
-            ok = ~(np.isnan(a) | np.isnan(b))
-            delta, lo, hi = paired_bootstrap(a[ok], b[ok], n_boot)
-            entry["delta_overall_vs_dpo_count"] = {"mean": delta, "ci95": [lo, hi]}
+        if key in levels:
+            lv = levels[key]
+            entry["score"] = {k: lv[k] for k in ("mean_points", "ci95_points", "n_seeds")}
+        if key in deltas:
+            d = deltas[key]
+            entry["delta_vs_reference"] = {"reference": ref} | {
+                k: d[k] for k in ("delta_points", "ci95_points", "mde_points", "verdict")
+            }
         table.setdefault(model, {}).setdefault(task, {})[f"{strategy}|{noise}"] = entry
     return table
 
@@ -88,32 +92,35 @@ def _columns(metrics: dict[str, Any]) -> list[str]:
     return list(COLUMNS) if all(c in metrics for c in COLUMNS) else sorted(metrics)
 
 
-def _task_table(entries: dict[str, Any]) -> list[str]:
-    columns = [
-        c for c in next(iter(entries.values())) if c != "n_seeds" and not c.startswith("delta")
-    ]
-    head = ["strategy", "noise p", *(SHORT.get(c, c) for c in columns), f"Δ overall vs {REFERENCE}"]
+def _task_table(entries: dict[str, Any], reference: str) -> list[str]:
+    columns = [c for c in next(iter(entries.values())) if c not in ENTRY_EXTRAS]
+    head = ["strategy", "noise p", *(SHORT.get(c, c) for c in columns),
+            "score [95% CI]", f"Δ score vs {reference} [95% CI]", "MDE"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, e in entries.items():
         strategy, noise = key.split("|")
-        cells = [
-            _fmt(e[c]["mean"], e[c]["ci95_half_seeds"], 100.0 if c in COLUMNS else 1.0)
-            for c in columns
-        ]
-        d = e.get("delta_overall_vs_dpo_count")
-        delta = ""
+        cells = [f"{e[c]['mean'] * (100.0 if c in COLUMNS else 1.0):.1f}" for c in columns]
+        score = ""
+        if "score" in e:
+            lo, hi = e["score"]["ci95_points"]
+            score = f"{e['score']['mean_points']:.1f} [{lo:.1f}, {hi:.1f}]"
+        d = e.get("delta_vs_reference")
+        delta, mde = "", ""
         if d:
-            lo, hi = d["ci95"]
-            mark = " *" if lo > 0 or hi < 0 else ""
-            delta = f"{d['mean'] * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]{mark}"
+            mark = " *" if d["verdict"] == analysis_mod.DETECTED else ""
+            delta = sections.interval(d) + mark
+            mde = "" if d["mde_points"] is None else f"{d['mde_points']:.1f}"
         p = "-" if noise == "None" else noise
-        lines.append("| " + " | ".join([strategy, p, *cells, delta]) + " |")
+        lines.append("| " + " | ".join([strategy, p, *cells, score, delta, mde]) + " |")
     return lines
 
 
 def _data_table(results: dict[str, Any]) -> list[str]:
-    head = ["model", "strategy", "noise p", "seed", "pairs", "pairs / sampled response",
-            "turns with a pair (share)", "mean margin", "pair noise", "pair inversion"]  # fmt: skip
+    # Pairs and single-response examples (SFT, KTO) side by side: "examples" counts either;
+    # label noise is the pairs' pair noise, SFT's imperfect responses, KTO's wrong labels.
+    head = ["model", "strategy", "kind", "noise p", "seed", "examples",
+            "examples / sampled response", "turns used (share)", "mean margin", "label noise",
+            "pair inversion"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def num(x: float | None, digits: int = 2) -> str:
@@ -121,135 +128,14 @@ def _data_table(results: dict[str, Any]) -> list[str]:
 
     for c in results["cells"]:
         s = c["pairs"]
-        row = [c["model"], c["strategy"], f"{c['noise']:g}", str(c["seed"]), str(s["pairs"]),
-               num(s["pairs_per_response"]), num(s["share_turns_with_pair"]),
-               num(s["mean_margin"]), num(s.get("pair_noise"), 3),
+        row = [c["model"], c["strategy"], s.get("kind", "preference"), f"{c['noise']:g}",
+               str(c["seed"]), str(s.get("examples", s.get("pairs"))),
+               num(s.get("examples_per_response", s.get("pairs_per_response"))),
+               num(s.get("share_turns_used", s.get("share_turns_with_pair"))),
+               num(s.get("mean_margin")), num(s.get("example_noise", s.get("pair_noise")), 3),
                num(s.get("pair_inversion"), 3)]  # fmt: skip
         lines.append("| " + " | ".join(row) + " |")
     return lines
-
-
-def _plots(results: dict[str, Any], table: dict[str, Any], out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    made = []
-    # Plots compare `overall` (IFEval-style tasks); judged benchmarks appear in tables only.
-    table = {
-        m: {t: e for t, e in tasks.items() if "overall" in next(iter(e.values()))}
-        for m, tasks in table.items()
-    }
-    table = {m: t for m, t in table.items() if t}
-    for model, tasks in table.items():
-        safe = model.replace("/", "_")
-        fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
-        for ax, (task, entries) in zip(axes[0], tasks.items(), strict=True):
-            noises = sorted({k.split("|")[1] for k in entries if not k.endswith("|None")})
-            strategies = list(dict.fromkeys(k.split("|")[0] for k in entries))
-            width = 0.8 / max(len(noises), 1)
-            for j, noise in enumerate(noises):
-                xs, ys, es = [], [], []
-                for i, s in enumerate(strategies):
-                    e = entries.get(f"{s}|{noise}") or entries.get(f"{s}|None")
-                    if e:
-                        xs.append(i + j * width)
-                        ys.append(100 * e["overall"]["mean"])
-                        es.append(100 * (e["overall"]["ci95_half_seeds"] or 0))
-                ax.bar(xs, ys, width, yerr=es, capsize=3, label=f"p={noise}")
-            ax.set_xticks([i + width * (len(noises) - 1) / 2 for i in range(len(strategies))])
-            ax.set_xticklabels(strategies, rotation=30, ha="right")
-            ax.set_title(task)
-            ax.set_ylabel("overall (%)")
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        made.append(_save(fig, out / f"strategies_{safe}.png"))
-
-        fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), squeeze=False)
-        for ax, (task, entries) in zip(axes[0], tasks.items(), strict=True):
-            by_strategy: dict[str, list] = defaultdict(list)
-            for k, e in entries.items():
-                s, noise = k.split("|")
-                if noise != "None":
-                    by_strategy[s].append((float(noise), 100 * e["overall"]["mean"]))
-            for s, pts in by_strategy.items():
-                pts.sort()
-                ax.plot(*zip(*pts, strict=True), marker="o", label=s)
-            ax.set_xlabel("judge noise p")
-            ax.set_ylabel("overall (%)")
-            ax.set_title(task)
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        made.append(_save(fig, out / f"noise_{safe}.png"))
-
-    models = list(table)
-    if len(models) > 1 and all(table[m] for m in models):
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        task = next(iter(table[models[0]]))
-        strategies = {k.split("|")[0] for k in table[models[0]][task]}
-        for s in sorted(strategies):
-            ys = [
-                100
-                * np.mean(
-                    [
-                        e["overall"]["mean"]
-                        for k, e in table[m][task].items()
-                        if k.startswith(s + "|")
-                    ]
-                )
-                for m in models
-            ]
-            ax.plot(models, ys, marker="o", label=s)
-        ax.set_ylabel(f"{task} overall (%)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        made.append(_save(fig, out / "model_size.png"))
-
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    hist: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for c in results["cells"]:
-        for g, count in c["pairs"].get("margin_histogram", {}).items():
-            hist[c["strategy"]][int(g)] += count
-    width = 0.8 / max(len(hist), 1)
-    for j, (s, h) in enumerate(sorted(hist.items())):
-        offset = (j - (len(hist) - 1) / 2) * width  # each g's bars centred on g
-        ax.bar([g + offset for g in h], list(h.values()), width, label=s)
-    ax.set_xticks(sorted({g for h in hist.values() for g in h}))
-    ax.set_xlabel("margin g (differing constraints)")
-    ax.set_ylabel("pairs (all cells)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    made.append(_save(fig, out / "margins.png"))
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for c in results["cells"]:
-        log = c["train"].get("log", [])
-        if c["seed"] != results["cells"][0]["seed"] or not log:
-            continue
-        label = f"{c['strategy']} p={c['noise']:g}"
-        steps = [r["step"] for r in log]
-        axes[0].plot(steps, [r["loss"] for r in log], label=label)
-        axes[1].plot(steps, [r["reward_margin"] for r in log], label=label)
-    axes[0].set_title("training loss")
-    axes[1].set_title("reward margin (chosen - rejected)")
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    made.append(_save(fig, out / "training.png"))
-    return made
-
-
-def _save(fig: Any, path: Path) -> str:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path.name
 
 
 def _decoding_line(e: dict[str, Any], task: str, model: str) -> str:
@@ -266,23 +152,34 @@ def _decoding_line(e: dict[str, Any], task: str, model: str) -> str:
 def write(results: dict[str, Any], out: str | Path) -> Path:
     """report.md, the PNGs and results.json under `out`; returns the markdown's path."""
     out = Path(out)
-    table = summarize(results, results["config"]["eval"]["bootstrap"])
-    results = {**results, "summary": table}
-    pngs = _plots(results, table, out)
     cfg = results["config"]
-    md = [f"# Ablation `{cfg['name']}`", "", cfg.get("description", "").strip(), ""]
+    analysis = analysis_mod.analyze(results, cfg["eval"]["bootstrap"])
+    table = summarize(results, analysis)
+    power = analysis.pop("power")
+    results = {**results, "summary": table, "analysis": analysis, "power": power}
+    pngs = plot_all(results, table, analysis, out)
+    ref = analysis["settings"]["primary"]["reference"]
+    md = [f"# Ablation `{cfg['name']}`", ""]
+    md += sections.verdict_paragraph(analysis)  # the report opens with its answer
+    md += [cfg.get("description", "").strip(), ""]
     md += [
         "Each cell: sample once per model, judge (with noise p), build pairs with the "
-        "strategy, train, evaluate greedily. Metrics in percent: mean ± 95% t-interval "
-        f"over seeds; Δ = paired bootstrap over prompts ({cfg['eval']['bootstrap']} "
-        f"resamples) of the per-prompt overall score (averaged over seeds) vs `{REFERENCE}` "
-        "at the same p; * marks an interval that excludes 0.",
+        "strategy, train, evaluate greedily. Metrics in percent, mean over seeds. `score`: "
+        "a prompt's four metrics averaged (the unit every interval resamples; instruction "
+        "levels weigh prompts equally, so it can differ a little from `overall`), in points "
+        "with a 95% hierarchical bootstrap interval "
+        f"({cfg['eval']['bootstrap']} resamples of seeds and, crossed with them, prompts). "
+        f"Δ = paired difference vs `{ref}` at the same p (same prompts, same seeds' noise "
+        "flips); MDE = its minimum detectable effect (see Power); * marks an interval that "
+        "excludes 0.",
         "",
     ]
     for model, tasks in table.items():
         for task, entries in tasks.items():
             md += [f"## {task} ({model})", "", _decoding_line(cfg["eval"], task, model), ""]
-            md += [*_task_table(entries), ""]
+            md += [*_task_table(entries, ref), ""]
+    md += sections.power_section({**analysis, "power": power})
+    md += sections.robustness_section(analysis, cfg)
     stale = results.get("provenance", {}).get("stale_stages")
     if stale:
         md += ["## Stale stages", "",

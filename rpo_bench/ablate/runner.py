@@ -1,9 +1,10 @@
 """The ablation pipeline, one stage per function, each stored under a key of its inputs.
 
 conversations -> samples (once per model) -> judged (per noise p and seed) -> pairs (per
-strategy) -> train -> evaluate; the untrained model is evaluated once per model. Sampling
-keeps the "golden" history chosen with the exact judge, so one sampling pass serves every
-noise level; noise then flips the verdicts the pairs are built from (true ones kept).
+strategy; SFT/KTO examples for the baselines) -> train -> evaluate; the untrained model is
+evaluated once per model. Sampling keeps the "golden" history chosen with the exact judge,
+so one sampling pass serves every noise level; noise then flips the verdicts the pairs are
+built from (true ones kept).
 """
 
 from __future__ import annotations
@@ -120,9 +121,9 @@ class Runner:
         return self._stage(f"pairs:{name}", inputs, work, "pairs"), inputs
 
     def train(self, cell: Cell) -> tuple[Path | None, dict]:
-        """The trained model's folder, or None when the strategy produced no pairs."""
+        """The trained model's folder, or None when the strategy produced no examples."""
         pairs, pair_inputs = self.pairs(cell)
-        if self.pair_stats(pairs)["pairs"] == 0:
+        if self.examples(pairs) == 0:
             return None, pair_inputs
         train = self.cfg.train_settings(cell.strategy)
         inputs = {"pairs": pair_inputs, "train": train, "seed": cell.seed}
@@ -255,6 +256,12 @@ class Runner:
     @staticmethod
     def pair_stats(folder: Path) -> dict[str, Any]:
         return json.loads((folder / "pairs.stats.json").read_text())
+
+    @classmethod
+    def examples(cls, folder: Path) -> int:
+        """Training examples of a pairs stage, of any kind (`pairs`: written before kinds)."""
+        stats = cls.pair_stats(folder)
+        return stats.get("examples", stats.get("pairs", 0))
 
     @staticmethod
     def _train_summary(folder: Path | None) -> dict[str, Any]:

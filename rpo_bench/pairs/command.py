@@ -9,9 +9,8 @@ from typing import Any
 
 from rpo_bench.files import write_atomic
 from rpo_bench.jsonl import write_jsonl
-from rpo_bench.pairs.pair import build_pairs
-from rpo_bench.pairs.stats import pair_stats
-from rpo_bench.pairs.strategy import STRATEGIES
+from rpo_bench.pairs.examples import KINDS, PREFERENCE, build, kind_of
+from rpo_bench.pairs.stats import example_stats, pair_stats
 from rpo_bench.pairs.turn import read_samples
 
 
@@ -31,19 +30,24 @@ def run(
     seed: int = 0,
     keep_untriggered: bool = True,
 ) -> dict[str, Any]:
-    """Build pairs from a samples file; write the pairs and their statistics (atomically,
-    and only once the whole input has been read and validated). Returns the statistics."""
+    """Build a strategy's pairs (or SFT/KTO examples) from a samples file; write them and
+    their statistics (atomically, and only once the whole input has been read and
+    validated). Returns the statistics."""
     options = {
         "min_margin": min_margin,
         "max_pairs_per_turn": max_pairs_per_turn,
         "seed": seed,
         "keep_untriggered": keep_untriggered,
     }
+    kind = kind_of(strategy)
     turns = read_samples(samples)
-    pairs = build_pairs(turns, strategy, **options)
+    examples = build(turns, strategy, **options)
     stats = {"samples": str(samples), "strategy": strategy, "options": options}
-    stats |= pair_stats(turns, pairs)
-    write_jsonl(out, (p.to_row() for p in pairs))
+    if kind == PREFERENCE:
+        stats |= pair_stats(turns, examples)
+    else:
+        stats |= example_stats(turns, examples, kind)
+    write_jsonl(out, (e.to_row() for e in examples))
     write_atomic(stats_path(out), json.dumps(stats, indent=2) + "\n")
     return stats
 
@@ -65,12 +69,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `pairs` on an argparse subparsers object (func=handler)."""
     p = subparsers.add_parser(
         "pairs",
-        help="build preference pairs from judged samples",
-        description="Build preference pairs from a samples file with one strategy; writes "
+        help="build preference pairs (or SFT/KTO examples) from judged samples",
+        description="Build preference pairs (or SFT/KTO examples) from a samples file with one "
+        "strategy; writes "
         "the pairs (JSONL) and <out>.stats.json next to them, and prints the statistics.",
     )
     p.add_argument("--samples", required=True, help="samples JSONL (one row per turn)")
-    p.add_argument("--strategy", required=True, choices=sorted(STRATEGIES))
+    p.add_argument("--strategy", required=True, choices=sorted(KINDS))
     p.add_argument("--out", required=True, help="pairs JSONL to write")
     p.add_argument("--min-margin", type=int, default=1, help="drop pairs with a smaller margin")
     p.add_argument("--max-pairs-per-turn", type=int, default=None, help="keep the largest margins")

@@ -10,12 +10,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rpo_bench.constraints import Constraint
 from rpo_bench.data.prompt import Message, render
-from rpo_bench.jsonl import iter_rows
 from rpo_bench.pairs import strategy as strategies
 from rpo_bench.pairs.turn import AnyConstraint, TextConstraint, Turn
 
@@ -71,7 +69,11 @@ def untriggered(verdicts: Sequence[Sequence[bool]]) -> list[int]:
     return [c for c in range(len(verdicts[0])) if len({v[c] for v in verdicts}) == 1]
 
 
-class _Rewriter:
+# (reversed, dropped, shown constraints, rendered prompt), the fields every example shares
+Rewritten = tuple[tuple[int, ...], tuple[int, ...], tuple[AnyConstraint, ...], list[Message]]
+
+
+class Rewriter:
     """Reverses constraints; free-text reversals are asked once per text."""
 
     def __init__(self, reverser: Reverser | None):
@@ -89,6 +91,16 @@ class _Rewriter:
             self.memo[c.text] = self.reverser(c.text)  # type: ignore[misc]
         return TextConstraint(self.memo[c.text])
 
+    def prompt(self, turn: Turn, flipped: set[int], dropped: set[int]) -> Rewritten:
+        """The turn's prompt with `flipped` constraints reversed and `dropped` left out."""
+        shown = tuple(
+            self.reverse(c) if k in flipped else c
+            for k, c in enumerate(turn.constraints)
+            if k not in dropped
+        )
+        prompt = render(turn.task, shown, turn.slot, turn.system, turn.history)
+        return tuple(sorted(flipped)), tuple(sorted(dropped)), shown, prompt
+
 
 def _capped(plans: list[tuple[int, strategies.Plan]], limit: int, rng: random.Random):
     """At most `limit` plans: larger margins first (they train better, paper Table 2),
@@ -101,7 +113,7 @@ def _capped(plans: list[tuple[int, strategies.Plan]], limit: int, rng: random.Ra
 def _turn_pairs(
     turn: Turn,
     strategy: str,
-    rewriter: _Rewriter,
+    rewriter: Rewriter,
     min_margin: int,
     max_pairs: int | None,
     seed: int,
@@ -118,26 +130,10 @@ def _turn_pairs(
         plans = _capped(plans, max_pairs, random.Random(f"{seed}:{turn.id}"))
     pairs = []
     for _, p in plans:
-        flipped = {cols[c] for c in p.reversed}
-        dropped = skip | {cols[c] for c in p.dropped}
-        shown = tuple(
-            rewriter.reverse(c) if k in flipped else c
-            for k, c in enumerate(turn.constraints)
-            if k not in dropped
+        prompt = rewriter.prompt(
+            turn, {cols[c] for c in p.reversed}, skip | {cols[c] for c in p.dropped}
         )
-        pairs.append(
-            Pair(
-                turn=turn,
-                strategy=strategy,
-                chosen=reps[p.chosen],
-                rejected=reps[p.rejected],
-                margin=p.margin,
-                reversed=tuple(sorted(flipped)),
-                dropped=tuple(sorted(dropped)),
-                constraints=shown,
-                prompt=render(turn.task, shown, turn.slot, turn.system, turn.history),
-            )
-        )
+        pairs.append(Pair(turn, strategy, reps[p.chosen], reps[p.rejected], p.margin, *prompt))
     return pairs
 
 
@@ -166,7 +162,7 @@ def build_pairs(
         raise ValueError(f"min_margin must be >= 1, got {min_margin}")
     if max_pairs_per_turn is not None and max_pairs_per_turn < 1:
         raise ValueError(f"max_pairs_per_turn must be >= 1, got {max_pairs_per_turn}")
-    rewriter = _Rewriter(reverser)
+    rewriter = Rewriter(reverser)
     return [
         pair
         for turn in turns
@@ -174,23 +170,3 @@ def build_pairs(
             turn, strategy, rewriter, min_margin, max_pairs_per_turn, seed, keep_untriggered
         )
     ]
-
-
-def load_pairs(path: str | Path, *, as_messages: bool = False) -> Any:
-    """A pairs file as a `datasets.Dataset`.
-
-    as_messages=True wraps `chosen` and `rejected` in one assistant message each, the
-    conversational form TRL's DPOTrainer expects next to a message-list prompt.
-    """
-    import datasets
-
-    rows = []
-    for line, row in iter_rows(path):
-        for key in PAIR_FIELDS:
-            if key not in row:
-                raise ValueError(f"{path}:{line}: field {key!r}: missing")
-        if as_messages:
-            for key in ("chosen", "rejected"):
-                row[key] = [{"role": "assistant", "content": row[key]}]
-        rows.append(row)
-    return datasets.Dataset.from_list(rows)

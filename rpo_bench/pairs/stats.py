@@ -8,9 +8,10 @@ from typing import Any
 
 from rpo_bench.pairs.pair import Pair, merged
 from rpo_bench.pairs.turn import Turn
+from rpo_bench.pairs.unpaired import Example
 
 
-def true_failures(pair: Pair, response: int) -> int | None:
+def true_failures(pair: Pair | Example, response: int) -> int | None:
     """How many constraints of the pair's prompt `response` fails under the TRUE verdicts
     (a reversed constraint fails exactly when the original passes); None without them."""
     truth = pair.turn.true_verdicts
@@ -25,6 +26,26 @@ def true_failures(pair: Pair, response: int) -> int | None:
 
 def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+def _common(
+    turns: Sequence[Turn], examples: Sequence[Pair | Example], kind: str, judged: int, noise
+) -> dict[str, Any]:
+    """The fields every kind of example set reports, so strategies compare side by side."""
+    responses = sum(len(t.responses) for t in turns)
+    used = len({e.turn.id for e in examples})
+    return {
+        "kind": kind,
+        "turns": len(turns),
+        "responses": responses,
+        "distinct_responses": sum(len(merged(t.verdicts)) for t in turns),
+        "examples": len(examples),
+        "examples_per_response": _share(len(examples), responses),
+        "turns_used": used,
+        "share_turns_used": _share(used, len(turns)),
+        "examples_with_true_verdicts": judged,
+        "example_noise": noise,
+    }
 
 
 def pair_stats(turns: Sequence[Turn], pairs: Sequence[Pair]) -> dict[str, Any]:
@@ -43,10 +64,9 @@ def pair_stats(turns: Sequence[Turn], pairs: Sequence[Pair]) -> dict[str, Any]:
         if p.turn.true_verdicts is not None
     ]
     with_pair = len({p.turn.id for p in pairs})
+    noise = _share(sum(1 for c, _ in judged if c > 0), len(judged))
     return {
-        "turns": len(turns),
-        "responses": responses,
-        "distinct_responses": sum(len(merged(t.verdicts)) for t in turns),
+        **_common(turns, pairs, "preference", len(judged), noise),
         "pairs": len(pairs),
         "pairs_per_response": _share(len(pairs), responses),
         "turns_with_pair": with_pair,
@@ -56,6 +76,28 @@ def pair_stats(turns: Sequence[Turn], pairs: Sequence[Pair]) -> dict[str, Any]:
         "reversed_per_pair": _share(sum(len(p.reversed) for p in pairs), len(pairs)),
         "dropped_per_pair": _share(sum(len(p.dropped) for p in pairs), len(pairs)),
         "pairs_with_true_verdicts": len(judged),
-        "pair_noise": _share(sum(1 for c, _ in judged if c > 0), len(judged)),
+        "pair_noise": noise,
         "pair_inversion": _share(sum(1 for c, r in judged if c >= r), len(judged)),
     }
+
+
+def example_stats(turns: Sequence[Turn], examples: Sequence[Example], kind: str) -> dict[str, Any]:
+    """Yield statistics of SFT or KTO examples built from `turns`.
+
+    example_noise, under the TRUE verdicts: SFT, the share of examples whose response fails
+    a constraint of its own prompt (as `pair_noise` counts a chosen response); KTO, the
+    share whose label is wrong (desirable but failing one, undesirable but passing all).
+    """
+    judged = [
+        (e, true_failures(e, e.response)) for e in examples if e.turn.true_verdicts is not None
+    ]
+    wrong = sum(1 for e, failed in judged if (failed > 0) != (e.desirable is False))
+    stats = {
+        **_common(turns, examples, kind, len(judged), _share(wrong, len(judged))),
+        "reversed_per_example": _share(sum(len(e.reversed) for e in examples), len(examples)),
+        "dropped_per_example": _share(sum(len(e.dropped) for e in examples), len(examples)),
+    }
+    if kind == "kto":
+        desirable = sum(1 for e in examples if e.desirable)
+        stats |= {"desirable": desirable, "share_desirable": _share(desirable, len(examples))}
+    return stats

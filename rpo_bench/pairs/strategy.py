@@ -34,6 +34,16 @@ class Plan:
 Strategy = Callable[[Sequence[Vector], Sequence[bool]], list[Plan]]
 
 
+def rewrite_failed(
+    vector: Vector, reversible: Sequence[bool], *, reverse: bool = True
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(reversed, dropped): a response's failed constraints, reversed where they can be
+    (and `reverse` asks for it), else left out, so it passes every constraint shown."""
+    failed = [c for c, ok in enumerate(vector) if not ok]
+    flipped = tuple(c for c in failed if reverse and reversible[c])
+    return flipped, tuple(c for c in failed if c not in flipped)
+
+
 def _rewritten(
     vectors: Sequence[Vector], i: int, j: int, reversible: Sequence[bool], *, reverse: bool
 ) -> Plan:
@@ -42,9 +52,7 @@ def _rewritten(
     Under such a prompt the chosen passes every constraint, so the rejected fails
     exactly the kept constraints on which the two vectors differ.
     """
-    failed = [c for c, ok in enumerate(vectors[i]) if not ok]
-    flipped = tuple(c for c in failed if reverse and reversible[c])
-    dropped = tuple(c for c in failed if c not in flipped)
+    flipped, dropped = rewrite_failed(vectors[i], reversible, reverse=reverse)
     margin = sum(
         1
         for c, (a, b) in enumerate(zip(vectors[i], vectors[j], strict=True))
@@ -120,17 +128,6 @@ STRATEGIES: dict[str, Strategy] = {
     "drop_failed": drop_failed,
     "dpo_count": dpo_count,
     "dpo_perfect": dpo_perfect,
-}
-
-# The loss each strategy's pairs train with: the paper's DPO baselines use the plain
-# sigmoid loss; strategies whose pairs carry a margin g use the RPO loss. A config's
-# `train.loss` overrides it.
-LOSSES: dict[str, str] = {
-    "rpo": "rpo",
-    "rpo_one_way": "rpo",
-    "drop_failed": "rpo",
-    "dpo_count": "dpo",
-    "dpo_perfect": "dpo",
 }
 
 

@@ -9,8 +9,19 @@ from typing import Any
 
 import yaml
 
-LOSSES = ("dpo", "rpo", "ipo", "cdpo", "robust_dpo")
+from rpo_bench.files import read_text
+from rpo_bench.typedconfig import build
+
+LOSSES = ("dpo", "rpo", "ipo", "cdpo", "robust_dpo", "sft", "kto")
 MARGIN_MODES = ("outside_beta", "inside_beta")
+# the losses that train on single responses, by the example kind they read (`kind` of a
+# pairs-file row); every other loss reads preference pairs
+SINGLE_RESPONSE_LOSSES = {"sft": "sft", "kto": "kto"}
+
+
+def example_kind(loss: str) -> str:
+    """The kind of pairs-file example a loss trains on: preference, sft or kto."""
+    return SINGLE_RESPONSE_LOSSES.get(loss, "preference")
 
 
 @dataclass
@@ -30,7 +41,7 @@ class TrainConfig:
 
     model: str = "smollm2-135m"
     out: str = "runs/train"
-    loss: str = "rpo"  # dpo | rpo | ipo | cdpo | robust_dpo
+    loss: str = "rpo"  # dpo | rpo | ipo | cdpo | robust_dpo | sft | kto
     # outside_beta: -logsigmoid(beta*delta - gamma*g) (the paper's formula);
     # inside_beta: -logsigmoid(beta*(delta - gamma*g)) (the authors' code)
     margin_mode: str = "outside_beta"
@@ -39,6 +50,9 @@ class TrainConfig:
     sft_weight: float = 0.0  # weight of the NLL of the chosen reply, added to the loss
     # cdpo / robust_dpo: the assumed share of flipped preference labels (epsilon)
     label_smoothing: float = 0.0
+    # kto: weights of the desirable and undesirable examples' losses (TRL's defaults)
+    desirable_weight: float = 1.0
+    undesirable_weight: float = 1.0
     lora: LoraSettings | None = field(default_factory=LoraSettings)  # None: full fine-tuning
     lr: float = 5e-4
     weight_decay: float = 0.0
@@ -60,16 +74,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):
-            self.lora = _build(LoraSettings, self.lora, "lora")
+            self.lora = build(LoraSettings, self.lora, "config.lora")
         checks = {
             "loss": self.loss in LOSSES,
             "margin_mode": self.margin_mode in MARGIN_MODES,
             "beta": self.beta > 0,
             "gamma": self.gamma >= 0,
             "label_smoothing": 0 <= self.label_smoothing < 0.5,
+            "desirable_weight": self.desirable_weight > 0,
+            "undesirable_weight": self.undesirable_weight > 0,
             "lr": self.lr > 0,
             "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
+            # KTO's KL reference point comes from the other examples of a batch (as in TRL)
+            "batch_size": self.batch_size >= (2 if self.loss == "kto" else 1),
             "grad_accum": self.grad_accum >= 1,
             "warmup_ratio": 0 <= self.warmup_ratio < 1,
             "max_length": self.max_length >= 8,
@@ -82,33 +99,25 @@ class TrainConfig:
             raise ValueError(
                 "invalid training config value(s): "
                 + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-                + f" (loss: {LOSSES}, margin_mode: {MARGIN_MODES})"
+                + f" (loss: {LOSSES}, margin_mode: {MARGIN_MODES}; kto needs batch_size >= 2)"
             )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
-        return _build(cls, values, source)
+        return build(cls, values, source)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         """Read a YAML mapping; `overrides` (e.g. from the CLI) win over the file."""
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        try:
+            values = yaml.safe_load(read_text(path)) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({err})") from None
         if not isinstance(values, dict):
             raise ValueError(
                 f"{path}: expected a mapping of config keys, got {type(values).__name__}"
             )
-        return _build(cls, {**values, **overrides}, str(path))
+        return build(cls, {**values, **overrides}, f"{path}: config")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _build(cls: type, values: dict[str, Any], source: str) -> Any:
-    valid = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; "
-            f"valid keys: {', '.join(valid)}"
-        )
-    return cls(**values)

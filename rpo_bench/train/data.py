@@ -1,4 +1,5 @@
-"""Preference pairs: read and validate pairs.jsonl, tokenize with the chat template, batch.
+"""Training examples: read and validate preference pairs, tokenize with the chat template,
+batch (SFT and KTO rows: `unpaired`).
 
 Only the final assistant reply is scored: the prompt (system, earlier turns, the last
 user message) is context. A prompt too long for `max_length` loses whole earlier
@@ -8,6 +9,7 @@ messages first, then tokens from the left; the reply is never cut.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +31,16 @@ class Pair:
     margin: int
 
 
-def _check(row: dict[str, Any], where: str) -> Pair:
+def check_row(
+    row: dict[str, Any], where: str, replies: tuple[str, ...], other: tuple[str, ...] = ()
+) -> list[Message]:
+    """Validate the fields every example has (id, prompt), its reply strings and that the
+    `other` fields are present; returns the prompt. Errors name `where` and the field."""
+
     def bad(field: str, why: str) -> ValueError:
         return ValueError(f"{where}: field {field!r} {why}")
 
-    for name in ("id", "prompt", "chosen", "rejected", "margin"):
+    for name in ("id", "prompt", *replies, *other):
         if name not in row:
             raise bad(name, "is missing")
     if not isinstance(row["id"], str | int) or isinstance(row["id"], bool):
@@ -48,13 +55,18 @@ def _check(row: dict[str, Any], where: str) -> Pair:
             raise bad(f"prompt[{i}]", f"must be {{'role': one of {ROLES}, 'content': str}}")
     if prompt[-1]["role"] != "user":
         raise bad("prompt", "must end with a user message (the reply answers it)")
-    for name in ("chosen", "rejected"):
+    for name in replies:
         if not isinstance(row[name], str) or not row[name].strip():
             raise bad(name, "must be a non-empty string")
+    return [dict(m) for m in prompt]
+
+
+def _check(row: dict[str, Any], where: str) -> Pair:
+    prompt = check_row(row, where, ("chosen", "rejected"), ("margin",))
     margin = row["margin"]
     if not isinstance(margin, int) or isinstance(margin, bool) or margin < 0:
-        raise bad("margin", f"must be an integer >= 0, got {margin!r}")
-    return Pair(str(row["id"]), [dict(m) for m in prompt], row["chosen"], row["rejected"], margin)
+        raise ValueError(f"{where}: field 'margin' must be an integer >= 0, got {margin!r}")
+    return Pair(str(row["id"]), prompt, row["chosen"], row["rejected"], margin)
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
@@ -71,10 +83,11 @@ class Encoded:
 
     index: int  # position in the pairs file, the key of the reference log-prob cache
     prompt_ids: list[int]
-    chosen_ids: list[int]
-    rejected_ids: list[int]
+    chosen_ids: list[int]  # SFT/KTO: the response
+    rejected_ids: list[int]  # SFT: empty; KTO: a mismatched response (`unpaired`)
     margin: int
     truncated: bool = False
+    desirable: bool | None = None  # KTO's label
 
     @property
     def length(self) -> int:
@@ -105,17 +118,16 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def encode(tokenizer: Any, prompt: list[Message], chosen: str, rejected: str):
-    """(prompt_ids, chosen_ids, rejected_ids) as TRL splits them.
+def encode(tokenizer: Any, prompt: list[Message], *replies: str) -> tuple[list[int], ...]:
+    """(prompt_ids, *reply_ids) as TRL splits them, e.g. (prompt, chosen, rejected).
 
     The reply starts where the prompt with generation header and the full chat diverge,
     so templates that render the prompt differently alone still split correctly.
     """
     prompt_ids = _chat_ids(tokenizer, prompt, add_generation_prompt=True)
-    full_c = _chat_ids(tokenizer, [*prompt, {"role": "assistant", "content": chosen}])
-    full_r = _chat_ids(tokenizer, [*prompt, {"role": "assistant", "content": rejected}])
-    n = min(_common_prefix(prompt_ids, full_c), _common_prefix(prompt_ids, full_r))
-    return prompt_ids[:n], full_c[n:], full_r[n:]
+    full = [_chat_ids(tokenizer, [*prompt, {"role": "assistant", "content": r}]) for r in replies]
+    n = min(_common_prefix(prompt_ids, ids) for ids in full)
+    return prompt_ids[:n], *(ids[n:] for ids in full)
 
 
 def _drop_oldest_turn(prompt: list[Message]) -> list[Message] | None:
@@ -128,19 +140,30 @@ def _drop_oldest_turn(prompt: list[Message]) -> list[Message] | None:
     return [*prompt[:start], *history[cut:], prompt[-1]]
 
 
+def fit(
+    tokenizer: Any, prompt: list[Message], replies: tuple[str, ...], max_length: int
+) -> tuple[list[int], list[list[int]], bool] | None:
+    """(prompt_ids, reply_ids, shortened): the prompt cut to fit next to the longest reply
+    (whole earlier messages first, then tokens from the left); None if a reply alone does
+    not fit."""
+    p, *ids = encode(tokenizer, prompt, *replies)
+    budget = max_length - max(len(r) for r in ids)  # room left for the prompt
+    if budget < 1:
+        return None
+    shortened = len(p) > budget
+    while len(p) > budget and (prompt := _drop_oldest_turn(prompt)) is not None:
+        p, *ids = encode(tokenizer, prompt, *replies)
+    return p[-budget:], ids, shortened
+
+
 def tokenize_pairs(pairs: list[Pair], tokenizer: Any, max_length: int) -> Tokenized:
     out, truncated, dropped = [], 0, 0
     for index, pair in enumerate(pairs):
-        prompt = pair.prompt
-        p, c, r = encode(tokenizer, prompt, pair.chosen, pair.rejected)
-        budget = max_length - max(len(c), len(r))  # room left for the prompt
-        if budget < 1:
+        fitted = fit(tokenizer, pair.prompt, (pair.chosen, pair.rejected), max_length)
+        if fitted is None:
             dropped += 1
             continue
-        shortened = len(p) > budget
-        while len(p) > budget and (prompt := _drop_oldest_turn(prompt)) is not None:
-            p, c, r = encode(tokenizer, prompt, pair.chosen, pair.rejected)
-        p = p[-budget:]
+        p, (c, r), shortened = fitted
         out.append(Encoded(index, p, c, r, pair.margin, shortened))
         truncated += shortened
     if not out:
@@ -167,6 +190,7 @@ class Batch:
     reply_tokens: torch.Tensor | None = None  # [2B] scored tokens per reply
     position_ids: torch.Tensor | None = None  # shared: [B, T]
     scored: torch.Tensor | None = None  # shared: [N, 4] (row, source pos, target pos, output)
+    desirable: torch.Tensor | None = None  # KTO: [B] bool labels
 
     @property
     def size(self) -> int:
@@ -176,6 +200,12 @@ class Batch:
         """The scorer's keyword arguments on `device`."""
         names = ("input_ids", "attention_mask", "reply_mask", "position_ids", "scored")
         return {n: getattr(self, n).to(device) for n in names if getattr(self, n) is not None}
+
+
+def _labels(pairs: list[Encoded]) -> torch.Tensor | None:
+    if pairs[0].desirable is None:
+        return None
+    return torch.tensor([bool(e.desirable) for e in pairs])
 
 
 def collate(pairs: list[Encoded], pad_id: int) -> Batch:
@@ -199,6 +229,7 @@ def collate(pairs: list[Encoded], pad_id: int) -> Batch:
         margin=torch.tensor([float(e.margin) for e in pairs]),
         tokens=int(attn.sum()),
         reply_tokens=reply.sum(1),
+        desirable=_labels(pairs),
     )
 
 
@@ -235,21 +266,29 @@ def collate_shared(pairs: list[Encoded], pad_id: int) -> Batch:
         reply_tokens=reply_tokens,
         position_ids=position,
         scored=torch.tensor(scored, dtype=torch.long),
+        desirable=_labels(pairs),
     )
 
 
 def make_batches(
-    pairs: list[Encoded], batch_size: int, pad_id: int, seed: int, share_prompt: bool = False
+    pairs: list[Encoded],
+    batch_size: int,
+    pad_id: int,
+    seed: int,
+    share_prompt: bool = False,
+    fill: Callable[[list[Encoded]], list[Encoded]] | None = None,
 ) -> list[Batch]:
     """Length-sorted batches (near-equal lengths, little padding); ties broken by the seed.
 
     The batches are fixed for the run (so reference log-probs are computed in the same
-    batches the policy sees); `epoch_order` shuffles their order every epoch.
+    batches the policy sees); `epoch_order` shuffles their order every epoch. `fill`
+    completes each batch's examples before collation (KTO: their mismatched replies).
     """
     rng = random.Random(seed)
     keyed = sorted(pairs, key=lambda e: (e.length, rng.random()))
     make = collate_shared if share_prompt else collate
-    return [make(keyed[i : i + batch_size], pad_id) for i in range(0, len(keyed), batch_size)]
+    groups = [keyed[i : i + batch_size] for i in range(0, len(keyed), batch_size)]
+    return [make(fill(g) if fill else g, pad_id) for g in groups]
 
 
 def epoch_order(n_batches: int, seed: int, epoch: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""The training loop: micro-batches -> preference loss -> accumulated AdamW steps."""
+"""The training loop: micro-batches -> loss (preference, SFT or KTO) -> accumulated AdamW steps."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 
 from rpo_bench.train.config import TrainConfig
 from rpo_bench.train.data import Batch, epoch_order
-from rpo_bench.train.loss import PairLogps, preference_loss
+from rpo_bench.train.loss import KtoLogps, PairLogps, kto_loss, preference_loss, sft_loss
 from rpo_bench.train.progress import RunLog
 
 
@@ -30,7 +30,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     batches: list[Batch]  # this process's share, fixed for the run
-    ref: torch.Tensor  # [n_pairs, 2] reference log-probs (chosen, rejected) by pair index
+    ref: torch.Tensor  # [n_examples, 2] reference log-probs of both replies (zeros for SFT)
     log: RunLog
     save: Callable[[int], Any]  # writes a checkpoint after step N, returns its path
 
@@ -56,11 +56,19 @@ def batch_loss(run: Run, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
     device = run.accelerator.device
     with run.accelerator.autocast():
         logps = run.scorer(**batch.inputs(device))
+    # first and second reply of every example: (chosen, rejected), (response, mismatched
+    # response) for KTO, (response, nothing) for SFT
     chosen, rejected = logps.float().chunk(2)
     tokens_c, tokens_r = batch.reply_tokens.to(device).chunk(2)
     ref = run.ref[batch.index].to(device)
-    pair = PairLogps(chosen, rejected, ref[:, 0], ref[:, 1], tokens_c, tokens_r)
     cfg = run.cfg
+    if cfg.loss == "sft":
+        return sft_loss(chosen, tokens_c)
+    if cfg.loss == "kto":
+        kto = KtoLogps(chosen, rejected, ref[:, 0], ref[:, 1])
+        return kto_loss(kto, batch.desirable, cfg.beta, cfg.desirable_weight,
+                        cfg.undesirable_weight)  # fmt: skip
+    pair = PairLogps(chosen, rejected, ref[:, 0], ref[:, 1], tokens_c, tokens_r)
     margin = batch.margin.to(device)
     return preference_loss(
         pair, margin, cfg.loss, cfg.margin_mode, cfg.beta, cfg.gamma, cfg.sft_weight,

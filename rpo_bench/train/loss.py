@@ -12,6 +12,14 @@ eps = label_smoothing, the assumed rate of flipped preference labels.
   robust_dpo:          [-(1 - eps) logsigmoid(beta delta) + eps logsigmoid(-beta delta)]
                        / (1 - 2 eps)   (Chowdhury et al. 2024: unbiased under flip rate eps)
   sft term:            sft_weight * mean NLL of the chosen reply tokens
+
+Single responses (pairs-file rows of kind sft / kto):
+  sft:                 mean NLL of the response tokens of the batch (prompt masked)
+  kto:                 desirable:   w_d * (1 - sigmoid(beta * (r - z0)))
+                       undesirable: w_u * (1 - sigmoid(beta * (z0 - r)))
+                       r = log pi(y|x) - log ref(y|x); z0 = max(0, mean over the batch of
+                       log pi(y'|x) - log ref(y'|x)), y' another example's response,
+                       detached (TRL's KTO loss and KL estimate, Ethayarajh et al. 2024)
 """
 
 from __future__ import annotations
@@ -71,7 +79,7 @@ def preference_loss(
         raise ValueError(f"unknown loss {loss!r} / margin_mode {margin_mode!r}")
     total = per_pair.mean()
     if sft_weight:
-        total = total - sft_weight * logps.chosen.sum() / logps.chosen_tokens.sum().clamp(min=1)
+        total = total + sft_weight * mean_token_nll(logps.chosen, logps.chosen_tokens)
     with torch.no_grad():
         rc, rr = beta * chosen_ratio, beta * rejected_ratio
         metrics = {
@@ -81,4 +89,60 @@ def preference_loss(
             "rewards/margins": float((rc - rr).mean()),
             "rewards/accuracies": float((rc > rr).float().mean()),
         }
+    return total, metrics
+
+
+def mean_token_nll(logps: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood per reply token, from summed reply log-probs."""
+    return -logps.sum() / tokens.sum().clamp(min=1)
+
+
+def sft_loss(logps: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Supervised fine-tuning: the mean NLL of the batch's response tokens (prompt masked);
+    `logps` are summed per response, `tokens` count its scored tokens."""
+    total = mean_token_nll(logps, tokens)
+    return total, {"loss": total.item()}
+
+
+@dataclass
+class KtoLogps:
+    """Summed reply log-probs per example: its response and the mismatched one (KL)."""
+
+    response: torch.Tensor
+    kl: torch.Tensor
+    ref_response: torch.Tensor
+    ref_kl: torch.Tensor
+
+
+def kto_loss(
+    logps: KtoLogps,
+    desirable: torch.Tensor,
+    beta: float = 0.1,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """KTO (Ethayarajh et al. 2024) as TRL computes it: mean over the batch's examples.
+
+    The reference point z0 is the batch's mean log-ratio on mismatched (prompt, response)
+    pairs, clamped at 0 and detached, so it only shifts the sigmoid.
+    """
+    kl = (logps.kl - logps.ref_kl).mean().detach().clamp(min=0)
+    ratio = logps.response - logps.ref_response
+    desirable = desirable.to(ratio.device).bool()
+    per_example = torch.where(
+        desirable,
+        desirable_weight * (1 - torch.sigmoid(beta * (ratio - kl))),
+        undesirable_weight * (1 - torch.sigmoid(beta * (kl - ratio))),
+    )
+    total = per_example.mean()
+    with torch.no_grad():
+        rewards = beta * ratio
+        good, bad = rewards[desirable], rewards[~desirable]
+        metrics = {"loss": total.item(), "kl": kl.item()}
+        if len(good):
+            metrics["rewards/chosen"] = float(good.mean())
+        if len(bad):
+            metrics["rewards/rejected"] = float(bad.mean())
+        if len(good) and len(bad):
+            metrics["rewards/margins"] = float(good.mean() - bad.mean())
     return total, metrics

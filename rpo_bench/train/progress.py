@@ -57,10 +57,12 @@ class RunLog:
                 if key != "step" and isinstance(value, int | float):
                     self.board.add_scalar(key, value, row["step"])
         if self.progress is not None:
-            info = (
-                f"loss {row['loss']:.4f} margin {row['rewards/margins']:+.3f} "
-                f"acc {row['rewards/accuracies']:.2f} {row['tokens_per_s']:.0f} tok/s"
-            )
+            info = f"loss {row['loss']:.4f}"
+            if "rewards/margins" in row:  # SFT has no rewards; KTO no accuracy
+                info += f" margin {row['rewards/margins']:+.3f}"
+            if "rewards/accuracies" in row:
+                info += f" acc {row['rewards/accuracies']:.2f}"
+            info += f" {row['tokens_per_s']:.0f} tok/s"
             self.progress.update(self.task, completed=row["step"], info=info)
 
     def message(self, text: str) -> None:

@@ -8,6 +8,7 @@ Multi-GPU: `accelerate launch --config_file configs/accelerate/ddp.yaml -m rpo_b
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import time
@@ -20,11 +21,12 @@ import torch
 from rpo_bench import models
 from rpo_bench.files import atomic_folder, write_atomic
 from rpo_bench.train import checkpoint
-from rpo_bench.train.config import TrainConfig
+from rpo_bench.train.config import TrainConfig, example_kind
 from rpo_bench.train.data import Batch, make_batches, read_pairs, tokenize_pairs
 from rpo_bench.train.logps import SequenceScorer, causal_lm
 from rpo_bench.train.loop import Run, train_loop
 from rpo_bench.train.progress import RunLog
+from rpo_bench.train.unpaired import file_kind, mismatched, read_single, tokenize_single
 
 # Settings that may change between a run and its resumption.
 RESUMABLE_CHANGES = {"out", "max_steps", "save_every", "log_every"}
@@ -111,6 +113,22 @@ def _save_final(acc: Any, scorer: Any, tokenizer: Any, out: Path) -> Path | None
     return target
 
 
+def _examples(path: str | Path, cfg: TrainConfig, tokenizer: Any):
+    """(rows, tokenized, fill): the file's examples, of the kind the loss trains on, and
+    what completes a batch's examples (KTO: their mismatched replies)."""
+    kind, found = example_kind(cfg.loss), file_kind(path)
+    if kind != found:
+        raise ValueError(
+            f"{path}: holds {found} examples, but loss {cfg.loss!r} trains on {kind} examples"
+        )
+    if kind == "preference":
+        rows = read_pairs(path)
+        return rows, tokenize_pairs(rows, tokenizer, cfg.max_length), None
+    rows = read_single(path, kind)
+    fill = functools.partial(mismatched, max_length=cfg.max_length) if kind == "kto" else None
+    return rows, tokenize_single(rows, tokenizer, cfg.max_length), fill
+
+
 def _check_resumable(state: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     # a key the checkpoint lacks is newer than it, and had its default then
     before = TrainConfig().to_dict() | state.get("config", {})
@@ -123,7 +141,8 @@ def _check_resumable(state: dict[str, Any], cfg: TrainConfig, path: Path) -> Non
 
 
 def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool = False):
-    """Train on a pairs file; returns a TrainResult. Writes checkpoints, log.jsonl and final/."""
+    """Train on a pairs file (preference pairs, or SFT/KTO examples for those losses); returns
+    a TrainResult. Writes checkpoints, log.jsonl and final/."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
@@ -141,10 +160,9 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
 
     loaded = models.load(cfg.model)
     tokenizer, model = loaded.tokenizer, loaded.model
-    rows = read_pairs(pairs)
-    tokenized = tokenize_pairs(rows, tokenizer, cfg.max_length)
+    rows, tokenized, fill = _examples(pairs, cfg, tokenizer)
     batches = make_batches(
-        tokenized.pairs, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, cfg.share_prompt
+        tokenized.pairs, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, cfg.share_prompt, fill
     )
     # each process keeps a fixed, equal share (equal counts keep DDP/ZeRO-3 in lockstep)
     world, rank = acc.num_processes, acc.process_index
@@ -169,7 +187,10 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
         optimizer, math.ceil(steps * cfg.warmup_ratio), steps
     )
     scorer, optimizer = acc.prepare(scorer, optimizer)
-    ref = reference_logps(scorer, batches, len(rows), acc)
+    if cfg.loss == "sft":  # the SFT loss has no reference model
+        ref = torch.zeros(len(rows), 2)
+    else:
+        ref = reference_logps(scorer, batches, len(rows), acc)
     clock["reference"] = time.perf_counter()
 
     start, last = 0, None
@@ -197,8 +218,8 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
 
     log = RunLog(out, steps, start, enabled=acc.is_main_process, quiet=quiet)
     log.message(
-        f"{len(rows)} pairs, {len(batches)} batches/process, {steps} steps, "
-        f"{tokenized.truncated} prompts truncated, {tokenized.dropped} pairs dropped "
+        f"{len(rows)} examples ({example_kind(cfg.loss)}), {len(batches)} batches/process, "
+        f"{steps} steps, {tokenized.truncated} prompts truncated, {tokenized.dropped} dropped "
         f"(reply longer than max_length={cfg.max_length})"
     )
     try:
@@ -242,11 +263,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `train` on an argparse subparsers object (func=handler)."""
     p = subparsers.add_parser(
         "train",
-        help="RPO/DPO/IPO training on preference pairs (LoRA or full)",
+        help="RPO/DPO/IPO training on preference pairs, SFT/KTO on single responses (LoRA or full)",
         description="Train a model on pairs.jsonl; writes checkpoints, log.jsonl and <out>/final.",
     )
     p.add_argument(
-        "--pairs", required=True, help="pairs JSONL (id, prompt, chosen, rejected, margin)"
+        "--pairs",
+        required=True,
+        help="pairs JSONL (id, prompt, chosen, rejected, margin; or "
+        "kind sft/kto rows: id, prompt, response, desirable)",
     )
     p.add_argument("--model", default=None, help="embedded name, folder or hub id (config: model)")
     p.add_argument("--out", default=None, help="run folder (config: out)")

@@ -1,0 +1,177 @@
+"""The report's statistical sections in markdown: the opening verdict, power, and reversal
+vs a noise-robust loss (numbers from rpo_bench.ablate.analysis, in points)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rpo_bench.ablate.config import ROBUST_LOSSES
+
+ONE_SEED = (
+    "with one seed the seed-to-seed variance is not measured: the interval and the MDE "
+    "cover prompt sampling only and are too narrow"
+)
+
+
+def interval(r: dict[str, Any]) -> str:
+    lo, hi = r["ci95_points"]
+    return f"{r['delta_points']:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+
+
+def _num(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+def _sd(var: float | None) -> str:
+    return "not measured" if var is None else f"{var**0.5:.1f}"
+
+
+def verdict_paragraph(analysis: dict[str, Any]) -> list[str]:
+    """The report's opening: the primary comparison's Δ, interval, MDE and verdict at each
+    noise level."""
+    s = analysis["settings"]
+    prim, effect = s["primary"], s["effect_of_interest"]
+    models = {v["model"] for v in analysis["verdicts"]}
+    text = [
+        f"**Verdict.** Primary endpoint: `{prim['strategy']}` minus `{prim['reference']}` on "
+        f"`{prim['task']}` (per-prompt `{prim['metric']}` score, points; 95% hierarchical "
+        f"bootstrap interval; MDE at 80% power, 5% two-sided), effect of interest "
+        f"{effect:g} points."
+    ]
+    one_seed = False
+    for v in analysis["verdicts"]:
+        where = f"p={v['noise']:g}" + (f" ({v['model']})" if len(models) > 1 else "")
+        if "missing" in v:
+            names = ", ".join(f"`{m}`" for m in v["missing"]) or "its per-prompt scores"
+            text.append(f"At {where}: no verdict, not in the grid: {names}.")
+            continue
+        one_seed |= not v["seed_variance_measured"]
+        text.append(
+            f"At {where}: Δ = {interval(v)}, MDE {_num(v['mde_points'])} "
+            f"({_count(v['n_seeds'], 'seed')} x {v['n_prompts']} prompts): **{v['verdict']}**."
+        )
+    if one_seed:
+        text.append(ONE_SEED[0].upper() + ONE_SEED[1:] + ".")
+    return [" ".join(text), ""]
+
+
+def power_section(analysis: dict[str, Any]) -> list[str]:
+    effect = analysis["settings"]["effect_of_interest"]
+    md = [
+        "## Power",
+        "",
+        "Minimum detectable effect (MDE, points) of each comparison as run: the true Δ a "
+        "two-sided 5% test detects with 80% power, MDE = (z_0.975 + z_0.8)·SE = 2.80·SE. "
+        "Prompts are shared by all cells and seed s shares its noise flips across "
+        "strategies, so the per-(seed, prompt) differences form a crossed table with "
+        "Var(Δ̂) = σ²_seed/S + σ²_prompt/P + σ²_resid/(S·P), components from its two-way "
+        "ANOVA (rpo_bench.ablate.stats.power). `seeds needed`: seeds for MDE ≤ "
+        f"{effect:g} points at these prompts (`more prompts`: the prompt term alone exceeds "
+        "it). The normal approximation is optimistic with few seeds: σ²_seed has S - 1 "
+        "degrees of freedom, so from 2 seeds it (and the MDE) is itself very uncertain.",
+        "",
+        "| task | primary | comparison | seeds x prompts | largest MDE | MDE by noise p |",
+        "|---|---|---|---|---|---|",
+    ]
+    measured = True
+    for task, p in analysis["power"].items():
+        by_noise = ", ".join(f"p={k}: {_num(v)}" for k, v in p["by_noise"].items())
+        measured &= p["seed_variance_measured"]
+        md.append(
+            f"| {task} | {'yes' if p['primary'] else ''} | {', '.join(p['comparison'])} | "
+            f"{p['n_seeds']} x {p['n_prompts']} | {_num(p['mde_points'])} | {by_noise} |"
+        )
+    if not measured:
+        md += ["", f"Seed variance not measured: {ONE_SEED}."]
+    md += [
+        "",
+        "| task | comparison | p | Δ [95% CI] | σ seed | σ prompt | σ resid | SE | MDE "
+        "| seeds needed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    prim = analysis["settings"]["primary"]["strategy"]
+    for r in analysis["comparisons"]:
+        if r["strategy"] != prim:
+            continue
+        v = r["var_points2"]
+        if not r["seed_variance_measured"]:
+            need = "seed variance not measured"
+        else:
+            need = str(r["seeds_needed"]) if r["seeds_needed"] else "more prompts"
+        prompt = _sd(v["prompt"]) if v["prompt"] is not None else "in resid"
+        md.append(
+            f"| {r['task']} | {r['strategy']} - {r['reference']} | {r['noise']:g} | "
+            f"{interval(r)} | {_sd(v['seed'])} | {prompt} | {_sd(v['resid'])} | "
+            f"{_num(r['se_points'])} | {_num(r['mde_points'])} | {need} |"
+        )
+    return [*md, ""]
+
+
+def robustness_section(analysis: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    """Is reversal more robust than a noise-robust loss on the reference's pairs?"""
+    s = analysis["settings"]
+    prim, variants = s["primary"], s["robust"]
+    strategy, ref = prim["strategy"], prim["reference"]
+    md = [f"## Reversal vs a noise-robust loss on `{ref}` pairs", ""]
+    noises = analysis["noise"]
+    if not variants:
+        md += [
+            f"Not answerable from this grid: it has no variant training `{ref}`'s pairs "
+            f"with a noise-robust loss ({', '.join(f'`{x}`' for x in ROBUST_LOSSES)}). "
+            "Missing cells: "
+            + ", ".join(f"`{ref}` + robust loss at p={p:g}" for p in noises)
+            + ". Declare one under `strategies:` and add it to `grid.strategy`, e.g. "
+            f"`{ref}_robust: {{pairs: {ref}, train: {{loss: robust_dpo, label_smoothing: 0.2}}}}`.",
+            "",
+        ]
+        return md
+    rows = analysis["robustness"]["comparisons"]
+    present = {(r["reference"], r["noise"]) for r in rows}
+    missing = [f"`{v}` at p={p:g}" for v in variants for p in noises if (v, p) not in present]
+    if strategy not in {c for c, _ in _strategies(analysis)}:
+        missing.insert(0, f"`{strategy}` (every p)")
+    md += [
+        f"Δ = `{strategy}` minus each variant, per noise level (points, 95% hierarchical "
+        "bootstrap; verdict as for the primary endpoint). Δ > 0: reversal does better than "
+        "the robust loss on the same noisy judgments.",
+        "",
+    ]
+    if rows:
+        md += ["| task | p | variant (loss) | Δ [95% CI] | MDE | verdict |",
+               "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in sorted(rows, key=lambda r: (r["model"], r["noise"], r["task"])):
+            own = cfg.get("strategies", {}).get(r["reference"], {}).get("train", {})
+            loss = own.get("loss", cfg.get("train", {}).get("loss"))
+            md.append(
+                f"| {r['task']} | {r['noise']:g} | {r['reference']} ({loss}) | {interval(r)} | "
+                f"{_num(r['mde_points'])} | {r['verdict']} |"
+            )
+        md += ["", _answer(rows, strategy, prim["task"]), ""]
+    if missing:
+        md += ["Missing cells: " + ", ".join(missing) + ".", ""]
+    return md
+
+
+def _strategies(analysis: dict[str, Any]) -> set[tuple[str, float]]:
+    return {(lv["strategy"], lv["noise"]) for lv in analysis["levels"]}
+
+
+def _answer(rows: list[dict[str, Any]], strategy: str, task: str) -> str:
+    """One sentence per noise level on the primary task."""
+    from rpo_bench.ablate.analysis import DETECTED
+
+    parts = []
+    for r in sorted((r for r in rows if r["task"] == task), key=lambda r: r["noise"]):
+        if r["verdict"] == DETECTED:
+            said = "better" if r["delta_points"] > 0 else "worse"
+            said = f"`{strategy}` does {said} than `{r['reference']}`"
+        else:
+            said = f"`{strategy}` vs `{r['reference']}`: {r['verdict']}"
+        parts.append(f"at p={r['noise']:g}, {said} ({interval(r)})")
+    if not parts:
+        return f"No robust-loss cell on `{task}`."
+    return f"On `{task}`: " + "; ".join(parts) + "."

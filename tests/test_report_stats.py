@@ -1,0 +1,191 @@
+"""The report's statistics: MDE from variance components, the hierarchical bootstrap, the
+verdict on the primary endpoint, and a report from synthetic results that opens with it."""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rpo_bench.ablate import analysis, report
+from rpo_bench.ablate.config import AblationConfig, Analysis, Grid, Primary, Variant
+from rpo_bench.ablate.stats import (
+    Z_MDE,
+    hierarchical_bootstrap,
+    paired_bootstrap,
+    power,
+    seeds_needed,
+)
+
+
+def test_mde_by_hand_on_a_two_seed_three_prompt_table():
+    # d = [[1, 2, 3], [3, 4, 8]]: mean 3.5, seed means 2 and 5, prompt means 2, 3, 5.5.
+    # MS_seed = 3 * (1.5² + 1.5²) / 1 = 13.5; MS_prompt = 2 * (1.5² + 0.5² + 2²) / 2 = 6.5;
+    # residuals ±0.5, ±0.5, ∓1 per row: MS_resid = 3 / 2 = 1.5.
+    # σ²_seed = (13.5 - 1.5) / 3 = 4, σ²_prompt = (6.5 - 1.5) / 2 = 2.5, σ²_resid = 1.5;
+    # Var = 4/2 + 2.5/3 + 1.5/6 = 37/12 (= (13.5 + 6.5 - 1.5) / 6).
+    p = power([[1, 2, 3], [3, 4, 8]])
+    assert (p.n_seeds, p.n_prompts, p.delta) == (2, 3, 3.5)
+    assert (p.var_seed, p.var_prompt, p.var_resid) == pytest.approx((4.0, 2.5, 1.5))
+    assert p.se == pytest.approx(math.sqrt(37 / 12))
+    assert Z_MDE == pytest.approx(1.959964 + 0.841621, abs=1e-5)
+    assert p.mde == pytest.approx(2.801585 * math.sqrt(37 / 12), rel=1e-6)
+    assert p.seed_variance_measured
+    # MDE <= 5 needs (4 + 1.5/3) / ((5/Z)² - 2.5/3) = 1.91 -> 2 seeds. MDE <= 1.5 needs
+    # (1.5/Z)² = 0.29 < 2.5/3, the prompt term alone: no number of seeds reaches it.
+    assert seeds_needed(p, 5.0) == 2
+    assert seeds_needed(p, 1.5) is None
+
+
+def test_mde_with_one_seed_leaves_the_seed_component_unmeasured():
+    # d = [1, 2, 3, 6]: mean 3, sample variance (4 + 1 + 0 + 9) / 3 = 14/3, SE² = 14/12.
+    p = power([1, 2, 3, 6])
+    assert (p.n_seeds, p.n_prompts, p.delta) == (1, 4, 3.0)
+    assert p.var_seed is None and p.var_prompt is None and not p.seed_variance_measured
+    assert p.var_resid == pytest.approx(14 / 3)
+    assert p.mde == pytest.approx(Z_MDE * math.sqrt(14 / 12))
+    assert seeds_needed(p, 100.0) is None
+    assert power([[2.0]]).mde is None
+
+
+def test_hierarchical_bootstrap_is_seeded_and_reduces_to_the_prompt_bootstrap():
+    rng = np.random.default_rng(3)
+    d = rng.normal(size=(3, 20))
+    assert hierarchical_bootstrap(d, 300, seed=1) == hierarchical_bootstrap(d, 300, seed=1)
+    assert hierarchical_bootstrap(d, 300, seed=1) != hierarchical_bootstrap(d, 300, seed=2)
+    one = d[:1]
+    got, want = hierarchical_bootstrap(one, 300), paired_bootstrap(one[0], np.zeros(20), 300)
+    assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_hierarchical_bootstrap_resamples_seeds_too():
+    # Every prompt agrees within a seed; only the seeds differ. A prompt-only bootstrap would
+    # give a zero-width interval; resampling seeds spans both seeds' means.
+    d = np.array([[0.0] * 10, [1.0] * 10])
+    mean, lo, hi = hierarchical_bootstrap(d, 500)
+    assert (mean, lo, hi) == (0.5, 0.0, 1.0)
+
+
+def test_hierarchical_bootstrap_covers_a_known_effect():
+    """Crossed seed, prompt and residual effects around Δ = 2: the interval covers Δ in
+    at least 90% of 200 simulated studies (the pigeonhole bootstrap errs wide)."""
+    rng = np.random.default_rng(0)
+    covered = 0
+    for k in range(200):
+        d = (
+            2.0
+            + rng.normal(0, 0.5, (4, 1))
+            + rng.normal(0, 2.0, (1, 30))
+            + rng.normal(0, 3.0, (4, 30))
+        )
+        _, lo, hi = hierarchical_bootstrap(d, 400, seed=k)
+        covered += lo <= 2.0 <= hi
+    assert covered >= 180, covered
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "mde", "expected"),
+    [
+        (0.5, 6.0, 9.0, analysis.DETECTED),  # excludes 0: detected, however underpowered
+        (-6.0, -0.1, 2.0, analysis.DETECTED),
+        (-1.0, 2.0, 2.5, analysis.NOT_DETECTED),
+        (-1.0, 2.0, 3.5, analysis.UNDERPOWERED),
+        (-1.0, 2.0, None, analysis.UNDERPOWERED),
+    ],
+)
+def test_verdict_wording(lo, hi, mde, expected):
+    assert analysis.verdict(lo, hi, mde, effect=3.0) == expected
+    assert analysis.UNDERPOWERED == "underpowered (MDE > effect of interest)"
+
+
+# --- a report from synthetic results ---------------------------------------------------------
+
+PAIR_STATS = {"pairs": 10, "pairs_per_response": 0.25, "share_turns_with_pair": 0.5,
+              "mean_margin": 1.5, "pair_noise": 0.1, "pair_inversion": 0.05,
+              "margin_histogram": {"1": 5, "2": 5}}  # fmt: skip
+
+
+def _eval(scores: list[float]) -> dict:
+    m = float(np.mean(scores))
+    metrics = {k: m for k in report.COLUMNS}
+    return {"metrics": metrics, "per_prompt": list(scores)}
+
+
+def synthetic(seeds=(0, 1), strategies=("dpo_count", "rpo"), shift=None, variants=None):
+    """Two tasks x noise {0, 0.2}; `shift[strategy]`: points added to every prompt."""
+    shift = shift or {}
+    cfg = AblationConfig(
+        name="synthetic",
+        grid=Grid(strategy=tuple(strategies), noise=(0.0, 0.2), seed=tuple(seeds)),
+        strategies=variants or {},
+        analysis=Analysis(primary=Primary(task="heldout"), effect_of_interest=3.0),
+    )
+    rng = np.random.default_rng(0)
+    prompts = {"heldout": rng.uniform(0.2, 0.8, 40), "ifeval_local": rng.uniform(0.2, 0.8, 30)}
+    cells = []
+    for c in cfg.cells():
+        ev = {}
+        for task, base in prompts.items():
+            noise = rng.normal(0, 0.02, base.size) + rng.normal(0, 0.005)
+            ev[task] = _eval(list(base + shift.get(c.strategy, 0.0) / 100 + noise))
+        log = [{"step": 1, "loss": 0.7, "reward_margin": 0.0}]
+        cells.append({**dataclasses.asdict(c), "pairs": PAIR_STATS, "train": {"log": log},
+                      "eval": ev})  # fmt: skip
+    return {
+        "config": cfg.to_dict(),
+        "base": {"smollm2-135m": {t: _eval(list(b)) for t, b in prompts.items()}},
+        "cells": cells,
+        "provenance": {
+            "git_commit": "abc",
+            "wall_seconds": 1.0,
+            "stage_seconds": {"eval": 1.0},
+            "versions": {"python": "3"},
+        },  # fmt: skip
+    }
+
+
+def test_report_opens_with_the_verdict_and_carries_power(tmp_path):
+    path = report.write(synthetic(shift={"rpo": 5.0}), tmp_path)
+    md = path.read_text()
+    first = md.split("\n\n")[1]  # the paragraph after the title
+    assert first.startswith("**Verdict.**") and "`rpo` minus `dpo_count` on `heldout`" in first
+    assert first.count(f"**{analysis.DETECTED}**") == 2 and "p=0:" in first and "p=0.2:" in first
+    assert "## Power" in md and "## Reversal vs a noise-robust loss" in md
+    assert "Not answerable from this grid" in md
+    results = json.loads((tmp_path / "results.json").read_text())
+    heldout = results["power"]["heldout"]
+    assert heldout["primary"] and not results["power"]["ifeval_local"]["primary"]
+    assert (heldout["n_prompts"], heldout["n_seeds"]) == (40, 2)
+    assert 0 < heldout["mde_points"] < 3.0 and heldout["seed_variance_measured"]
+    for png in ("forest_smollm2-135m.png", "noise_smollm2-135m.png", "pairs.png"):
+        assert (tmp_path / png).stat().st_size > 1000 and f"]({png})" in md
+
+
+def test_verdict_not_detected_and_one_seed(tmp_path):
+    report.write(synthetic(seeds=(0,)), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    first = md.split("\n\n")[1]
+    assert f"**{analysis.NOT_DETECTED}**" in first and "1 seed x 40 prompts" in first
+    assert "seed-to-seed variance is not measured" in first
+    power = json.loads((tmp_path / "results.json").read_text())["power"]["heldout"]
+    assert not power["seed_variance_measured"] and "not measured" in power["note"]
+
+
+def test_robustness_section_compares_rpo_with_a_robust_variant(tmp_path):
+    variants = {"dpo_count_robust": Variant("dpo_count", {"loss": "robust_dpo"}),
+                "dpo_count_cdpo": Variant("dpo_count", {"loss": "cdpo"})}  # fmt: skip
+    results = synthetic(strategies=("dpo_count", "dpo_count_robust", "rpo"), variants=variants)
+    report.write(results, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    section = md.split("## Reversal vs a noise-robust loss")[1].split("\n## ")[0]
+    assert section.count("| dpo_count_robust (robust_dpo) |") == 4  # 2 tasks x 2 noise levels
+    assert "Missing cells: `dpo_count_cdpo` at p=0, `dpo_count_cdpo` at p=0.2." in section
+    robust = json.loads((tmp_path / "results.json").read_text())["analysis"]["robustness"]
+    assert robust["variants"] == ["dpo_count_robust", "dpo_count_cdpo"]
+
+
+def test_missing_primary_cells_are_named(tmp_path):
+    report.write(synthetic(strategies=("dpo_count", "drop_failed")), tmp_path)
+    first = (tmp_path / "report.md").read_text().split("\n\n")[1]
+    assert "At p=0: no verdict, not in the grid: `rpo`." in first
