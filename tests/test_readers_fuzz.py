@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from rpo_bench.ablate import config as ablate_config
 from rpo_bench.data import conversations as cv
+from rpo_bench.data.freetext import read_system_prompts
 from rpo_bench.evaluate.multi_if.data import read_rows
 from rpo_bench.evaluate.sysbench.data import load_labels, load_sessions
 from rpo_bench.pairs import read_samples
@@ -75,7 +76,21 @@ def _train_config(path: Path) -> TrainConfig:
     return TrainConfig.from_yaml(path)
 
 
+def _system_prompts() -> str:
+    row = {
+        "id": "sp",
+        "system": "You are a travel agent.",
+        "criteria": [
+            {"criteria_id": i, "criteria_content": f"Rule {i}.", "criteria_type": "format"}
+            for i in (1, 2)
+        ],
+        "turns": ["Where should I eat?", "And then?"],
+    }
+    return "".join(json.dumps(row | {"id": f"sp{i}"}) + "\n" for i in range(3))
+
+
 READERS = {
+    "system_prompts": (read_system_prompts, lambda tmp: _system_prompts(), "jsonl"),
     "samples": (read_samples, lambda tmp: _samples(), "jsonl"),
     "pairs": (read_pairs, lambda tmp: _pairs(), "jsonl"),
     "conversations": (cv.read_conversations, _conversations, "jsonl"),
