@@ -15,6 +15,7 @@ from rpo_bench.constraints.llm_reversal import (
     LLMReverser,
     OpenAICompleter,
     ReversalCache,
+    check_reversal,
     examples,
     matches_exact_reversal,
     parse_reversal,
@@ -121,3 +122,41 @@ def test_openai_backend_at_temperature_zero():
         (request,) = server.requests
         assert request["body"]["temperature"] == 0.0
         assert request["body"]["messages"] == reversal_messages("Always greet the user.")
+
+
+@pytest.mark.parametrize(
+    ("original", "reversal", "why"),
+    [
+        ("Always greet the user.", "Never greet the user.", None),
+        (
+            'End with the phrase "Any questions?".',
+            'Do not end with the phrase "Any questions?".',
+            None,
+        ),
+        ("Always greet the user.", "", "empty"),
+        ("Always greet the user.", "always greet the user.", "same as the original"),
+        ("Always greet the user.", "Never greet.\nAlso be rude.", "more than one line"),
+        (
+            'End with the phrase "Any questions?".',
+            "Do not end with a question.",
+            "quoted 'Any questions?' not copied",
+        ),
+        ("Be brief.", "Be " + "very " * 40 + "long.", "much longer than the original"),
+    ],
+)
+def test_check_reversal_by_hand(original, reversal, why):
+    assert check_reversal(original, reversal) == why
+
+
+def test_reverse_checked_drops_and_counts_the_failures():
+    script = {
+        "Instruction: Always greet": [Reply(content="Never greet the user.")],
+        "Instruction: Use the word": [Reply(content="Reversed: Use the word 'sun'.")],  # unchanged
+        "Instruction: Mention": [Reply(content="")],
+    }
+    texts = ["Always greet the user.", "Use the word 'sun'.", "Mention the river."]
+    with FakeJudgeServer(script) as server:
+        reverser = LLMReverser(OpenAICompleter("fake", base_url=server.url, backoff=0))
+        out, failures = reverser.reverse_checked(texts)
+    assert out == ["Never greet the user.", None, None]
+    assert failures == {"same as the original": 1, "empty": 1}

@@ -157,6 +157,43 @@ class LLMReverser:
                     self.cache.put(self.completer.identity, keys[i], out[i])
         return [o or "" for o in out]
 
+    def reverse_checked(self, texts: Sequence[str]) -> tuple[list[str | None], dict[str, int]]:
+        """Reversals that pass `check_reversal` (None where one fails: the caller drops that
+        constraint from the pair), and how many failed for each reason."""
+        out: list[str | None] = []
+        failures: dict[str, int] = {}
+        for text, reversal in zip(texts, self.reverse_many(texts), strict=True):
+            why = check_reversal(text, reversal)
+            if why is not None:
+                reason = why.split(" ", 1)[0] if why.startswith("quoted") else why
+                failures[reason] = failures.get(reason, 0) + 1
+            out.append(None if why else reversal)
+        return out, failures
+
+
+_QUOTED = re.compile(r"[\"“「']([^\"”」']{1,80})[\"”」']")
+
+
+def check_reversal(original: str, reversed_text: str) -> str | None:
+    """Why an LLM's reversal of a free-text constraint cannot be used, or None if it can.
+
+    Checks what can be checked without a judge: an answer, on one line, not the original
+    again, not many times longer, and every quoted marker of the original copied exactly
+    (rule 5 of the prompt; a reversal that loses the marker is about something else)."""
+    text = reversed_text.strip()
+    if not text:
+        return "empty"
+    if "\n" in text:
+        return "more than one line"
+    if text.casefold() == original.strip().casefold():
+        return "same as the original"
+    if len(text) > 3 * len(original) + 40:
+        return "much longer than the original"
+    missing = [q for q in _QUOTED.findall(original) if q not in text]
+    if missing:
+        return f"quoted {missing[0]!r} not copied"
+    return None
+
 
 # --- measuring against the exact reversal -----------------------------------------------------
 
