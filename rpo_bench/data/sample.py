@@ -27,6 +27,7 @@ from typing import Any
 from rpo_bench.data import conversations as conv_mod
 from rpo_bench.data.conversations import TrainingConversation
 from rpo_bench.data.prompt import Message, render
+from rpo_bench.data.teacher import Teacher
 from rpo_bench.jsonl import write_jsonl
 from rpo_bench.judge.noise import NoisyJudge
 from rpo_bench.judge.rule import RuleJudge
@@ -34,7 +35,7 @@ from rpo_bench.judge.verdicts import ConstraintJudge, VerdictRequest
 from rpo_bench.rollout.multiturn import Backend, play_turns
 from rpo_bench.rollout.settings import ENGINES, GenerationSettings
 
-HISTORY_CHOICES = ("best", "first")
+HISTORY_CHOICES = ("best", "first", "teacher")
 
 
 def kept_index(verdicts: Sequence[Sequence[bool]], choice: str = "best") -> int:
@@ -43,6 +44,7 @@ def kept_index(verdicts: Sequence[Sequence[bool]], choice: str = "best") -> int:
         raise ValueError(f"history choice must be one of {HISTORY_CHOICES}, got {choice!r}")
     if choice == "first":
         return 0
+    # "teacher": the row still records the policy's best; the history holds the teacher's
     scores = [sum(v) for v in verdicts]
     return scores.index(max(scores))
 
@@ -55,13 +57,18 @@ def sample(
     noise: float = 0.0,
     noise_seed: int | None = None,
     history: str = "best",
+    teacher: Teacher | None = None,
 ) -> list[dict[str, Any]]:
     """Samples rows for every turn of every conversation, in turn then conversation order.
 
     `noise` > 0 wraps the judge in `NoisyJudge` (seed `noise_seed`, default settings.seed):
     rows then carry the noisy verdicts, which also choose the history, and the true ones.
+    `history="teacher"` keeps `teacher`'s golden reply in the history instead (row field
+    `teacher`); a conversation whose teacher reply misses the threshold ends at that turn.
     """
     judge = judge or RuleJudge()
+    if (history == "teacher") != (teacher is not None):
+        raise ValueError('history "teacher" needs a teacher, and a teacher needs that history')
 
     def _id(i: int, t: int) -> str:
         return f"{conversations[i].id}/t{t + 1}"
@@ -92,7 +99,18 @@ def sample(
             for r, text in enumerate(texts)
         ]
         judged_all = iter(noisy.judge_with_truth(requests))  # one batch per turn
-        kept_all = []
+        golden = (
+            teacher.golden(
+                chats,
+                [conversations[i].turns[t].constraints for i in live],
+                noisy,
+                [_id(i, t) for i in live],
+                t,
+            )
+            if teacher is not None
+            else None
+        )
+        kept_all: list[int | str | None] = []
         for i, texts in zip(live, replies, strict=True):
             conv, turn = conversations[i], conversations[i].turns[t]
             judged = [next(judged_all) for _ in texts]
@@ -119,8 +137,13 @@ def sample(
                 "history_choice": history,
                 "kept": kept,
             }
+            if golden is not None:
+                reply, record = golden[len(kept_all)]
+                row["teacher"] = record | {"reply": reply}
+                kept_all.append(reply)  # None: the conversation ends here
+            else:
+                kept_all.append(kept)
             rows.append(row)
-            kept_all.append(kept)
         return kept_all
 
     play_turns([len(c.turns) for c in conversations], chat, generate, keep)

@@ -123,7 +123,7 @@ class MultiTurnTask(ConfigurableTask, abc.ABC):
             generate,
         )
         self._history: dict[str, list[str]] = {
-            conv.id: [t.samples[t.kept] for t in turns]
+            conv.id: [t.reply for t in turns]
             for (_, _, conv), turns in zip(convs, played, strict=True)
         }
         # Requests cached on disk would carry another run's history.

@@ -1,9 +1,10 @@
 """Play conversations turn by turn with the model's OWN earlier replies: the one loop.
 
-At turn k every live conversation is generated in one batch; one sample per
-conversation (the kept one) joins its history, then turn k+1 is built. Hooks say
-how a turn's messages are built from the history, how a batch is generated, and
-which sample is kept. Training-pair sampling (`data.sample`), held-out evaluation
+At turn k every live conversation is generated in one batch; one reply per
+conversation joins its history (a kept sample, or a reply the keep hook gives, such as a
+teacher's), then turn k+1 is built; a keep hook may also end a conversation. Hooks say
+how a turn's messages are built from the history, how a batch is generated, and what is
+kept. Training-pair sampling (`data.sample`), held-out evaluation
 and the lm-eval multi-turn tasks (`evaluate.multiturn_task`) all play through it.
 """
 
@@ -28,15 +29,18 @@ class Backend(Protocol):
 class PlayedTurn:
     chat: list[Message]  # the messages the model answered
     samples: list[str]  # its replies
-    kept: int  # the sample that joined the history
+    kept: int | None  # the sample that joined the history (None: another reply did)
+    reply: str | None = None  # what joined the history (None: the conversation ended)
 
 
 # (conversation index, turn, history messages so far) -> this turn's messages
 ChatHook = Callable[[int, int, list[Message]], list[Message]]
 # (turn, live conversation indices, their chats) -> each chat's samples
 GenerateHook = Callable[[int, list[int], list[list[Message]]], list[list[str]]]
-# (turn, live indices, chats, samples) -> the index of each chat's kept sample
-KeepHook = Callable[[int, list[int], list[list[Message]], list[list[str]]], list[int]]
+# (turn, live indices, chats, samples) -> per chat: the index of the sample kept in the
+# history, a reply to keep instead (str), or None to end the conversation after this turn
+Kept = int | str | None
+KeepHook = Callable[[int, list[int], list[list[Message]], list[list[str]]], list[Kept]]
 
 
 def play_turns(
@@ -46,14 +50,21 @@ def play_turns(
     after a turn is the one before it, the turn's user message and the kept sample."""
     played: list[list[PlayedTurn]] = [[] for _ in n_turns]
     history: list[list[Message]] = [[] for _ in n_turns]
+    ended: set[int] = set()
     for turn in range(max(n_turns, default=0)):
-        live = [i for i, n in enumerate(n_turns) if turn < n]
+        live = [i for i, n in enumerate(n_turns) if turn < n and i not in ended]
+        if not live:
+            break
         chats = [chat(i, turn, history[i]) for i in live]
         samples = generate(turn, live, chats)
-        kept = keep(turn, live, chats, samples) if keep else [0] * len(live)
+        kept: list[Kept] = keep(turn, live, chats, samples) if keep else [0] * len(live)
         for i, c, s, k in zip(live, chats, samples, kept, strict=True):
-            played[i].append(PlayedTurn(c, s, k))
-            history[i] = [*history[i], c[-1], {"role": "assistant", "content": s[k]}]
+            reply = s[k] if isinstance(k, int) else k
+            played[i].append(PlayedTurn(c, s, k if isinstance(k, int) else None, reply))
+            if reply is None:
+                ended.add(i)
+            else:
+                history[i] = [*history[i], c[-1], {"role": "assistant", "content": reply}]
     return played
 
 
