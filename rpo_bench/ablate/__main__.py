@@ -57,9 +57,14 @@ def plan(cfg: config_mod.AblationConfig) -> str:
 
     cells = cfg.cells()
     g = cfg.grid
+    axes = "".join(
+        f" x {len(values)} {label}"
+        for values, label in ((g.min_margin, "min margins"), (g.margin_mode, "margin modes"))
+        if values
+    )  # named only where the grid has them, so an old grid's plan reads as before
     lines = [
         f"ablation {cfg.name}: {len(cells)} cells = {len(g.model)} models x "
-        f"{len(g.strategy)} strategies x {len(g.noise)} noise levels x {len(g.seed)} seeds",
+        f"{len(g.strategy)} strategies x {len(g.noise)} noise levels x {len(g.seed)} seeds" + axes,
         f"  sampling: {len(g.model)} pass(es) of {cfg.data.n_conversations} conversations x "
         f"{cfg.data.turns} turns x n={cfg.sampling.n}",
         f"  judging: {len(g.model) * len(g.noise) * len(g.seed)} pass(es), judge {cfg.judge.kind}",
@@ -71,6 +76,10 @@ def plan(cfg: config_mod.AblationConfig) -> str:
         source = "" if pairs == s else f" of {pairs}"
         loss = cfg.train_settings(s)["loss"]
         lines.append(f"  strategy {s}: {KINDS[pairs]} examples{source}, loss {loss}")
+    if g.min_margin:
+        lines.append(f"  min_margin (pairs): {', '.join(map(str, g.min_margin))}")
+    if g.margin_mode:
+        lines.append(f"  margin_mode (rpo loss only): {', '.join(g.margin_mode)}")
     lines += [f"  cell {c.name}" for c in cells]
     return "\n".join(lines)
 

@@ -1,8 +1,9 @@
 """Ablation configs: YAML that maps one-to-one onto these dataclasses, validated on load.
 
 A config is a base setup (data, sampling, judge, pairs, train, eval) and a grid over
-the study's axes: reversal strategy, judge noise p, model, seed. An unknown key or
-value is an error that names it and lists the valid ones.
+the study's axes: reversal strategy, judge noise p, model, seed, and optionally the margin
+settings `pairs.min_margin` and `train.margin_mode`. An unknown key or value is an error
+that names it and lists the valid ones.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ JUDGES = ("rule", "openai", "hf")
 EVAL_TASKS = ("ifeval_local", "ifbench", "heldout", "multi_if", "sysbench_multiturn")
 PRIMARY_METRICS = ("overall",)  # the per-prompt score, the only one with paired intervals
 ROBUST_LOSSES = ("robust_dpo", "cdpo")  # losses built for flipped preference labels
+# Optional grid axes: left empty, a cell takes the base config's value and its name, stage
+# keys and results are those of a grid without the axis (stored stages are reused).
+MARGIN_AXES = ("min_margin", "margin_mode")
 
 
 @dataclass(frozen=True)
@@ -124,20 +128,43 @@ class Grid:
     noise: tuple[float, ...] = (0.0,)
     model: tuple[str, ...] = ("smollm2-135m",)
     seed: tuple[int, ...] = (0,)
+    min_margin: tuple[int, ...] = ()  # empty: pairs.min_margin
+    margin_mode: tuple[str, ...] = ()  # empty: train.margin_mode (or the trainer's default)
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One grid point: a model trained on one strategy's pairs at one noise level and seed."""
+    """One grid point: a model trained on one strategy's pairs at one noise level and seed;
+    `min_margin` / `margin_mode` are set only where the grid has that axis."""
 
     model: str
     strategy: str
     noise: float
     seed: int
+    min_margin: int | None = None
+    margin_mode: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.model}/{self.strategy}/p{self.noise:g}/s{self.seed}"
+        name = f"{self.model}/{self.strategy}/p{self.noise:g}/s{self.seed}"
+        if self.min_margin is not None:
+            name += f"/g{self.min_margin}"
+        return name + (f"/{self.margin_mode}" if self.margin_mode else "")
+
+    def fields(self) -> dict[str, Any]:
+        """The cell as results.json names it: the optional axes only where set."""
+        values = dataclasses.asdict(self)
+        return {k: v for k, v in values.items() if k not in MARGIN_AXES or v is not None}
+
+
+def axis_values(cell: dict[str, Any]) -> dict[str, Any]:
+    """A cell's (results.json row's) values on the optional axes it sets, in axis order."""
+    return {a: cell[a] for a in MARGIN_AXES if cell.get(a) is not None}
+
+
+def axis_label(cell: dict[str, Any]) -> str:
+    """'min_margin=3, margin_mode=inside_beta' for the optional axes a cell sets, else ''."""
+    return ", ".join(f"{k}={v}" for k, v in axis_values(cell).items())
 
 
 @dataclass(frozen=True)
@@ -158,18 +185,30 @@ class AblationConfig:
         """The pair strategy a grid strategy builds its pairs with."""
         return self.strategies[strategy].pairs if strategy in self.strategies else strategy
 
-    def train_settings(self, strategy: str) -> dict[str, Any]:
+    def train_settings(self, strategy: str, margin_mode: str | None = None) -> dict[str, Any]:
         """TrainConfig keys for a grid strategy: its pair strategy's declared loss, then
-        `train`, then the variant's own `train`."""
+        `train`, then the variant's own `train`, then a cell's `margin_mode`. Only the rpo
+        loss reads the margin mode, so other losses leave it out: their cells on that axis
+        share one training stage, as a cell at the mode `train` already gives shares the
+        stage of a grid without the axis."""
         from rpo_bench.pairs import LOSSES
 
         variant = self.strategies.get(strategy)
         own = variant.train if variant else {}
-        return {"loss": LOSSES[self.pair_strategy(strategy)], **self.train, **own}
+        settings = {"loss": LOSSES[self.pair_strategy(strategy)], **self.train, **own}
+        if margin_mode is not None and settings["loss"] == "rpo":
+            from rpo_bench.train.config import TrainConfig
+
+            # the mode the settings already give keeps the key of a cell without the axis
+            if margin_mode != settings.get("margin_mode", TrainConfig.margin_mode):
+                settings["margin_mode"] = margin_mode
+        return settings
 
     def cells(self) -> list[Cell]:
         g = self.grid
-        return [Cell(*c) for c in itertools.product(g.model, g.strategy, g.noise, g.seed)]
+        axes = (g.model, g.strategy, g.noise, g.seed, g.min_margin or (None,),
+                g.margin_mode or (None,))  # fmt: skip
+        return [Cell(*c) for c in itertools.product(*axes)]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -184,7 +223,7 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     """Values checked against the registries they name."""
     from rpo_bench.data.prompt import SLOTS
     from rpo_bench.pairs import KINDS
-    from rpo_bench.train.config import TrainConfig, example_kind
+    from rpo_bench.train.config import MARGIN_MODES, TrainConfig, example_kind
 
     _one_of(config.data.constraint_slot, SLOTS, f"{where}.data.constraint_slot")
     _one_of(config.sampling.history, HISTORY_CHOICES, f"{where}.sampling.history")
@@ -217,6 +256,11 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     for i, p in enumerate(config.grid.noise):
         if not 0.0 <= p <= 0.5:
             raise ValueError(f"{where}.grid.noise[{i}]: {p} is not a flip probability in [0, 0.5]")
+    for i, g in enumerate(config.grid.min_margin):
+        if g < 1:
+            raise ValueError(f"{where}.grid.min_margin[{i}]: {g} is not a margin >= 1")
+    for i, mode in enumerate(config.grid.margin_mode):
+        _one_of(mode, MARGIN_MODES, f"{where}.grid.margin_mode[{i}]")
     for axis in ("strategy", "noise", "model", "seed"):
         if not getattr(config.grid, axis):
             raise ValueError(f"{where}.grid.{axis}: needs at least one value")

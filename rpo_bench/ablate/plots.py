@@ -4,13 +4,14 @@ to the tables."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rpo_bench.ablate.config import BASE
+from rpo_bench.ablate.config import BASE, axis_values
 
 PAIR_STATS = (
     ("pairs_per_response", "pairs per sampled response"),
@@ -29,7 +30,7 @@ def plot_all(
     made = []
     levels = analysis["levels"]
     for model in dict.fromkeys(lv["model"] for lv in levels):
-        safe = model.replace("/", "_")
+        safe = re.sub(r"[^\w.-]+", "_", model)  # a group may name margin axes: "m, g=3"
         own = [lv for lv in levels if lv["model"] == model]
         made.append(_strategies(own, out / f"strategies_{safe}.png"))
         made.append(_noise(own, out / f"noise_{safe}.png"))
@@ -38,7 +39,9 @@ def plot_all(
             effect = analysis["settings"]["effect_of_interest"]
             made.append(_forest(rows, effect, out / f"forest_{safe}.png"))
     made += [_pairs(results, out / "pairs.png")]
-    size = _model_size(table, out / "model_size.png")
+    # across models only: with margin axes the table's groups are settings, not sizes
+    grouped = any(axis_values(c) for c in results["cells"])
+    size = None if grouped else _model_size(table, out / "model_size.png")
     made += [size] if size else []
     made += [_margins(results, out / "margins.png"), _training(results, out / "training.png")]
     return made

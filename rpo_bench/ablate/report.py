@@ -5,8 +5,10 @@ power, reversal vs a noise-robust loss, pairs and plots (rpo_bench.ablate.analys
 .sections, .plots).
 
 Input (`results`): {"config", "provenance", "base": {model: {task: eval}}, "cells": [
-{"model", "strategy", "noise", "seed", "pairs": stats, "train": {"log": [...]},
-"eval": {task: eval}}]}, where eval = {"metrics": {...}, "per_prompt": [score|None]}.
+{"model", "strategy", "noise", "seed", "min_margin"?, "margin_mode"?, "pairs": stats,
+"train": {"log": [...]}, "eval": {task: eval}}]}, where eval = {"metrics": {...},
+"per_prompt": [score|None]}; the margin axes appear only where the grid has them, and
+tables are then per model and margin setting (rpo_bench.ablate.groups).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 
 from rpo_bench.ablate import analysis as analysis_mod
 from rpo_bench.ablate import sections
-from rpo_bench.ablate.config import BASE
+from rpo_bench.ablate.config import BASE, MARGIN_AXES, axis_values
 from rpo_bench.ablate.evaluate import SINGLE_TURN
+from rpo_bench.ablate.groups import by_group
 from rpo_bench.ablate.plots import plot_all
 from rpo_bench.ablate.stats import seed_interval
 from rpo_bench.evaluate import decoding
@@ -118,7 +121,8 @@ def _task_table(entries: dict[str, Any], reference: str) -> list[str]:
 def _data_table(results: dict[str, Any]) -> list[str]:
     # Pairs and single-response examples (SFT, KTO) side by side: "examples" counts either;
     # label noise is the pairs' pair noise, SFT's imperfect responses, KTO's wrong labels.
-    head = ["model", "strategy", "kind", "noise p", "seed", "examples",
+    axes = [a for a in MARGIN_AXES if any(a in axis_values(c) for c in results["cells"])]
+    head = ["model", "strategy", "kind", "noise p", "seed", *axes, "examples",
             "examples / sampled response", "turns used (share)", "mean margin", "label noise",
             "pair inversion"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -129,7 +133,8 @@ def _data_table(results: dict[str, Any]) -> list[str]:
     for c in results["cells"]:
         s = c["pairs"]
         row = [c["model"], c["strategy"], s.get("kind", "preference"), f"{c['noise']:g}",
-               str(c["seed"]), str(s.get("examples", s.get("pairs"))),
+               str(c["seed"]), *(str(c.get(a, "-")) for a in axes),
+               str(s.get("examples", s.get("pairs"))),
                num(s.get("examples_per_response", s.get("pairs_per_response"))),
                num(s.get("share_turns_used", s.get("share_turns_with_pair"))),
                num(s.get("mean_margin")), num(s.get("example_noise", s.get("pair_noise")), 3),
@@ -153,11 +158,12 @@ def write(results: dict[str, Any], out: str | Path) -> Path:
     """report.md, the PNGs and results.json under `out`; returns the markdown's path."""
     out = Path(out)
     cfg = results["config"]
-    analysis = analysis_mod.analyze(results, cfg["eval"]["bootstrap"])
-    table = summarize(results, analysis)
+    grouped = by_group(results)  # per model and margin setting; results.json keeps the cells
+    analysis = analysis_mod.analyze(grouped, cfg["eval"]["bootstrap"])
+    table = summarize(grouped, analysis)
     power = analysis.pop("power")
     results = {**results, "summary": table, "analysis": analysis, "power": power}
-    pngs = plot_all(results, table, analysis, out)
+    pngs = plot_all({**results, "cells": grouped["cells"]}, table, analysis, out)
     ref = analysis["settings"]["primary"]["reference"]
     md = [f"# Ablation `{cfg['name']}`", ""]
     md += sections.verdict_paragraph(analysis)  # the report opens with its answer
@@ -174,9 +180,10 @@ def write(results: dict[str, Any], out: str | Path) -> Path:
         "excludes 0.",
         "",
     ]
-    for model, tasks in table.items():
+    for name, tasks in table.items():
+        model = grouped["group_models"].get(name, name)
         for task, entries in tasks.items():
-            md += [f"## {task} ({model})", "", _decoding_line(cfg["eval"], task, model), ""]
+            md += [f"## {task} ({name})", "", _decoding_line(cfg["eval"], task, model), ""]
             md += [*_task_table(entries, ref), ""]
     md += sections.power_section({**analysis, "power": power})
     md += sections.robustness_section(analysis, cfg)

@@ -98,6 +98,8 @@ class Runner:
     def pairs(self, cell: Cell) -> tuple[Path, dict]:
         judged, judged_inputs = self.judged(cell.model, cell.noise, cell.seed)
         p, name = self.cfg.pairs, self.cfg.pair_strategy(cell.strategy)  # variants share pairs
+        if cell.min_margin is not None:  # the grid's axis; otherwise the key is as before
+            p = dataclasses.replace(p, min_margin=cell.min_margin)
         inputs = {
             "judged": judged_inputs,
             "strategy": name,
@@ -125,7 +127,7 @@ class Runner:
         pairs, pair_inputs = self.pairs(cell)
         if self.examples(pairs) == 0:
             return None, pair_inputs
-        train = self.cfg.train_settings(cell.strategy)
+        train = self.cfg.train_settings(cell.strategy, cell.margin_mode)
         inputs = {"pairs": pair_inputs, "train": train, "seed": cell.seed}
 
         def work(folder: Path) -> None:
@@ -184,7 +186,7 @@ class Runner:
             pairs, _ = self.pairs(cell)
             cells.append(
                 {
-                    **dataclasses.asdict(cell),
+                    **cell.fields(),
                     "pairs": self.pair_stats(pairs),
                     "train": self._train_summary(trained),
                     "eval": self.evaluate(cell.model, trained, upstream)

@@ -117,7 +117,10 @@ class TrainConfig:
             raise ValueError(
                 f"{path}: expected a mapping of config keys, got {type(values).__name__}"
             )
-        return build(cls, {**values, **overrides}, f"{path}: config")
+        try:
+            return build(cls, {**values, **overrides}, f"{path}: config")
+        except ValueError as err:  # the value checks run after the build: name the file
+            raise ValueError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

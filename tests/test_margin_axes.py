@@ -1,0 +1,117 @@
+"""`pairs.min_margin` and `train.margin_mode` as grid axes: parsing, the cells and the plan,
+stage keys (unchanged for a grid without the axes), and the report naming the values."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from test_report_stats import synthetic
+
+from rpo_bench.ablate import config as config_mod
+from rpo_bench.ablate import report
+from rpo_bench.ablate.__main__ import plan
+from rpo_bench.ablate.runner import Runner
+from rpo_bench.ablate.store import key_of
+
+from conftest import REPO
+
+AXES = """grid:
+  strategy: [dpo_count, rpo]
+  min_margin: [1, 3]
+  margin_mode: [outside_beta, inside_beta]
+"""
+
+
+def load(tmp_path: Path, text: str) -> config_mod.AblationConfig:
+    path = tmp_path / "axes.yaml"
+    path.write_text("name: axes\n" + text)
+    return config_mod.load(path)
+
+
+def stage_keys(cfg: config_mod.AblationConfig, cell: config_mod.Cell, tmp_path: Path) -> dict:
+    """Every stage key a cell's training depends on, without running a stage."""
+    keys = {}
+    runner = Runner(cfg, tmp_path)
+
+    def stage(label, inputs, work, stage=None):
+        stage = stage or label.split(":")[0]
+        keys[stage] = key_of(stage, inputs)
+        return tmp_path / "none"
+
+    runner._stage, runner.examples = stage, lambda folder: 1
+    runner.train(cell)
+    return keys
+
+
+def test_the_axes_parse_and_expand_into_named_cells(tmp_path):
+    cfg = load(tmp_path, AXES)
+    assert (cfg.grid.min_margin, cfg.grid.margin_mode) == ((1, 3), ("outside_beta", "inside_beta"))
+    cells = cfg.cells()
+    assert len(cells) == 2 * 2 * 2
+    assert cells[-1].name == "smollm2-135m/rpo/p0/s0/g3/inside_beta"
+    last = {"model": "smollm2-135m", "strategy": "rpo", "noise": 0.0, "seed": 0}
+    assert cells[-1].fields() == last | {"min_margin": 3, "margin_mode": "inside_beta"}
+    text = plan(cfg)
+    assert "8 cells" in text and "2 min margins x 2 margin modes" in text
+    assert all(f"  cell {c.name}\n" in text + "\n" for c in cells)
+    # only the rpo loss reads the mode, and a cell at the base's own mode adds nothing
+    assert cfg.train_settings("dpo_count", "inside_beta") == {"loss": "dpo"}
+    assert cfg.train_settings("rpo", "outside_beta") == {"loss": "rpo"}
+    assert cfg.train_settings("rpo", "inside_beta") == {"loss": "rpo", "margin_mode": "inside_beta"}
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ("{min_margin: [0]}", r"grid\.min_margin\[0\]: 0 is not a margin >= 1"),
+        (
+            "{margin_mode: [middle]}",
+            r"grid\.margin_mode\[0\]: unknown value 'middle'; valid "
+            r"values: outside_beta, inside_beta",
+        ),  # fmt: skip
+        ("{min_margin: [two]}", r"grid\.min_margin"),
+    ],
+)
+def test_bad_axis_values_name_the_key(tmp_path, grid, message):
+    with pytest.raises(ValueError, match=message):
+        load(tmp_path, f"grid: {grid}\n")
+
+
+def test_a_grid_without_the_axes_keeps_its_cells_and_stage_keys(tmp_path):
+    cfg = config_mod.load(REPO / "ablations/cpu.yaml")
+    dpo, rpo = cfg.cells()[0], cfg.cells()[8]
+    assert (dpo.name, rpo.name) == ("smollm2-135m/dpo_count/p0/s0", "smollm2-135m/rpo/p0/s0")
+    assert "min_margin" not in dpo.fields() and "margin_mode" not in dpo.fields()
+    # keys computed by the code before the axes existed (commit 30ff099)
+    assert stage_keys(cfg, dpo, tmp_path) == {
+        "conversations": "3f8c12beee1f34d4", "samples": "df21d6dc645482e5",
+        "judged": "644a9794ec1dfe61", "pairs": "175a673b1b7d4cc7", "train": "ffd9159d491cc67a",
+    }  # fmt: skip
+    old = stage_keys(cfg, rpo, tmp_path)
+    assert (old["pairs"], old["train"]) == ("7c441c8181b7aef3", "41571600efce5e1c")
+    # an axis value equal to the base's setting is that same cell: its stages are reused
+    same = dataclasses.replace(rpo, min_margin=1, margin_mode="outside_beta")
+    assert stage_keys(cfg, same, tmp_path) == old
+    g3 = stage_keys(cfg, dataclasses.replace(rpo, min_margin=3), tmp_path)
+    assert g3["judged"] == old["judged"] and g3["pairs"] != old["pairs"]
+    inside = stage_keys(cfg, dataclasses.replace(rpo, margin_mode="inside_beta"), tmp_path)
+    assert inside["pairs"] == old["pairs"] and inside["train"] != old["train"]
+
+
+def test_the_report_names_the_axis_values(tmp_path):
+    results = synthetic(shift={"rpo": 5.0})
+    cells = []
+    for mode in ("outside_beta", "inside_beta"):
+        cells += [{**c, "margin_mode": mode} for c in results["cells"]]
+    results["cells"] = cells
+    results["config"]["grid"]["margin_mode"] = ["outside_beta", "inside_beta"]
+    md = report.write(results, tmp_path).read_text()
+    for mode in ("outside_beta", "inside_beta"):
+        assert f"## heldout (smollm2-135m, margin_mode={mode})" in md
+        assert f"p=0 (smollm2-135m, margin_mode={mode})" in md.split("\n\n")[1]  # the verdict
+    assert "| seed | margin_mode | examples |" in md and "| 0 | inside_beta | 10 |" in md
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert {c["margin_mode"] for c in saved["cells"]} == {"outside_beta", "inside_beta"}
+    assert "smollm2-135m, margin_mode=inside_beta" in saved["summary"]
+    assert not (tmp_path / "model_size.png").exists()
