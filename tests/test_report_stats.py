@@ -189,3 +189,15 @@ def test_missing_primary_cells_are_named(tmp_path):
     report.write(synthetic(strategies=("dpo_count", "drop_failed")), tmp_path)
     first = (tmp_path / "report.md").read_text().split("\n\n")[1]
     assert "At p=0: no verdict, not in the grid: `rpo`." in first
+
+
+def test_a_baseline_can_be_the_primary_comparison(tmp_path):
+    """SFT and KTO cells are strategies like the pair strategies: one may be compared."""
+    from rpo_bench.ablate.config import load
+
+    path = tmp_path / "a.yaml"
+    path.write_text("name: a\nanalysis: {primary: {strategy: rpo, reference: sft_chosen}}\n")
+    assert load(path).analysis.primary.reference == "sft_chosen"
+    path.write_text("name: a\nanalysis: {primary: {strategy: nonsense}}\n")
+    with pytest.raises(ValueError, match=r"primary\.strategy: unknown value 'nonsense'"):
+        load(path)

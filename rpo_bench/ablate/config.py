@@ -270,12 +270,12 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
 def _validate_analysis(config: AblationConfig, where: str) -> None:
     """Names checked against the registries; a primary cell missing from this grid is not
     an error (the report says so), so one analysis section serves every preset."""
-    from rpo_bench.pairs import STRATEGIES
+    from rpo_bench.pairs import KINDS
 
     a = config.analysis
     _one_of(a.primary.task, EVAL_TASKS, f"{where}.primary.task")
     _one_of(a.primary.metric, PRIMARY_METRICS, f"{where}.primary.metric")
-    names = [*STRATEGIES, *config.strategies, BASE]
+    names = [*KINDS, *config.strategies, BASE]  # pair strategies and the SFT/KTO baselines
     _one_of(a.primary.strategy, names, f"{where}.primary.strategy")
     _one_of(a.primary.reference, names, f"{where}.primary.reference")
     for i, name in enumerate(a.robust):
