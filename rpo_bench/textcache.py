@@ -53,6 +53,10 @@ class TextCache:
                 (identity, key, text, time.time()),
             )
 
+    def __bool__(self) -> bool:
+        # A cache is there or not; `if cache:` must not mean "if it holds anything" (__len__).
+        return True
+
     def __len__(self) -> int:
         with self._lock:
             return self._db.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0]

@@ -9,13 +9,10 @@ own loader reads them. Counting therefore stays NLTK's code on NLTK's parameters
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import nltk
-
+from rpo_bench.constraints.nltk_data import data_root, on_path
 from rpo_bench.files import atomic_folder
-from rpo_bench.paths import cache_dir
 
 _FILES = ("abbrev_types.txt", "collocations.tab", "sent_starters.txt", "ortho_context.tab")
 
@@ -38,14 +35,8 @@ def _write_punkt_tab(lang_dir: Path, language: str) -> None:
 
 def ensure_punkt(language: str = "english") -> Path:
     """Make NLTK find punkt_tab/<language> without a download; return the NLTK data root."""
-    root = cache_dir() / "nltk_data"
+    root = data_root()
     lang_dir = root / "tokenizers" / "punkt_tab" / language
     if not all((lang_dir / name).exists() for name in _FILES):
         _write_punkt_tab(lang_dir, language)
-    if str(root) not in nltk.data.path:
-        nltk.data.path.insert(0, str(root))
-    # Subprocesses (the lm_eval CLI, workers) find it too.
-    paths = os.environ.get("NLTK_DATA", "")
-    if str(root) not in paths.split(os.pathsep):
-        os.environ["NLTK_DATA"] = os.pathsep.join(p for p in (str(root), paths) if p)
-    return root
+    return on_path(root)

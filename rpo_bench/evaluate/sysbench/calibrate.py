@@ -133,29 +133,20 @@ def _default_cache() -> Path:
 def _judge(args: argparse.Namespace, prompt: str) -> Judge:
     from rpo_bench.judge import make_judge
 
-    cache = None if args.cache == "none" else (args.cache or _default_cache())
     if args.judge == "replay":
         return make_judge("replay", labels=args.replay_labels or args.labels)
+    cache = None if args.cache == "none" else (args.cache or _default_cache())
+    options: dict[str, Any] = {
+        "cache": cache,
+        "prompt": prompt,
+        "rejudge_errors": args.rejudge_errors,
+    }
+    if args.model:
+        options["model"] = args.model
     if args.judge == "openai":
-        options: dict[str, Any] = {"base_url": args.base_url, "api_key_env": args.api_key_env}
-        if args.model:
-            options["model"] = args.model
-        return make_judge(
-            "openai",
-            concurrency=args.concurrency,
-            cache=cache,
-            prompt=prompt,
-            rejudge_errors=args.rejudge_errors,
-            **options,
-        )
-    return make_judge(
-        "hf",
-        max_new_tokens=args.max_new_tokens,
-        cache=cache,
-        prompt=prompt,
-        rejudge_errors=args.rejudge_errors,
-        **({"model": args.model} if args.model else {}),
-    )
+        options |= {"base_url": args.base_url, "api_key_env": args.api_key_env}
+        return make_judge("openai", concurrency=args.concurrency, **options)
+    return make_judge("hf", max_new_tokens=args.max_new_tokens, **options)
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
