@@ -61,7 +61,7 @@ def test_unknown_strategy_lists_the_registry(tmp_path):
         config_mod.load(write(tmp_path, "name: x\ngrid: {strategy: [dpo]}\n"))
 
 
-@pytest.mark.parametrize("preset", ["smoke", "cpu", "paper_llama8b", "model_size"])
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "cpu_full", "paper_llama8b", "model_size"])
 def test_presets_validate_and_dry_run_prints_the_plan(preset):
     cfg = config_mod.load(ABLATIONS / f"{preset}.yaml")
     out = subprocess.run(
