@@ -79,6 +79,12 @@ def test_paper_preset_is_the_papers_setting():
     assert cfg.train["lora"] == {"r": 8, "alpha": 16, "target_modules": "all-linear"}
     assert (cfg.train["beta"], cfg.train["gamma"], cfg.train["lr"]) == (0.1, 0.05, 5e-4)
     assert cfg.train["epochs"] == 3 and "sysbench_multiturn" in cfg.eval.tasks
+    # every example kind and loss the paper's Table 1 and the noise controls need
+    from rpo_bench.pairs import KINDS
+
+    assert set(KINDS) <= set(cfg.grid.strategy)
+    losses = {cfg.train_settings(s)["loss"] for s in cfg.grid.strategy}
+    assert losses == {"dpo", "rpo", "sft", "kto", "cdpo", "robust_dpo"}
 
 
 def test_store_runs_a_stage_once_and_keys_on_inputs(tmp_path):
@@ -151,7 +157,14 @@ def test_smoke_preset_end_to_end_with_kill_and_resume(tmp_path):
     finished = {f for f in finished if not f.endswith(".partial")}
     assert any(f.startswith("samples/") for f in finished)
 
-    subprocess.run([*cmd, "--resume"], cwd=REPO, env=env, check=True, capture_output=True)
+    done = subprocess.run([*cmd, "--resume"], cwd=REPO, env=env, check=True, capture_output=True,
+                          text=True)  # fmt: skip
+    # The terminal gets the plan, the bars and the trainer's lines; libraries' noise goes to
+    # the run's log, which both runs appended to.
+    terminal, log = done.stdout + done.stderr, (work / "ablate.log").read_text()
+    assert "examples (" in terminal and "examples (" in log
+    assert "Loading weights" not in terminal and "FutureWarning" not in terminal
+    assert log.count("python -m rpo_bench.ablate") == 2 and "stage train:" in log
     results = json.loads((out / "results.json").read_text())
     computed = set(results["provenance"]["computed_this_run"])
     assert not computed & finished, computed & finished

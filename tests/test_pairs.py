@@ -264,6 +264,14 @@ def test_strategies_on_random_verdicts(case):
             if strategy != "drop_failed":
                 assert all(reversible[k] for k in p.reversed)
                 assert all(not reversible[k] for k in p.dropped)
+    # Input-side pairs: one per distinct failing response, the same response on both sides;
+    # it passes everything under its own prompt and fails `margin` under the original.
+    for p in built["iopo"]:
+        vector = matrix[p.chosen]
+        assert p.rejected == p.chosen and p.rejected_prompt is not None
+        assert all(vector[k] != (k in p.reversed) for k in range(len(vector)) if k not in p.dropped)
+        assert p.margin == sum(not ok for ok in vector) >= 1 and p.rejected_dropped == ()
+    assert len(built["iopo"]) == sum(1 for v in distinct if not all(v))
     ordered = {s: {(p.chosen, p.rejected) for p in built[s]} for s in STRATEGIES}
     assert ordered["rpo_one_way"] == ordered["dpo_count"]
     assert ordered["dpo_perfect"] <= ordered["dpo_count"]
@@ -463,7 +471,11 @@ def test_every_strategy_declares_its_training_loss():
     from rpo_bench.pairs import KINDS, LOSSES, STRATEGIES
 
     assert set(LOSSES) == set(KINDS) >= set(STRATEGIES)
-    assert {s for s, loss in LOSSES.items() if loss == "dpo"} == {"dpo_count", "dpo_perfect"}
+    assert {s for s, loss in LOSSES.items() if loss == "dpo"} == {
+        "dpo_count",
+        "dpo_perfect",
+        "iopo",
+    }
     # single-response strategies train with the loss named after their example kind
     assert {s: LOSSES[s] for s in set(KINDS) - set(STRATEGIES)} == {
         "sft_chosen": "sft", "sft_golden": "sft", "kto": "kto", "kto_reversed": "kto"

@@ -30,6 +30,7 @@ LOSSES: dict[str, str] = {
     "drop_failed": "rpo",
     "dpo_count": "dpo",
     "dpo_perfect": "dpo",
+    "iopo": "dpo",  # IOPO's pairs trained with the sigmoid loss, like the DPO baselines
     **{name: kind for name, (kind, _) in unpaired.BUILDERS.items()},
 }
 

@@ -7,6 +7,7 @@ the prompt says exactly what the chosen response was judged to satisfy.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -34,13 +35,22 @@ class Pair:
     dropped: tuple[int, ...]  # constraints left out of the prompt
     constraints: tuple[AnyConstraint, ...]  # the prompt's constraints, rewritten
     prompt: list[Message]
+    # input-side pairs (IOPO): the rejected side's own prompt, the original one, which
+    # reverses nothing and leaves out `rejected_dropped`
+    rejected_prompt: list[Message] | None = None
+    rejected_dropped: tuple[int, ...] = ()
 
     @property
     def id(self) -> str:
-        return f"{self.turn.id}/{self.chosen}>{self.rejected}"
+        side = "@original" if self.rejected_prompt is not None else ""
+        return f"{self.turn.id}/{self.chosen}>{self.rejected}{side}"
 
     def to_row(self) -> dict[str, Any]:
-        """The pairs-file row (the contract other stages read)."""
+        """The pairs-file row (the contract other stages read); an input-side pair adds
+        `chosen_prompt` (= `prompt`) and `rejected_prompt`."""
+        sides = {}
+        if self.rejected_prompt is not None:
+            sides = {"chosen_prompt": self.prompt, "rejected_prompt": self.rejected_prompt}
         return {
             "id": self.id,
             "prompt": self.prompt,
@@ -53,6 +63,7 @@ class Pair:
             "turn": self.turn.id,
             "chosen_index": self.chosen,
             "rejected_index": self.rejected,
+            **sides,
         }
 
 
@@ -133,7 +144,12 @@ def _turn_pairs(
         prompt = rewriter.prompt(
             turn, {cols[c] for c in p.reversed}, skip | {cols[c] for c in p.dropped}
         )
-        pairs.append(Pair(turn, strategy, reps[p.chosen], reps[p.rejected], p.margin, *prompt))
+        original = {}
+        if p.input_side:
+            _, dropped, _, rejected_prompt = rewriter.prompt(turn, set(), skip)
+            original = {"rejected_prompt": rejected_prompt, "rejected_dropped": dropped}
+        pair = Pair(turn, strategy, reps[p.chosen], reps[p.rejected], p.margin, *prompt)
+        pairs.append(dataclasses.replace(pair, **original) if original else pair)
     return pairs
 
 

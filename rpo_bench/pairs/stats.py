@@ -11,16 +11,18 @@ from rpo_bench.pairs.turn import Turn
 from rpo_bench.pairs.unpaired import Example
 
 
-def true_failures(pair: Pair | Example, response: int) -> int | None:
+def true_failures(pair: Pair | Example, response: int, *, rejected: bool = False) -> int | None:
     """How many constraints of the pair's prompt `response` fails under the TRUE verdicts
-    (a reversed constraint fails exactly when the original passes); None without them."""
+    (a reversed constraint fails exactly when the original passes); None without them.
+    `rejected`: the prompt of the rejected side (its own, for an input-side pair)."""
     truth = pair.turn.true_verdicts
     if truth is None:
         return None
+    reversed_, dropped = pair.reversed, pair.dropped
+    if rejected and isinstance(pair, Pair) and pair.rejected_prompt is not None:
+        reversed_, dropped = (), pair.rejected_dropped
     return sum(
-        1
-        for k, ok in enumerate(truth[response])
-        if k not in pair.dropped and ok == (k in pair.reversed)
+        1 for k, ok in enumerate(truth[response]) if k not in dropped and ok == (k in reversed_)
     )
 
 
@@ -59,7 +61,7 @@ def pair_stats(turns: Sequence[Turn], pairs: Sequence[Pair]) -> dict[str, Any]:
     responses = sum(len(t.responses) for t in turns)
     margins = Counter(p.margin for p in pairs)
     judged = [
-        (true_failures(p, p.chosen), true_failures(p, p.rejected))
+        (true_failures(p, p.chosen), true_failures(p, p.rejected, rejected=True))
         for p in pairs
         if p.turn.true_verdicts is not None
     ]

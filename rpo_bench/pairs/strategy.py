@@ -21,7 +21,8 @@ class Plan:
 
     `reversed`: constraints shown reversed; `dropped`: constraints left out of the
     prompt; `margin`: how many of the prompt's constraints the rejected response fails
-    beyond the chosen one (for `rpo`, exactly how many it fails).
+    beyond the chosen one (for `rpo`, exactly how many it fails). `input_side`: the
+    rejected side is the chosen response itself under the original prompt (IOPO).
     """
 
     chosen: int
@@ -29,6 +30,7 @@ class Plan:
     reversed: tuple[int, ...]
     dropped: tuple[int, ...]
     margin: int
+    input_side: bool = False
 
 
 Strategy = Callable[[Sequence[Vector], Sequence[bool]], list[Plan]]
@@ -122,12 +124,27 @@ def dpo_perfect(vectors: Sequence[Vector], reversible: Sequence[bool]) -> list[P
     ]
 
 
+def iopo(vectors: Sequence[Vector], reversible: Sequence[bool]) -> list[Plan]:
+    """Input-side pairs (IOPO, arXiv 2411.06208): one response, two prompts. Every response
+    that fails a constraint is preferred under its own rewritten prompt (failed constraints
+    reversed, or left out where they cannot be, as `rpo`'s chosen) over the original prompt,
+    which it violates; margin = the constraints it fails there. A response passing
+    everything yields nothing (its two prompts would coincide)."""
+    plans = []
+    for i, vector in enumerate(vectors):
+        flipped, dropped = rewrite_failed(vector, reversible)
+        if flipped or dropped:
+            plans.append(Plan(i, i, flipped, dropped, len(flipped) + len(dropped), True))
+    return plans
+
+
 STRATEGIES: dict[str, Strategy] = {
     "rpo": rpo,
     "rpo_one_way": rpo_one_way,
     "drop_failed": drop_failed,
     "dpo_count": dpo_count,
     "dpo_perfect": dpo_perfect,
+    "iopo": iopo,
 }
 
 

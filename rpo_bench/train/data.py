@@ -2,8 +2,10 @@
 batch (SFT and KTO rows: `unpaired`).
 
 Only the final assistant reply is scored: the prompt (system, earlier turns, the last
-user message) is context. A prompt too long for `max_length` loses whole earlier
-messages first, then tokens from the left; the reply is never cut.
+user message) is context. An input-side pair (IOPO) carries a `rejected_prompt`: the same
+reply, preferred under `prompt` over `rejected_prompt`; each side is fitted on its own.
+A prompt too long for `max_length` loses whole earlier messages first, then tokens from
+the left; the reply is never cut.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Pair:
     chosen: str
     rejected: str
     margin: int
+    rejected_prompt: list[Message] | None = None  # input-side pairs: the rejected's own prompt
 
 
 def check_row(
@@ -37,27 +40,34 @@ def check_row(
     """Validate the fields every example has (id, prompt), its reply strings and that the
     `other` fields are present; returns the prompt. Errors name `where` and the field."""
 
-    def bad(field: str, why: str) -> ValueError:
-        return ValueError(f"{where}: field {field!r} {why}")
-
     for name in ("id", "prompt", *replies, *other):
         if name not in row:
-            raise bad(name, "is missing")
+            raise _bad(where, name, "is missing")
     if not isinstance(row["id"], str | int) or isinstance(row["id"], bool):
-        raise bad("id", "must be a string or an integer")
-    prompt = row["prompt"]
+        raise _bad(where, "id", "must be a string or an integer")
+    prompt = check_prompt(row["prompt"], where, "prompt")
+    for name in replies:
+        if not isinstance(row[name], str) or not row[name].strip():
+            raise _bad(where, name, "must be a non-empty string")
+    return prompt
+
+
+def _bad(where: str, field: str, why: str) -> ValueError:
+    return ValueError(f"{where}: field {field!r} {why}")
+
+
+def check_prompt(prompt: Any, where: str, field: str) -> list[Message]:
+    """A chat prompt ending with the user message the reply answers; a copy."""
     if not isinstance(prompt, list) or not prompt:
-        raise bad("prompt", "must be a non-empty list of chat messages")
+        raise _bad(where, field, "must be a non-empty list of chat messages")
     for i, m in enumerate(prompt):
         if not (
             isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
         ):
-            raise bad(f"prompt[{i}]", f"must be {{'role': one of {ROLES}, 'content': str}}")
+            shape = f"must be {{'role': one of {ROLES}, 'content': str}}"
+            raise _bad(where, f"{field}[{i}]", shape)
     if prompt[-1]["role"] != "user":
-        raise bad("prompt", "must end with a user message (the reply answers it)")
-    for name in replies:
-        if not isinstance(row[name], str) or not row[name].strip():
-            raise bad(name, "must be a non-empty string")
+        raise _bad(where, field, "must end with a user message (the reply answers it)")
     return [dict(m) for m in prompt]
 
 
@@ -66,7 +76,14 @@ def _check(row: dict[str, Any], where: str) -> Pair:
     margin = row["margin"]
     if not isinstance(margin, int) or isinstance(margin, bool) or margin < 0:
         raise ValueError(f"{where}: field 'margin' must be an integer >= 0, got {margin!r}")
-    return Pair(str(row["id"]), prompt, row["chosen"], row["rejected"], margin)
+    rejected_prompt = None
+    if "rejected_prompt" in row:  # an input-side pair; `chosen_prompt`, if given, is `prompt`
+        rejected_prompt = check_prompt(row["rejected_prompt"], where, "rejected_prompt")
+        if "chosen_prompt" in row and row["chosen_prompt"] != row["prompt"]:
+            raise _bad(where, "chosen_prompt", "must equal 'prompt' (the chosen reply's prompt)")
+    elif "chosen_prompt" in row:
+        raise _bad(where, "rejected_prompt", "is missing (the row has a 'chosen_prompt')")
+    return Pair(str(row["id"]), prompt, row["chosen"], row["rejected"], margin, rejected_prompt)
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
@@ -88,10 +105,19 @@ class Encoded:
     margin: int
     truncated: bool = False
     desirable: bool | None = None  # KTO's label
+    rejected_prompt_ids: list[int] | None = None  # input-side pairs: the rejected's prompt
+
+    @property
+    def rejected_context(self) -> list[int]:
+        """The prompt the rejected reply is scored under."""
+        return self.prompt_ids if self.rejected_prompt_ids is None else self.rejected_prompt_ids
 
     @property
     def length(self) -> int:
-        return len(self.prompt_ids) + max(len(self.chosen_ids), len(self.rejected_ids))
+        return max(
+            len(self.prompt_ids) + len(self.chosen_ids),
+            len(self.rejected_context) + len(self.rejected_ids),
+        )
 
 
 @dataclass
@@ -159,12 +185,22 @@ def fit(
 def tokenize_pairs(pairs: list[Pair], tokenizer: Any, max_length: int) -> Tokenized:
     out, truncated, dropped = [], 0, 0
     for index, pair in enumerate(pairs):
-        fitted = fit(tokenizer, pair.prompt, (pair.chosen, pair.rejected), max_length)
-        if fitted is None:
-            dropped += 1
-            continue
-        p, (c, r), shortened = fitted
-        out.append(Encoded(index, p, c, r, pair.margin, shortened))
+        if pair.rejected_prompt is None:
+            fitted = fit(tokenizer, pair.prompt, (pair.chosen, pair.rejected), max_length)
+            if fitted is None:
+                dropped += 1
+                continue
+            p, (c, r), shortened = fitted
+            out.append(Encoded(index, p, c, r, pair.margin, shortened))
+        else:  # two prompts: each side fitted on its own
+            chosen = fit(tokenizer, pair.prompt, (pair.chosen,), max_length)
+            rejected = fit(tokenizer, pair.rejected_prompt, (pair.rejected,), max_length)
+            if chosen is None or rejected is None:
+                dropped += 1
+                continue
+            (p, (c,), cut_c), (q, (r,), cut_r) = chosen, rejected
+            shortened = cut_c or cut_r
+            out.append(Encoded(index, p, c, r, pair.margin, shortened, rejected_prompt_ids=q))
         truncated += shortened
     if not out:
         raise ValueError(f"no pair fits max_length={max_length}: every reply alone is longer")
@@ -175,7 +211,8 @@ def tokenize_pairs(pairs: list[Pair], tokenizer: Any, max_length: int) -> Tokeni
 class Batch:
     """One forward's worth of pairs; log-probs come out chosen first, then rejected.
 
-    Plain: 2B right-padded rows, `prompt|chosen` then `prompt|rejected`.
+    Plain: 2B right-padded rows, `prompt|chosen` then `prompt|rejected` (an input-side
+    pair: `rejected_prompt|rejected`).
     Shared prompt: B rows `prompt|chosen|rejected`; a 4D mask keeps the rejected reply
     from seeing the chosen one, and its positions restart after the prompt, so each
     reply is scored exactly as in its own row while the prompt is computed once.
@@ -210,7 +247,7 @@ def _labels(pairs: list[Encoded]) -> torch.Tensor | None:
 
 def collate(pairs: list[Encoded], pad_id: int) -> Batch:
     seqs = [(e.prompt_ids, e.chosen_ids) for e in pairs] + [
-        (e.prompt_ids, e.rejected_ids) for e in pairs
+        (e.rejected_context, e.rejected_ids) for e in pairs
     ]
     width = max(len(p) + len(y) for p, y in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -286,9 +323,15 @@ def make_batches(
     """
     rng = random.Random(seed)
     keyed = sorted(pairs, key=lambda e: (e.length, rng.random()))
-    make = collate_shared if share_prompt else collate
     groups = [keyed[i : i + batch_size] for i in range(0, len(keyed), batch_size)]
-    return [make(fill(g) if fill else g, pad_id) for g in groups]
+    return [_collate(fill(g) if fill else g, pad_id, share_prompt) for g in groups]
+
+
+def _collate(pairs: list[Encoded], pad_id: int, share_prompt: bool) -> Batch:
+    """Shared-prompt rows where every pair has one prompt; plain rows otherwise."""
+    if share_prompt and all(e.rejected_prompt_ids is None for e in pairs):
+        return collate_shared(pairs, pad_id)
+    return collate(pairs, pad_id)
 
 
 def epoch_order(n_batches: int, seed: int, epoch: int) -> list[int]:
