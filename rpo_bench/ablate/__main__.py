@@ -9,49 +9,6 @@ from pathlib import Path
 from rpo_bench.ablate import config as config_mod
 
 
-class Progress:
-    """One rich display: the grid's cells (with ETA) and the stage running now."""
-
-    def __init__(self, cells: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as RichProgress
-
-        self.bar = RichProgress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        self.grid = self.bar.add_task("grid", total=cells)
-        self.current = self.bar.add_task("stage: -", total=None)
-        self.started = False
-
-    def cell(self, name: str) -> None:
-        if self.started:
-            self.bar.advance(self.grid)
-        self.started = True
-        self.bar.update(self.grid, description=f"grid: {name}")
-
-    def stage(self, label: str) -> None:
-        self.bar.update(self.current, description=f"stage: {label}")
-
-    def __enter__(self) -> Progress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if exc[0] is None:
-            self.bar.update(self.grid, completed=self.bar.tasks[self.grid].total)
-        self.bar.__exit__(*exc)
-
-
 def plan(cfg: config_mod.AblationConfig) -> str:
     from rpo_bench.pairs import KINDS
 
@@ -111,20 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     print(plan(cfg))
     if args.dry_run:
         return
-    import warnings
-
-    from transformers.utils import logging as hf_logging
-
+    from rpo_bench.ablate.console import Progress, log, log_to_file
     from rpo_bench.ablate.runner import Runner, write_report
     from rpo_bench.ablate.store import StageBusy
 
-    # Only the grid and stage bars belong on the terminal: transformers' per-load progress
-    # bars and its deprecation notices would scroll above them at every stage.
-    hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-
     out = Path(args.out or f"reports/{cfg.name}")
     work = Path(args.work or f"runs/ablate/{cfg.name}")
+    log_path = log_to_file(work)
+    log.info("python -m rpo_bench.ablate %s\n%s", " ".join(argv or sys.argv[1:]), plan(cfg))
     try:
         with Progress(len(cfg.cells())) as progress:
             runner = Runner(cfg, work, args.resume, progress, wait=not args.no_wait,
@@ -133,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     except StageBusy as err:
         print(f"rpo_bench.ablate: {err}", file=sys.stderr)
         sys.exit(2)
-    print(f"report: {write_report(results, out)}")
+    report = write_report(results, out)
+    log.info("report: %s", report)
+    print(f"report: {report}\nlog: {log_path}")
 
 
 if __name__ == "__main__":

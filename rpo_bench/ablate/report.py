@@ -38,19 +38,6 @@ SHORT = {
     "prompt_level_loose_acc": "prompt loose",
     "inst_level_loose_acc": "inst loose",
 }
-PAPER_TABLE = """\
-| model (paper, Table 1) | Sys avg | MIF avg |
-|---|---|---|
-| Llama-3.1-8B-Instruct | 52.12 | 66.56 |
-| 8B + DPO | 62.53 | 66.66 |
-| 8B + RPO | 67.12 | 69.18 |
-| Qwen2.5-7B-Instruct | 53.59 | 63.20 |
-| 7B + DPO | 59.49 | 63.11 |
-| 7B + RPO | 63.06 | 66.27 |
-| Llama-3.1-70B-Instruct | 63.87 | 75.57 |
-| 70B + DPO | 70.64 | 75.92 |
-| 70B + RPO | 77.83 | 78.15 |
-"""
 
 
 def summarize(results: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
@@ -194,15 +181,7 @@ def write(results: dict[str, Any], out: str | Path) -> Path:
                "since: " + ", ".join(f"`{s}`" for s in stale) + ".", ""]  # fmt: skip
     md += ["## Pairs", "", *_data_table(results), ""]
     md += ["## Plots", ""] + [f"![{p}]({p})" for p in pngs] + [""]
-    md += [
-        "## Next to the paper",
-        "",
-        "The paper (Table 1) reports RPO over DPO on 8B-70B models with GPT-4o-judged "
-        "SysBench and Multi-IF. This study runs a 135M model on verifiable constraints on a "
-        "CPU; absolute numbers are not comparable, only the direction of RPO vs DPO is.",
-        "",
-        PAPER_TABLE,
-    ]
+    md += sections.paper_section(analysis, cfg)
     prov = results["provenance"]
     md += [
         "## Provenance",

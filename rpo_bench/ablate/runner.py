@@ -9,6 +9,7 @@ built from (true ones kept).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import platform
@@ -142,7 +143,10 @@ class Runner:
                     "seed": cell.seed,
                 }
             )
-            run_training(pairs / "pairs.jsonl", cfg, resume=self.store.resume, quiet=True)
+            # the trainer's summary line goes above the bars and into the run's log
+            printing = self.progress.printing() if self.progress else contextlib.nullcontext()
+            with printing:
+                run_training(pairs / "pairs.jsonl", cfg, resume=self.store.resume, quiet=True)
 
         return self._stage(f"train:{cell.name}", inputs, work, "train"), inputs
 
