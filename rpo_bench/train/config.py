@@ -14,6 +14,9 @@ from rpo_bench.typedconfig import build
 
 LOSSES = ("dpo", "rpo", "ipo", "cdpo", "robust_dpo", "sft", "kto")
 MARGIN_MODES = ("outside_beta", "inside_beta")
+# length: global batches of near-equal lengths (sorted, ties by the seed); bucketed: a seeded
+# shuffle cut into buckets of 8 global batches, sorted within each (mixed data, low padding)
+BATCH_ORDERS = ("length", "bucketed")
 # the losses that train on single responses, by the example kind they read (`kind` of a
 # pairs-file row); every other loss reads preference pairs
 SINGLE_RESPONSE_LOSSES = {"sft": "sft", "kto": "kto"}
@@ -58,8 +61,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float | None = 1.0
     epochs: int = 1
-    batch_size: int = 8  # pairs per micro-batch (2x sequences in the forward)
+    # pairs per micro-batch and process (2x sequences in the forward); a step's global batch
+    # is batch_size x grad_accum x processes, and its pairs do not depend on the processes
+    batch_size: int = 8
     grad_accum: int = 1
+    batch_order: str = "length"  # length | bucketed (BATCH_ORDERS)
     warmup_ratio: float = 0.1
     max_length: int = 1024
     grad_checkpointing: bool = True  # per layer; on CPU it cost ~4% and saved ~2/3 of RSS
@@ -88,6 +94,7 @@ class TrainConfig:
             # KTO's KL reference point comes from the other examples of a batch (as in TRL)
             "batch_size": self.batch_size >= (2 if self.loss == "kto" else 1),
             "grad_accum": self.grad_accum >= 1,
+            "batch_order": self.batch_order in BATCH_ORDERS,
             "warmup_ratio": 0 <= self.warmup_ratio < 1,
             "max_length": self.max_length >= 8,
             "save_every": self.save_every >= 0,
@@ -99,7 +106,8 @@ class TrainConfig:
             raise ValueError(
                 "invalid training config value(s): "
                 + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-                + f" (loss: {LOSSES}, margin_mode: {MARGIN_MODES}; kto needs batch_size >= 2)"
+                + f" (loss: {LOSSES}, margin_mode: {MARGIN_MODES}, batch_order: {BATCH_ORDERS}; "
+                "kto needs batch_size >= 2)"
             )
 
     @classmethod

@@ -307,6 +307,83 @@ def collate_shared(pairs: list[Encoded], pad_id: int) -> Batch:
     )
 
 
+BUCKET = 8  # global batches per length bucket under batch_order "bucketed"
+
+
+@dataclass
+class Step:
+    """One optimizer step on this process: its micro-batches, and the size of the global
+    batch they belong to (each micro-batch's loss is weighted by its share of it)."""
+
+    micro: list[Batch]
+    global_size: int
+
+
+def global_batches(
+    pairs: list[Encoded], size: int, seed: int, order: str = "length"
+) -> list[list[Encoded]]:
+    """The run's global batches of `size` examples: a function of the examples, the seed
+    and `size` alone, never of the number of processes. `length`: sorted by length (ties by
+    the seed), near-equal lengths in every batch. `bucketed`: a seeded shuffle cut into
+    buckets of BUCKET global batches, sorted by length within each bucket."""
+    rng = random.Random(seed)
+    if order == "length":
+        keyed = sorted(pairs, key=lambda e: (e.length, rng.random()))
+    elif order == "bucketed":
+        shuffled = list(pairs)
+        rng.shuffle(shuffled)
+        span = size * BUCKET
+        keyed = [
+            e
+            for i in range(0, len(shuffled), span)
+            for e in sorted(shuffled[i : i + span], key=lambda e: e.length)
+        ]
+    else:
+        raise ValueError(f"unknown batch order {order!r}; known: length, bucketed")
+    return [keyed[i : i + size] for i in range(0, len(keyed), size)]
+
+
+def split(group: list[Encoded], parts: int) -> list[list[Encoded]] | None:
+    """`group` in `parts` contiguous micro-batches of near-equal size; None if too small."""
+    if len(group) < parts:
+        return None
+    q, r = divmod(len(group), parts)
+    bounds = [j * q + min(j, r) for j in range(parts + 1)]
+    return [group[bounds[j] : bounds[j + 1]] for j in range(parts)]
+
+
+def schedule(
+    pairs: list[Encoded],
+    batch_size: int,
+    grad_accum: int,
+    processes: int,
+    rank: int,
+    pad_id: int,
+    seed: int,
+    share_prompt: bool = False,
+    fill: Callable[[list[Encoded]], list[Encoded]] | None = None,
+    order: str = "length",
+) -> tuple[list[Step], int]:
+    """This process's steps of an epoch, in batch order (`epoch_order` permutes them every
+    epoch, the same way for any number of processes), and the examples left out.
+
+    Each global batch (batch_size x grad_accum x processes examples) is cut into
+    grad_accum micro-batches per process; process `rank` takes its contiguous share. A last
+    global batch with fewer examples than grad_accum x processes is left out. `fill`
+    completes each global batch's examples (KTO: their mismatched replies)."""
+    size = batch_size * grad_accum * processes
+    steps, left = [], 0
+    for group in global_batches(pairs, size, seed, order):
+        group = fill(group) if fill else group
+        parts = split(group, grad_accum * processes)
+        if parts is None:
+            left += len(group)
+            continue
+        mine = parts[rank * grad_accum : (rank + 1) * grad_accum]
+        steps.append(Step([_collate(m, pad_id, share_prompt) for m in mine], len(group)))
+    return steps, left
+
+
 def make_batches(
     pairs: list[Encoded],
     batch_size: int,

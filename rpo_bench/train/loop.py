@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from rpo_bench.train.config import TrainConfig
-from rpo_bench.train.data import Batch, epoch_order
+from rpo_bench.train.data import Batch, Step, epoch_order
 from rpo_bench.train.loss import KtoLogps, PairLogps, kto_loss, preference_loss, sft_loss
 from rpo_bench.train.progress import RunLog
 
@@ -29,27 +29,27 @@ class Run:
     scorer: torch.nn.Module  # SequenceScorer, prepared
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    batches: list[Batch]  # this process's share, fixed for the run
+    steps: list[Step]  # one epoch's steps, this process's share, fixed for the run
     ref: torch.Tensor  # [n_examples, 2] reference log-probs of both replies (zeros for SFT)
     log: RunLog
     save: Callable[[int], Any]  # writes a checkpoint after step N, returns its path
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.batches) / self.cfg.grad_accum)
+        return len(self.steps)
 
     @property
     def total_steps(self) -> int:
         return self.steps_per_epoch * self.cfg.epochs
 
 
-def plan(run: Run, start: int, stop: int) -> Iterator[tuple[int, int, list[Batch]]]:
-    """(step, epoch, micro-batches) from `start`; a pure function of the seed, so resumable."""
-    ga = run.cfg.grad_accum
+def plan(run: Run, start: int, stop: int) -> Iterator[tuple[int, int, Step]]:
+    """(step, epoch, this process's share of the step) from `start`; a pure function of the
+    seed and the global batch size, so resumable, and the same global batches for any
+    number of processes."""
     for step in range(start, stop):
         epoch, k = divmod(step, run.steps_per_epoch)
-        order = epoch_order(len(run.batches), run.cfg.seed, epoch)
-        yield step, epoch, [run.batches[i] for i in order[k * ga : (k + 1) * ga]]
+        yield step, epoch, run.steps[epoch_order(run.steps_per_epoch, run.cfg.seed, epoch)[k]]
 
 
 def batch_loss(run: Run, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -76,6 +76,16 @@ def batch_loss(run: Run, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
     )  # fmt: skip
 
 
+def _global(acc: Any, sums: dict[str, float], tokens: int) -> tuple[dict[str, float], int]:
+    """The step's metrics over the whole global batch: every process's weighted share summed."""
+    if acc.num_processes == 1:
+        return dict(sums), tokens
+    keys = sorted(sums)
+    values = torch.tensor([sums[k] for k in keys] + [float(tokens)], device=acc.device)
+    values = acc.reduce(values, reduction="sum").tolist()
+    return dict(zip(keys, values[:-1], strict=True)), int(values[-1])
+
+
 def train_loop(run: Run, start: int, last_checkpoint: Any = None) -> int:
     """Run optimizer steps from `start`; return the step reached."""
     cfg, acc = run.cfg, run.accelerator
@@ -83,10 +93,14 @@ def train_loop(run: Run, start: int, last_checkpoint: Any = None) -> int:
     params = [p for p in run.scorer.parameters() if p.requires_grad]
     run.scorer.train()
     step = start
-    for step, epoch, micro in plan(run, start, stop):
+    world = acc.num_processes
+    for step, epoch, share in plan(run, start, stop):
         began, tokens, sums = time.perf_counter(), 0, defaultdict(float)
-        for i, batch in enumerate(micro):
-            last = i == len(micro) - 1  # sync gradients across processes only once per step
+        for i, batch in enumerate(share.micro):
+            last = i == len(share.micro) - 1  # sync gradients across processes once per step
+            # weights make the step's gradient the mean over the whole global batch (DDP
+            # averages over processes), whatever the micro-batch sizes
+            weight = batch.size / share.global_size
             with nullcontext() if last else acc.no_sync(run.scorer):
                 loss, metrics = batch_loss(run, batch)
                 if not math.isfinite(metrics["loss"]):
@@ -94,10 +108,11 @@ def train_loop(run: Run, start: int, last_checkpoint: Any = None) -> int:
                         f"loss is {metrics['loss']} at step {step + 1} (epoch {epoch}); "
                         f"training stopped, last checkpoint kept: {last_checkpoint or 'none yet'}"
                     )
-                acc.backward(loss / len(micro))
+                acc.backward(loss * (weight * world))
             tokens += batch.tokens
             for key, value in metrics.items():
-                sums[key] += value / len(micro)
+                sums[key] += value * weight
+        sums, tokens = _global(acc, sums, tokens)
         if cfg.max_grad_norm:
             acc.clip_grad_norm_(params, cfg.max_grad_norm)
         run.optimizer.step()
@@ -106,11 +121,9 @@ def train_loop(run: Run, start: int, last_checkpoint: Any = None) -> int:
         seconds = time.perf_counter() - began
         done = step + 1
         if done % cfg.log_every == 0 or done == stop:
-            pairs = sum(b.size for b in micro) * acc.num_processes
             run.log.log(
                 {"step": done, "epoch": epoch, **sums, "lr": run.scheduler.get_last_lr()[0],
-                 "pairs_per_s": pairs / seconds,
-                 "tokens_per_s": tokens * acc.num_processes / seconds}
+                 "pairs_per_s": share.global_size / seconds, "tokens_per_s": tokens / seconds}
             )  # fmt: skip
         if cfg.save_every and done % cfg.save_every == 0 and done != stop:
             last_checkpoint = run.save(done)

@@ -22,7 +22,7 @@ from rpo_bench import models
 from rpo_bench.files import atomic_folder, write_atomic
 from rpo_bench.train import checkpoint
 from rpo_bench.train.config import TrainConfig, example_kind
-from rpo_bench.train.data import Batch, make_batches, read_pairs, tokenize_pairs
+from rpo_bench.train.data import Batch, read_pairs, schedule, tokenize_pairs
 from rpo_bench.train.logps import SequenceScorer, causal_lm
 from rpo_bench.train.loop import Run, train_loop
 from rpo_bench.train.progress import RunLog
@@ -161,14 +161,16 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
     loaded = models.load(cfg.model)
     tokenizer, model = loaded.tokenizer, loaded.model
     rows, tokenized, fill = _examples(pairs, cfg, tokenizer)
-    batches = make_batches(
-        tokenized.pairs, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, cfg.share_prompt, fill
-    )
-    # each process keeps a fixed, equal share (equal counts keep DDP/ZeRO-3 in lockstep)
-    world, rank = acc.num_processes, acc.process_index
-    batches = batches[rank : len(batches) // world * world : world]
-    if not batches:
+    # the same global batches for any number of processes; each takes its share of every one
+    # (equal step counts keep DDP/ZeRO-3 in lockstep)
+    world = acc.num_processes
+    steps_per_epoch, left_out = schedule(
+        tokenized.pairs, cfg.batch_size, cfg.grad_accum, world, acc.process_index,
+        tokenizer.pad_token_id, cfg.seed, cfg.share_prompt, fill, cfg.batch_order,
+    )  # fmt: skip
+    if not steps_per_epoch:
         raise ValueError(f"{pairs}: {len(rows)} pairs are too few for {world} processes")
+    batches = [b for share in steps_per_epoch for b in share.micro]
     clock["tokenize"] = time.perf_counter()
 
     if cfg.lora is not None:
@@ -182,7 +184,7 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
         weight_decay=cfg.weight_decay,
     )
     raw_optimizer = optimizer
-    steps = math.ceil(len(batches) / cfg.grad_accum) * cfg.epochs
+    steps = len(steps_per_epoch) * cfg.epochs
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(steps * cfg.warmup_ratio), steps
     )
@@ -217,13 +219,17 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
         return path
 
     log = RunLog(out, steps, start, enabled=acc.is_main_process, quiet=quiet)
+    glob = cfg.batch_size * cfg.grad_accum * world
     log.message(
-        f"{len(rows)} examples ({example_kind(cfg.loss)}), {len(batches)} batches/process, "
-        f"{steps} steps, {tokenized.truncated} prompts truncated, {tokenized.dropped} dropped "
-        f"(reply longer than max_length={cfg.max_length})"
-    )
+        f"{len(rows)} examples ({example_kind(cfg.loss)}), global batch {glob} = "
+        f"{cfg.batch_size} per process x {cfg.grad_accum} accumulation x {world} processes "
+        f"({cfg.batch_order} order), {steps} steps, {tokenized.truncated} prompts truncated, "
+        f"{tokenized.dropped} dropped (reply longer than max_length={cfg.max_length})"
+        + (f", {left_out} left out (a last batch smaller than {world * cfg.grad_accum})"
+           if left_out else "")
+    )  # fmt: skip
     try:
-        run = Run(cfg, acc, scorer, optimizer, scheduler, batches, ref, log, save)
+        run = Run(cfg, acc, scorer, optimizer, scheduler, steps_per_epoch, ref, log, save)
         reached = train_loop(run, start, last)
         clock["train"] = time.perf_counter()
         if reached > start:
