@@ -11,6 +11,9 @@ import argparse
 import functools
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,7 +256,34 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
     return result
 
 
-def _run(args: argparse.Namespace) -> TrainResult:
+def launch(args: argparse.Namespace) -> list[str]:
+    """The command that runs this `train` command in `args.processes` processes: torchrun
+    (gloo, DDP) on CPU; accelerate's launcher on GPUs, with `--accelerate-config` (DDP, FSDP
+    or ZeRO-3, configs/accelerate/)."""
+    again = ["train", "--pairs", args.pairs]
+    for flag, value in (("--model", args.model), ("--out", args.out), ("--config", args.config)):
+        if value is not None:
+            again += [flag, value]
+    again += [flag for flag, on in (("--resume", args.resume), ("--quiet", args.quiet)) if on]
+    n = str(args.processes)
+    if args.accelerate_config or torch.cuda.is_available():
+        config = ["--config_file", args.accelerate_config] if args.accelerate_config else []
+        return [sys.executable, "-m", "accelerate.commands.launch", *config,
+                "--num_processes", n, "-m", "rpo_bench.cli", *again]  # fmt: skip
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={n}", "-m", "rpo_bench.cli", *again]  # fmt: skip
+
+
+def _run(args: argparse.Namespace) -> TrainResult | None:
+    if args.processes > 1 and "LOCAL_RANK" not in os.environ:  # not yet one of the processes
+        env = dict(os.environ)
+        if not (args.accelerate_config or torch.cuda.is_available()):
+            env["ACCELERATE_USE_CPU"] = "1"  # else accelerate looks for GPUs
+            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.processes)))
+        done = subprocess.run(launch(args), env=env)
+        if done.returncode:
+            sys.exit(done.returncode)
+        return None
     overrides = {k: v for k, v in (("model", args.model), ("out", args.out)) if v is not None}
     cfg = (
         TrainConfig.from_yaml(args.config, **overrides)
@@ -287,6 +317,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue from the last checkpoint in --out"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run in N processes: torchrun (gloo) on CPU, accelerate's launcher on GPUs; "
+        "batch_size stays per process, so the global batch grows N times",
+    )
+    p.add_argument(
+        "--accelerate-config",
+        default=None,
+        help="accelerate config for --processes on GPUs, e.g. configs/accelerate/fsdp.yaml",
+    )
     p.set_defaults(func=_run)
     return p
 
@@ -295,8 +337,6 @@ def main(argv: list[str] | None = None) -> TrainResult:
     """`train` on its own (also the entry for `accelerate launch -m rpo_bench.train.trainer`)."""
     parser = argparse.ArgumentParser(prog="rpo-bench")
     add_parser(parser.add_subparsers(dest="command", required=True))
-    import sys
-
     args = parser.parse_args(["train", *(argv if argv is not None else sys.argv[1:])])
     return args.func(args)
 
