@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import pytest
 import torch
@@ -212,3 +213,24 @@ def test_cli_parser():
     add_parser(parser.add_subparsers())
     args = parser.parse_args(["train", "--pairs", "p.jsonl", "--out", "runs/x", "--resume"])
     assert (args.pairs, args.out, args.resume, args.model) == ("p.jsonl", "runs/x", True, None)
+
+
+def test_validation_split_is_held_out_and_logged_every_epoch(tmp_path):
+    pairs = _write(tmp_path / "pairs.jsonl", _pairs(10))
+    result = train(pairs, _cfg(tmp_path, "val", val_fraction=0.2, epochs=2), quiet=True)
+    steps = [r for r in result.log if "loss" in r]
+    checks = [r for r in result.log if "val_loss" in r]
+    assert len(steps) == 2 * 4 == result.steps  # 8 training pairs, batch 2, 2 epochs
+    assert [r["step"] for r in checks] == [4, 8]  # after each epoch
+    for r in checks:
+        assert math.isfinite(r["val_loss"]) and 0 <= r["val_rewards/accuracies"] <= 1
+    # the same seed holds out the same examples, never trained on
+    from rpo_bench.train.trainer import _validation_split
+
+    cfg = _cfg(tmp_path, "x", val_fraction=0.2)
+    kept, held = _validation_split(list(range(10)), cfg, "p")
+    assert (len(kept), len(held)) == (8, 2) and not set(kept) & set(held)
+    assert _validation_split(list(range(10)), cfg, "p") == (kept, held)
+    # too large a share is refused, naming the file
+    with pytest.raises(ValueError, match=r"pairs.jsonl: val_fraction=0.99 of 10 examples"):
+        train(pairs, _cfg(tmp_path, "bad", val_fraction=0.99), quiet=True)

@@ -66,6 +66,9 @@ class TrainConfig:
     batch_size: int = 8
     grad_accum: int = 1
     batch_order: str = "length"  # length | bucketed (BATCH_ORDERS)
+    # share of the examples held out (seeded) for validation loss and reward accuracy, logged
+    # after every epoch; 0: none (the authors held out 0.1)
+    val_fraction: float = 0.0
     warmup_ratio: float = 0.1
     max_length: int = 1024
     grad_checkpointing: bool = True  # per layer; on CPU it cost ~4% and saved ~2/3 of RSS
@@ -95,6 +98,7 @@ class TrainConfig:
             "batch_size": self.batch_size >= (2 if self.loss == "kto" else 1),
             "grad_accum": self.grad_accum >= 1,
             "batch_order": self.batch_order in BATCH_ORDERS,
+            "val_fraction": 0 <= self.val_fraction < 1,
             "warmup_ratio": 0 <= self.warmup_ratio < 1,
             "max_length": self.max_length >= 8,
             "save_every": self.save_every >= 0,

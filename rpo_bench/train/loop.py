@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -33,6 +33,7 @@ class Run:
     ref: torch.Tensor  # [n_examples, 2] reference log-probs of both replies (zeros for SFT)
     log: RunLog
     save: Callable[[int], Any]  # writes a checkpoint after step N, returns its path
+    validation: list[Batch] = field(default_factory=list)  # held-out examples (val_fraction)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -74,6 +75,20 @@ def batch_loss(run: Run, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         pair, margin, cfg.loss, cfg.margin_mode, cfg.beta, cfg.gamma, cfg.sft_weight,
         cfg.label_smoothing,
     )  # fmt: skip
+
+
+@torch.no_grad()
+def validate(run: Run) -> dict[str, float]:
+    """The loss and metrics on the held-out examples, each example weighing the same."""
+    run.scorer.eval()
+    total = sum(b.size for b in run.validation)
+    sums: dict[str, float] = defaultdict(float)
+    for batch in run.validation:
+        _, metrics = batch_loss(run, batch)
+        for key, value in metrics.items():
+            sums[f"val_{key}"] += value * batch.size / total
+    run.scorer.train()
+    return dict(sums)
 
 
 def _global(acc: Any, sums: dict[str, float], tokens: int) -> tuple[dict[str, float], int]:
@@ -125,6 +140,8 @@ def train_loop(run: Run, start: int, last_checkpoint: Any = None) -> int:
                 {"step": done, "epoch": epoch, **sums, "lr": run.scheduler.get_last_lr()[0],
                  "pairs_per_s": share.global_size / seconds, "tokens_per_s": tokens / seconds}
             )  # fmt: skip
+        if run.validation and (done % run.steps_per_epoch == 0 or done == stop):
+            run.log.log({"step": done, "epoch": epoch, **validate(run)})
         if cfg.save_every and done % cfg.save_every == 0 and done != stop:
             last_checkpoint = run.save(done)
     return stop if stop > start else start

@@ -56,7 +56,7 @@ class RunLog:
             for key, value in row.items():
                 if key != "step" and isinstance(value, int | float):
                     self.board.add_scalar(key, value, row["step"])
-        if self.progress is not None:
+        if self.progress is not None and "loss" in row:  # a validation row has val_ keys only
             info = f"loss {row['loss']:.4f}"
             if "rewards/margins" in row:  # SFT has no rewards; KTO no accuracy
                 info += f" margin {row['rewards/margins']:+.3f}"

@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from rpo_bench import models
 from rpo_bench.files import atomic_folder, write_atomic
 from rpo_bench.train import checkpoint
 from rpo_bench.train.config import TrainConfig, example_kind
-from rpo_bench.train.data import Batch, read_pairs, schedule, tokenize_pairs
+from rpo_bench.train.data import Batch, make_batches, read_pairs, schedule, tokenize_pairs
 from rpo_bench.train.logps import SequenceScorer, causal_lm
 from rpo_bench.train.loop import Run, train_loop
 from rpo_bench.train.progress import RunLog
@@ -132,6 +133,23 @@ def _examples(path: str | Path, cfg: TrainConfig, tokenizer: Any):
     return rows, tokenize_single(rows, tokenizer, cfg.max_length), fill
 
 
+def _validation_split(examples: list, cfg: TrainConfig, path: str | Path) -> tuple[list, list]:
+    """(training, validation) examples: a seeded `val_fraction` of them held out."""
+    if not cfg.val_fraction:
+        return examples, []
+    n = round(len(examples) * cfg.val_fraction)
+    if n < 1 or n >= len(examples):
+        raise ValueError(
+            f"{path}: val_fraction={cfg.val_fraction} of {len(examples)} examples leaves "
+            f"{n} for validation and {len(examples) - n} for training; need at least 1 each"
+        )
+    chosen = set(random.Random(f"val:{cfg.seed}").sample(range(len(examples)), n))
+    return (
+        [e for k, e in enumerate(examples) if k not in chosen],
+        [e for k, e in enumerate(examples) if k in chosen],
+    )
+
+
 def _check_resumable(state: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     # a key the checkpoint lacks is newer than it, and had its default then
     before = TrainConfig().to_dict() | state.get("config", {})
@@ -167,13 +185,17 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
     # the same global batches for any number of processes; each takes its share of every one
     # (equal step counts keep DDP/ZeRO-3 in lockstep)
     world = acc.num_processes
+    trained, held_out = _validation_split(tokenized.pairs, cfg, pairs)
     steps_per_epoch, left_out = schedule(
-        tokenized.pairs, cfg.batch_size, cfg.grad_accum, world, acc.process_index,
+        trained, cfg.batch_size, cfg.grad_accum, world, acc.process_index,
         tokenizer.pad_token_id, cfg.seed, cfg.share_prompt, fill, cfg.batch_order,
     )  # fmt: skip
     if not steps_per_epoch:
         raise ValueError(f"{pairs}: {len(rows)} pairs are too few for {world} processes")
     batches = [b for share in steps_per_epoch for b in share.micro]
+    # every process scores the whole (small) validation set: no reduction needed
+    validation = make_batches(held_out, cfg.batch_size, tokenizer.pad_token_id, cfg.seed,
+                              cfg.share_prompt, fill)  # fmt: skip
     clock["tokenize"] = time.perf_counter()
 
     if cfg.lora is not None:
@@ -195,7 +217,7 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
     if cfg.loss == "sft":  # the SFT loss has no reference model
         ref = torch.zeros(len(rows), 2)
     else:
-        ref = reference_logps(scorer, batches, len(rows), acc)
+        ref = reference_logps(scorer, batches + validation, len(rows), acc)
     clock["reference"] = time.perf_counter()
 
     start, last = 0, None
@@ -230,9 +252,11 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
         f"{tokenized.dropped} dropped (reply longer than max_length={cfg.max_length})"
         + (f", {left_out} left out (a last batch smaller than {world * cfg.grad_accum})"
            if left_out else "")
+        + (f", {len(held_out)} held out for validation" if held_out else "")
     )  # fmt: skip
     try:
-        run = Run(cfg, acc, scorer, optimizer, scheduler, steps_per_epoch, ref, log, save)
+        run = Run(cfg, acc, scorer, optimizer, scheduler, steps_per_epoch, ref, log, save,
+                  validation)  # fmt: skip
         reached = train_loop(run, start, last)
         clock["train"] = time.perf_counter()
         if reached > start:
