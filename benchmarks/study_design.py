@@ -19,7 +19,7 @@ import json
 import math
 from pathlib import Path
 
-Z_MDE = 1.959964 + 0.841621  # z_0.975 + z_0.8
+from rpo_bench.ablate.stats import Z_MDE  # z_0.975 + z_0.8, as the report uses
 
 
 def mde(var: dict[str, float], seeds: int, prompts: int) -> float:

@@ -100,11 +100,6 @@ class Progress:
         self.bar.update(self.current, description=f"stage: {label}")
         log.info("stage %s started", label)
 
-    def say(self, text: str) -> None:
-        """A line above the bars, and in the log."""
-        self.bar.console.print(text, markup=False, highlight=False)
-        log.info("%s", text)
-
     @contextlib.contextmanager
     def printing(self) -> Iterator[None]:
         """Each line a stage prints to stdout goes above the bars and into the log."""

@@ -7,7 +7,6 @@ the prompt says exactly what the chosen response was judged to satisfy.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -148,8 +147,9 @@ def _turn_pairs(
         if p.input_side:
             _, dropped, _, rejected_prompt = rewriter.prompt(turn, set(), skip)
             original = {"rejected_prompt": rejected_prompt, "rejected_dropped": dropped}
-        pair = Pair(turn, strategy, reps[p.chosen], reps[p.rejected], p.margin, *prompt)
-        pairs.append(dataclasses.replace(pair, **original) if original else pair)
+        pairs.append(
+            Pair(turn, strategy, reps[p.chosen], reps[p.rejected], p.margin, *prompt, **original)
+        )
     return pairs
 
 

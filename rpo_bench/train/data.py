@@ -398,9 +398,7 @@ def make_batches(
     batches the policy sees); `epoch_order` shuffles their order every epoch. `fill`
     completes each batch's examples before collation (KTO: their mismatched replies).
     """
-    rng = random.Random(seed)
-    keyed = sorted(pairs, key=lambda e: (e.length, rng.random()))
-    groups = [keyed[i : i + batch_size] for i in range(0, len(keyed), batch_size)]
+    groups = global_batches(pairs, batch_size, seed)  # one process: a batch is a global one
     return [_collate(fill(g) if fill else g, pad_id, share_prompt) for g in groups]
 
 
