@@ -283,7 +283,7 @@ def _save(fig: Any, path: Path) -> str:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")  # a figure legend is never clipped
     plt.close(fig)
     tmp.replace(path)
     return path.name
