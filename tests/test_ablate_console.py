@@ -52,3 +52,19 @@ def test_stage_output_goes_to_the_console_and_the_log_and_library_noise_to_the_l
     assert "cell smollm2-135m/rpo/p0/s0" in text
     assert "stage train:smollm2-135m/rpo/p0/s0 started" in text
     assert "stage train:smollm2-135m/rpo/p0/s0 done in" in text
+
+
+def test_printing_under_a_live_terminal_display_does_not_loop(tmp_path, capsys, restore_logging):
+    """In a terminal rich replaces sys.stdout by a proxy that prints through the console; a
+    console that followed sys.stdout would then print into `printing`'s own stream forever."""
+    import contextlib
+    import sys
+
+    from rich.file_proxy import FileProxy
+
+    log_to_file(tmp_path)
+    with Progress(1) as progress:
+        with contextlib.redirect_stdout(FileProxy(progress.bar.console, sys.stdout)):
+            with progress.printing():
+                print("4 examples (sft), global batch 4")
+    assert "4 examples (sft), global batch 4" in capsys.readouterr().out

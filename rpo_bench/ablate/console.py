@@ -65,6 +65,7 @@ class Progress:
     is also logged."""
 
     def __init__(self, cells: int) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -74,12 +75,15 @@ class Progress:
         )
         from rich.progress import Progress as RichProgress
 
+        # The console keeps the terminal it starts on: while the bars are live, sys.stdout is
+        # rich's proxy, and inside `printing` it is redirected here, which would loop.
         self.bar = RichProgress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
+            console=Console(file=sys.stdout),
         )
         self.grid = self.bar.add_task("grid", total=cells)
         self.current = self.bar.add_task("stage: -", total=None)
@@ -103,10 +107,9 @@ class Progress:
     @contextlib.contextmanager
     def printing(self) -> Iterator[None]:
         """Each line a stage prints to stdout goes above the bars and into the log."""
-        above = sys.stdout  # rich's proxy while the bars are live: what it gets prints above
 
         def line(text: str) -> None:
-            above.write(text + "\n")
+            self.bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
             log.info("%s", text)
 
         stream = _Lines(line)
