@@ -47,6 +47,7 @@ def atomic_folder(target: Path, replace: bool = True) -> Iterator[Path]:
     folder first) and the new copy is discarded. On error nothing of it remains."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes 0700; results are for everyone to read
     try:
         yield tmp
         if replace and target.exists():

@@ -46,6 +46,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ("name: x\ntrain: {beta2: 0.1}\n", "train:"),
         ("name: x\ngrid: {seed: []}\n", "grid.seed: needs at least one value"),
         ("name: x\nsampling: {backend: tgi}\n", "valid values: hf, vllm"),
+        ("name: x\ntrain: {processes: 0}\n", "train.processes: 0 is not a number of processes"),
     ],
 )
 def test_config_errors_name_the_key_and_the_valid_values(tmp_path, text, message):

@@ -13,37 +13,80 @@ from safetensors.torch import load_file
 from test_train import _pairs, _write
 
 
-def run(tmp_path, name: str, processes: int, batch_size: int) -> tuple[list[float], dict]:
-    config = tmp_path / f"{name}.yaml"
+def run(
+    folder,
+    name: str,
+    processes: int,
+    batch_size: int,
+    *,
+    save_every: int = 0,
+    fault: str | None = None,
+    resume: bool = False,
+) -> subprocess.CompletedProcess:
+    config = folder / f"{name}.yaml"
     config.write_text(yaml.safe_dump({
         "batch_size": batch_size, "max_length": 64, "warmup_ratio": 0.25, "epochs": 2,
-        "bf16": False, "lr": 1e-3, "loss": "rpo",
+        "bf16": False, "lr": 1e-3, "loss": "rpo", "save_every": save_every,
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
     }))  # fmt: skip
-    pairs = _write(tmp_path / "pairs.jsonl", _pairs(8))
-    args = ["train", "--pairs", pairs, "--config", str(config), "--out", str(tmp_path / name),
-            "--quiet"]  # fmt: skip
+    pairs = _write(folder / "pairs.jsonl", _pairs(8))
+    args = ["train", "--pairs", pairs, "--config", str(config), "--out", str(folder / name),
+            "--quiet", *(["--resume"] if resume else [])]  # fmt: skip
     # `--processes 2` starts torchrun itself (gloo, ACCELERATE_USE_CPU=1)
     cmd = [sys.executable, "-m", "rpo_bench.cli", *args, "--processes", str(processes)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    log = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
-    return [r["loss"] for r in log if "loss" in r], load_file(
-        tmp_path / name / "final" / "model.safetensors"
+    if fault:
+        env["RPO_BENCH_FAULT"] = f"kill:{fault}"
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def outcome(folder, name: str) -> tuple[list[float], dict]:
+    """Each step's logged loss (the last row of a step that was logged twice) and the final
+    adapter's weights."""
+    log = [json.loads(line) for line in (folder / name / "log.jsonl").read_text().splitlines()]
+    losses = {r["step"]: r["loss"] for r in log if "loss" in r}
+    return [losses[k] for k in sorted(losses)], load_file(
+        folder / name / "final" / "model.safetensors"
     )
 
 
+def trained(folder, name: str, processes: int, batch_size: int) -> tuple[list[float], dict]:
+    done = run(folder, name, processes, batch_size)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return outcome(folder, name)
+
+
+def assert_same(a: tuple[list[float], dict], b: tuple[list[float], dict]) -> None:
+    assert len(a[0]) == len(b[0]) == 4  # 8 pairs / 4 per step x 2 epochs
+    assert b[0] == pytest.approx(a[0], abs=1e-5)
+    assert a[1].keys() == b[1].keys()
+    for key in a[1]:
+        torch.testing.assert_close(b[1][key], a[1][key], atol=1e-5, rtol=1e-4, msg=key)
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory) -> tuple[list[float], dict]:
+    """2 processes at batch 2, uninterrupted."""
+    return trained(tmp_path_factory.mktemp("two"), "two", processes=2, batch_size=2)
+
+
 @pytest.mark.slow
-def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
-    one_losses, one = run(tmp_path, "one", processes=1, batch_size=4)
-    two_losses, two = run(tmp_path, "two", processes=2, batch_size=2)
-    assert len(one_losses) == len(two_losses) == 4  # 8 pairs / 4 per step x 2 epochs
+def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, two):
     # the logged loss is the whole global batch's, not rank 0's half
-    assert two_losses == pytest.approx(one_losses, abs=1e-5)
-    assert one.keys() == two.keys()
-    for key in one:
-        torch.testing.assert_close(two[key], one[key], atol=1e-5, rtol=1e-4, msg=key)
+    assert_same(trained(tmp_path, "one", processes=1, batch_size=4), two)
+
+
+@pytest.mark.slow
+def test_a_resumed_two_process_run_equals_an_uninterrupted_one(tmp_path, two):
+    """Both processes killed (SIGKILL) after step 2's checkpoint; `--resume` continues from
+    it, in 2 processes again."""
+    killed = run(tmp_path, "two", 2, 2, save_every=2, fault="train-step-2")
+    assert killed.returncode != 0
+    assert not (tmp_path / "two" / "final").exists()
+    assert [p.name for p in (tmp_path / "two" / "checkpoints").iterdir()] == ["step-000002"]
+    resumed = run(tmp_path, "two", 2, 2, save_every=2, resume=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same(outcome(tmp_path, "two"), two)
 
 
 def test_the_launch_commands_flags_are_valid():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from rpo_bench.ablate import config as config_mod
+from rpo_bench.ablate import jobs as jobs_mod
 
 
 def plan(cfg: config_mod.AblationConfig) -> str:
@@ -59,12 +61,46 @@ def main(argv: list[str] | None = None) -> None:
         help="reuse stages computed by other code (listed in the report), instead of "
         "computing them again",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="compute the grid's cells in N parallel workers over the locked stage store, "
+        "then write the report (same numbers as one process)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=jobs_mod.EXECUTORS,
+        default="local",
+        help="where --jobs workers run: local subprocesses, or submitit (the `cluster` extra): "
+        "slurm, or submitit's local mode",
+    )
+    parser.add_argument(
+        "--executor-params",
+        default="{}",
+        help='JSON of submitit parameters, e.g. \'{"slurm_partition": "gpu", '
+        '"gpus_per_node": 1, "timeout_min": 600}\'',
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # "i/N": one of --jobs N workers
+    raw = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(raw)
     try:
         cfg = config_mod.load(args.config)
     except (ValueError, FileNotFoundError) as err:
         print(f"rpo_bench.ablate: error: {err}", file=sys.stderr)
         sys.exit(2)
+    try:
+        params = json.loads(args.executor_params)
+        if not isinstance(params, dict):
+            raise ValueError("expected a JSON object")
+    except ValueError as err:
+        print(f"rpo_bench.ablate: error: --executor-params: {err}", file=sys.stderr)
+        sys.exit(2)
+    if args.jobs < 1:
+        print(f"rpo_bench.ablate: error: --jobs: {args.jobs} is not >= 1", file=sys.stderr)
+        sys.exit(2)
+    if args.worker:
+        return _worker(cfg, args)
     print(plan(cfg))
     if args.dry_run:
         return
@@ -75,11 +111,25 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out or f"reports/{cfg.name}")
     work = Path(args.work or f"runs/ablate/{cfg.name}")
     log_path = log_to_file(work)
-    log.info("python -m rpo_bench.ablate %s\n%s", " ".join(argv or sys.argv[1:]), plan(cfg))
+    log.info("python -m rpo_bench.ablate %s\n%s", " ".join(raw), plan(cfg))
+    computed: list[str] = []
+    if args.jobs > 1:
+        print(f"{args.jobs} workers ({args.executor}); their output: {work / 'jobs'}/<i>.out")
+        try:
+            computed, stale = jobs_mod.run_workers(worker_args(raw), work, args.jobs,
+                                                   args.executor, params)  # fmt: skip
+        except RuntimeError as err:
+            log.error("%s", err)
+            print(f"rpo_bench.ablate: {err}", file=sys.stderr)
+            sys.exit(1)
+        log.info("workers done: %d stages computed", len(computed))
     try:
         with Progress(len(cfg.cells())) as progress:
             runner = Runner(cfg, work, args.resume, progress, wait=not args.no_wait,
                             reuse_stale=args.reuse_stale)  # fmt: skip
+            runner.store.computed += computed  # the workers' stages, then any this run adds
+            if args.jobs > 1:
+                runner.store.stale += stale
             results = runner.run()
     except StageBusy as err:
         print(f"rpo_bench.ablate: {err}", file=sys.stderr)
@@ -87,6 +137,36 @@ def main(argv: list[str] | None = None) -> None:
     report = write_report(results, out)
     log.info("report: %s", report)
     print(f"report: {report}\nlog: {log_path}")
+
+
+def worker_args(raw: list[str]) -> list[str]:
+    """This run's arguments for its workers: without the ones that concern the parent (the
+    workers always wait for each other's stages)."""
+    drop_value = {"--jobs", "--executor", "--executor-params", "--out"}
+    out, skip = [], False
+    for arg in raw:
+        name = arg.split("=", 1)[0]
+        if skip:
+            skip = False
+        elif name in drop_value:
+            skip = "=" not in arg
+        elif arg not in ("--no-wait", "--dry-run"):
+            out.append(arg)
+    return out
+
+
+def _worker(cfg: config_mod.AblationConfig, args: argparse.Namespace) -> None:
+    """One of --jobs N workers: compute its share of the grid, record what it computed."""
+    from rpo_bench.ablate.console import JobLines, log_to_file
+    from rpo_bench.ablate.runner import Runner
+
+    index, jobs = (int(x) for x in args.worker.split("/"))
+    work = Path(args.work or f"runs/ablate/{cfg.name}")
+    log_to_file(work)
+    runner = Runner(cfg, work, args.resume, JobLines(f"[job {index}/{jobs}]"),
+                    reuse_stale=args.reuse_stale)  # fmt: skip
+    runner.compute(jobs_mod.share(runner.tasks(), index, jobs))
+    jobs_mod.write_done(work, index, runner.store.computed, runner.store.stale)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,15 @@ ROBUST_LOSSES = ("robust_dpo", "cdpo")  # losses built for flipped preference la
 # Optional grid axes: left empty, a cell takes the base config's value and its name, stage
 # keys and results are those of a grid without the axis (stored stages are reused).
 MARGIN_AXES = ("min_margin", "margin_mode")
+# `train` keys that say how a training is launched, not what it computes; they stay in the
+# stage key (processes set the global batch: batch_size is per process) but are no
+# TrainConfig keys: `processes` N > 1 trains through `rpo-bench train --processes N`.
+LAUNCH_KEYS = ("processes", "accelerate_config")
+
+
+def trainer_keys(settings: dict[str, Any]) -> dict[str, Any]:
+    """A cell's train settings without the launch keys: what TrainConfig takes."""
+    return {k: v for k, v in settings.items() if k not in LAUNCH_KEYS}
 
 
 @dataclass(frozen=True)
@@ -233,9 +242,15 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     for i, task in enumerate(config.eval.tasks):
         _one_of(task, EVAL_TASKS, f"{where}.eval.tasks[{i}]")
     try:
-        TrainConfig.from_dict(config.train)
+        TrainConfig.from_dict(trainer_keys(config.train))
     except ValueError as err:
         raise ValueError(f"{where}.train: {err}") from None
+    processes = config.train.get("processes", 1)
+    if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
+        raise ValueError(f"{where}.train.processes: {processes!r} is not a number of processes")
+    accelerate_config = config.train.get("accelerate_config")
+    if accelerate_config is not None and not isinstance(accelerate_config, str):
+        raise ValueError(f"{where}.train.accelerate_config: expected a file path")
     for name, variant in config.strategies.items():
         if name in KINDS or name == BASE:
             raise ValueError(f"{where}.strategies.{name}: a variant needs a name of its own")
@@ -243,7 +258,7 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     for i, strategy in enumerate(config.grid.strategy):
         _one_of(strategy, [*KINDS, *config.strategies], f"{where}.grid.strategy[{i}]")
         try:
-            settings = TrainConfig.from_dict(config.train_settings(strategy))
+            settings = TrainConfig.from_dict(trainer_keys(config.train_settings(strategy)))
         except ValueError as err:
             raise ValueError(f"{where}.grid.strategy[{i}] ({strategy}): {err}") from None
         kind, reads = KINDS[config.pair_strategy(strategy)], example_kind(settings.loss)

@@ -136,3 +136,30 @@ class Progress:
         else:
             log.error("stopped: %s", exc[1] if exc[1] is not None else exc[0])
         self.bar.__exit__(*exc)
+
+
+class JobLines:
+    """A worker's progress as plain prefixed lines (workers share one terminal, so no bars),
+    each also logged; the same interface as Progress."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.out = prefix, sys.stdout  # kept: `printing` redirects sys.stdout
+
+    def cell(self, name: str) -> None:
+        self._say(f"cell {name}")
+
+    def stage(self, label: str) -> None:
+        self._say(f"stage {label}")
+
+    @contextlib.contextmanager
+    def printing(self) -> Iterator[None]:
+        stream = _Lines(self._say)
+        try:
+            with contextlib.redirect_stdout(stream):
+                yield
+        finally:
+            stream.flush()
+
+    def _say(self, text: str) -> None:
+        print(f"{self.prefix} {text}", file=self.out, flush=True)
+        log.info("%s %s", self.prefix, text)

@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from rpo_bench import faults
 from rpo_bench.ablate import analysis as analysis_mod
 from rpo_bench.ablate import sections
 from rpo_bench.ablate.config import BASE, MARGIN_AXES, axis_values
@@ -27,7 +28,7 @@ from rpo_bench.ablate.plots import plot_all
 from rpo_bench.ablate.stats import seed_interval
 from rpo_bench.evaluate import decoding
 from rpo_bench.evaluate.metrics import METRICS
-from rpo_bench.files import write_atomic
+from rpo_bench.files import atomic_folder, write_atomic
 
 COLUMNS = ("overall", *METRICS)
 ENTRY_EXTRAS = ("n_seeds", "score", "delta_vs_reference")  # summary keys that are no metric
@@ -142,8 +143,19 @@ def _decoding_line(e: dict[str, Any], task: str, model: str) -> str:
 
 
 def write(results: dict[str, Any], out: str | Path) -> Path:
-    """report.md, the PNGs and results.json under `out`; returns the markdown's path."""
+    """report.md, the PNGs and results.json under `out`; returns the markdown's path.
+
+    The folder is the report alone and is replaced whole: the files are written beside it
+    and swapped in together, so a crash never leaves a new results.json beside an old
+    report.md."""
     out = Path(out)
+    with atomic_folder(out) as folder:
+        _write(results, folder)
+        faults.reach("report")
+    return out / "report.md"
+
+
+def _write(results: dict[str, Any], out: Path) -> None:
     cfg = results["config"]
     grouped = by_group(results)  # per model and margin setting; results.json keeps the cells
     analysis = analysis_mod.analyze(grouped, cfg["eval"]["bootstrap"])
@@ -202,6 +214,4 @@ def write(results: dict[str, Any], out: str | Path) -> Path:
         "",
     ]
     write_atomic(out / "results.json", json.dumps(results, indent=2, default=str) + "\n")
-    path = out / "report.md"
-    write_atomic(path, "\n".join(md))
-    return path
+    write_atomic(out / "report.md", "\n".join(md))

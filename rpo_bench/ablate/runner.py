@@ -14,13 +14,14 @@ import dataclasses
 import json
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from rpo_bench import models
 from rpo_bench.ablate import evaluate, report
-from rpo_bench.ablate.config import AblationConfig, Cell
+from rpo_bench.ablate.config import AblationConfig, Cell, trainer_keys
 from rpo_bench.ablate.store import Store
 from rpo_bench.files import write_atomic
 from rpo_bench.jsonl import read_jsonl, write_jsonl
@@ -135,18 +136,16 @@ class Runner:
             from rpo_bench.train import TrainConfig
             from rpo_bench.train.trainer import train as run_training
 
-            cfg = TrainConfig.from_dict(
-                {
-                    **train,
-                    "model": models.resolve(cell.model),
-                    "out": str(folder),
-                    "seed": cell.seed,
-                }
-            )
+            settings = {**trainer_keys(train), "model": models.resolve(cell.model),
+                        "out": str(folder), "seed": cell.seed}  # fmt: skip
+            cfg = TrainConfig.from_dict(settings)
             # the trainer's summary line goes above the bars and into the run's log
             printing = self.progress.printing() if self.progress else contextlib.nullcontext()
             with printing:
-                run_training(pairs / "pairs.jsonl", cfg, resume=self.store.resume, quiet=True)
+                if train.get("processes", 1) > 1:
+                    self._train_processes(pairs / "pairs.jsonl", cfg, train, folder)
+                else:
+                    run_training(pairs / "pairs.jsonl", cfg, resume=self.store.resume, quiet=True)
 
         return self._stage(f"train:{cell.name}", inputs, work, "train"), inputs
 
@@ -180,24 +179,38 @@ class Runner:
 
     # --- the grid -------------------------------------------------------------------------
 
+    def base(self, model: str) -> dict[str, Any]:
+        """The untrained model's evaluation, the reference row."""
+        return self.evaluate(model, None, {"base": model})
+
+    def cell(self, cell: Cell) -> dict[str, Any]:
+        """One grid cell's pairs, training and evaluation (the base model's, untrained)."""
+        self._advance(cell.name)
+        trained, upstream = self.train(cell)
+        pairs, _ = self.pairs(cell)
+        return {
+            **cell.fields(),
+            "pairs": self.pair_stats(pairs),
+            "train": self._train_summary(trained),
+            "eval": self.evaluate(cell.model, trained, upstream)
+            if trained
+            else self.base(cell.model),
+        }
+
+    def tasks(self) -> list[tuple[str, Any]]:
+        """The grid's independent units, in run order: each model's base evaluation, then the
+        cells (`ablate.jobs` deals them out to workers)."""
+        return [("base", m) for m in self.cfg.grid.model] + [("cell", c) for c in self.cfg.cells()]
+
+    def compute(self, tasks: list[tuple[str, Any]]) -> None:
+        """Compute (or reuse) the stages of these units, collecting nothing: a worker's job."""
+        for kind, unit in tasks:
+            self.base(unit) if kind == "base" else self.cell(unit)
+
     def run(self) -> dict[str, Any]:
         started = time.time()
-        base = {m: self.evaluate(m, None, {"base": m}) for m in self.cfg.grid.model}
-        cells = []
-        for cell in self.cfg.cells():
-            self._advance(cell.name)
-            trained, upstream = self.train(cell)
-            pairs, _ = self.pairs(cell)
-            cells.append(
-                {
-                    **cell.fields(),
-                    "pairs": self.pair_stats(pairs),
-                    "train": self._train_summary(trained),
-                    "eval": self.evaluate(cell.model, trained, upstream)
-                    if trained
-                    else base[cell.model],
-                }
-            )
+        base = {m: self.base(m) for m in self.cfg.grid.model}
+        cells = [self.cell(cell) for cell in self.cfg.cells()]
         return {
             "config": self.cfg.to_dict(),
             "base": base,
@@ -212,6 +225,27 @@ class Runner:
         if self.progress and not self.store.done(stage, inputs):
             self.progress.stage(label)
         return self.store.run(stage, inputs, work)
+
+    def _train_processes(self, pairs: Path, cfg: Any, train: dict, folder: Path) -> None:
+        """`rpo-bench train --processes N` (torchrun on CPU, accelerate's launcher on GPUs)
+        on this stage's folder; its output is printed once it ends, above the bars."""
+        config = folder / "train_config.yaml"  # JSON is YAML; tuples become lists
+        keys = {k: v for k, v in cfg.to_dict().items() if k not in ("model", "out")}
+        write_atomic(config, json.dumps(keys, indent=1))
+        cmd = [sys.executable, "-m", "rpo_bench.cli", "train", "--pairs", str(pairs),
+               "--model", cfg.model, "--out", str(folder), "--config", str(config), "--quiet",
+               "--processes", str(train["processes"])]  # fmt: skip
+        if train.get("accelerate_config"):
+            cmd += ["--accelerate-config", train["accelerate_config"]]
+        if self.store.resume:
+            cmd.append("--resume")
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        print(done.stdout.strip())
+        if done.returncode:
+            raise RuntimeError(
+                f"training in {train['processes']} processes failed (exit {done.returncode}): "
+                f"{' '.join(cmd)}\n{done.stderr[-3000:]}"
+            )
 
     def _advance(self, name: str) -> None:
         if self.progress:

@@ -31,6 +31,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from rpo_bench import faults
 from rpo_bench.ablate.code import STAGE_CODE, code_version
 from rpo_bench.files import write_atomic
 
@@ -109,6 +110,7 @@ class Store:
             write_atomic(partial / INPUTS, text)
             started = time.time()
             work(partial)
+            faults.reach(f"stage:{stage}")
             seconds = round(time.time() - started, 1)
             write_atomic(partial / TIMING, json.dumps({"seconds": seconds}))
             write_atomic(partial / CODE, json.dumps({"code": self.code(stage)}))

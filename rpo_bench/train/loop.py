@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from rpo_bench import faults
 from rpo_bench.train.config import TrainConfig
 from rpo_bench.train.data import Batch, Step, epoch_order
 from rpo_bench.train.loss import KtoLogps, PairLogps, kto_loss, preference_loss, sft_loss
@@ -144,4 +145,5 @@ def train_loop(run: Run, start: int, last_checkpoint: Any = None) -> int:
             run.log.log({"step": done, "epoch": epoch, **validate(run)})
         if cfg.save_every and done % cfg.save_every == 0 and done != stop:
             last_checkpoint = run.save(done)
+            faults.reach(f"train-step-{done}")
     return stop if stop > start else start
