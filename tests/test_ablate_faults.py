@@ -197,3 +197,78 @@ def test_worker_arguments_leave_out_the_parents_own():
 def test_bad_job_options_exit_2_with_a_message(tmp_path, args, message):
     done = ablate(tmp_path, *args)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+# --- judge endpoint faults in the middle of an ablation ------------------------------------
+
+KEY_ENV = "RPO_TEST_ABLATE_JUDGE_KEY"
+SECRET = "sk-ablate-fault-0123456789abcdef"
+
+
+@pytest.mark.slow
+def test_judge_faults_mid_ablation_are_retried_counted_and_never_scored(tmp_path):
+    """An LLM judge (OpenAI-compatible, a fake on 127.0.0.1) judging the sampling stage:
+    each fault is retried with backoff and counted; a response never judged gets no verdict,
+    its turn no pairs; the key reaches no file and no output."""
+    from fake_judge_server import ECHO_AUTH, FakeJudgeServer, Reply, official_json
+
+    from rpo_bench.data.conversations import build
+
+    tasks = [c.turns[0].task for c in build(8, 1, 3, 0, "train", "user")]
+    good = Reply(content=official_json({"1": "是", "2": "否", "3": "是"}))  # SysBench format
+    faults = [  # (replies, the turn's outcome, calls for its 2 responses)
+        ([Reply(429, body="{}", headers={"Retry-After": "0.05"}), good], "judged", 3),
+        ([Reply(500, body='{"error": "boom"}'), good], "judged", 3),
+        ([Reply(content=good.content, delay=1.5), good], "judged", 3),  # a timeout
+        ([Reply(reset=True), good], "judged", 3),
+        ([Reply(body='{"choices": [{"message": {"content": "{\\"verd'), good], "judged", 3),
+        ([Reply(content=official_json({"1": "是", "4": "否"})), good], "judged", 3),  # wrong ids
+        ([Reply(content=f"all fine {ECHO_AUTH}")], "unjudged", 6),  # never parses: 3 attempts
+    ]
+    script = {task[:40]: replies for task, (replies, _, _) in zip(tasks, faults, strict=False)}
+    with FakeJudgeServer(script) as server:
+        judge = (f"judge: {{kind: openai, model: fake, base_url: '{server.url}', options: "
+                 f"{{api_key_env: {KEY_ENV}, timeout: 1.0, max_attempts: 3, backoff: 0.01, "
+                 "max_backoff: 0.05, concurrency: 2}}\n")  # fmt: skip
+        text = MICRO.replace("n_conversations: 4, heldout_conversations: 2",
+                             "n_conversations: 8, heldout_conversations: 1")  # fmt: skip
+        text = text.replace("n: 4,", "n: 2,").replace("[dpo_count, rpo]", "[rpo]") + judge
+        text = text.replace("tasks: [heldout, ifeval_local]", "tasks: [heldout]")
+        config = tmp_path / "judged.yaml"
+        config.write_text(text)
+        done = subprocess.run(
+            [sys.executable, "-m", "rpo_bench.ablate", "--config", str(config),
+             "--work", str(tmp_path / "work"), "--out", str(tmp_path / "report")],
+            cwd=REPO, env={**os.environ, KEY_ENV: SECRET}, capture_output=True, text=True,
+            timeout=900,
+        )  # fmt: skip
+        calls = {marker: server.count(marker) for marker in script}
+    assert done.returncode == 0, done.stderr[-3000:]
+    (samples,) = (tmp_path / "work" / "samples").iterdir()
+    rows = {r["task"][:40]: r for r in map(json.loads, (samples / "samples.jsonl").open())}
+    for marker, (_, outcome, expected) in zip(script, faults, strict=True):
+        assert calls[marker] == expected, (marker, calls)
+        row = rows[marker]
+        if outcome == "unjudged":  # no verdict at all: neither a pass nor a fail
+            assert row["unjudged"] == [0, 1]
+            assert [r["verdicts"] for r in row["responses"]] == [None, None]
+        else:
+            assert "unjudged" not in row
+            assert [r["verdicts"] for r in row["responses"]] == [[True, False, True]] * 2
+    out = results(tmp_path)
+    assert out["judging"]["smollm2-135m"] == {
+        "judge": "llm:fake", "responses": 16, "judged": 14, "unjudged": 2,
+        "retried": 6, "attempts": 14 + 6 + 2 * 3,  # 6 judged after one retry; 2 x 3 failed
+    }  # fmt: skip
+    (cell,) = out["cells"]
+    assert (cell["pairs"]["turns_unjudged"], cell["pairs"]["responses_unjudged"]) == (1, 2)
+    assert cell["pairs"]["turns"] == 7  # the judged turns, all the pairs are built from
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "2 unjudged (their turns get no pairs)" in report
+    # nothing half-written, and the key nowhere: stages, judge cache, log, report, output
+    assert not list(tmp_path.glob("work/*/*.partial"))
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("judge.sqlite") for p in files)
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in done.stdout + done.stderr

@@ -359,7 +359,24 @@ BAD = [
     ),
     (lambda r: r["history"].append({"role": "system", "content": "x"}), "'history[0].role'"),
     (lambda r: r.update(responses=[]), "'responses': no responses"),
+    (lambda r: r.update(unjudged=[3]), "'unjudged[0]': expected a response index, got 3"),
+    (lambda r: r.update(unjudged=[0]), "'responses[0].verdicts': an unjudged response has no"),
 ]
+
+
+def test_a_turn_with_an_unjudged_response_gets_no_pairs_and_is_counted(tmp_path):
+    """An LLM judge could not judge response 1 of turn b (verdicts null): turn b is left
+    out, the judged turn a gives the pairs it gives alone, and the statistics count b."""
+    b = row([(1, 1, 0), (0, 0, 0), (0, 1, 1)], id="b", unjudged=[1])
+    b["responses"][1]["verdicts"] = None
+    a = row([(1, 1, 0), (1, 0, 1), (0, 0, 0)], id="a")
+    both = run(write_samples(tmp_path / "both.jsonl", [a, b]), "rpo", tmp_path / "both.out")
+    alone = run(write_samples(tmp_path / "a.jsonl", [a]), "rpo", tmp_path / "a.out")
+    assert (tmp_path / "both.out").read_text() == (tmp_path / "a.out").read_text()
+    assert (both["turns_unjudged"], both["responses_unjudged"]) == (1, 1)
+    assert both["turns"] == alone["turns"] == 1 and "turns_unjudged" not in alone
+    (turn,) = [t for t in read_samples(tmp_path / "both.jsonl") if t.id == "b"]
+    assert turn.unjudged == (1,)
 
 
 @pytest.mark.parametrize(("spoil", "message"), BAD)

@@ -77,6 +77,9 @@ class Judge:
     kind: str = "rule"
     model: str | None = None
     base_url: str | None = None
+    # the judge client's own options (rpo_bench.judge.make_judge), e.g. api_key_env,
+    # timeout, max_attempts, backoff, concurrency; `cache` defaults to <work>/judge.sqlite
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,12 @@ def _write(results: dict[str, Any], out: Path) -> None:
         + ", ".join(f"{k} {v:.0f} s" for k, v in prov["stage_seconds"].items())
         + f"); this invocation {prov['wall_seconds']:.0f} s, reusing finished stages",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in prov["versions"].items()),
+        *(
+            f"- judging ({m}, {c['judge']}): {c['responses']} responses, {c['judged']} judged "
+            f"({c['retried']} after a retry), {c['unjudged']} unjudged (their turns get no "
+            f"pairs), {c['attempts']} judge attempts"
+            for m, c in results.get("judging", {}).items()
+        ),
         "",
         "Config:",
         "",

@@ -28,6 +28,8 @@ from rpo_bench.jsonl import read_jsonl, write_jsonl
 from rpo_bench.paths import REPO_ROOT
 from rpo_bench.rollout.settings import GenerationSettings
 
+JUDGING = "judging.json"  # an LLM judge's counts, beside the samples it judged
+
 
 class Runner:
     def __init__(
@@ -62,11 +64,14 @@ class Runner:
     def samples(self, model: str) -> tuple[Path, dict]:
         convs, conv_inputs = self.conversations("train")
         s = self.cfg.sampling
+        judge = dataclasses.asdict(self.cfg.judge)
+        if not judge["options"]:  # the key of a judge without options, as before they existed
+            del judge["options"]
         inputs = {
             "conversations": conv_inputs,
             "model": model,
             "sampling": dataclasses.asdict(s),
-            "judge": dataclasses.asdict(self.cfg.judge),
+            "judge": judge,
         }
 
         def work(folder: Path) -> None:
@@ -74,14 +79,17 @@ class Runner:
             from rpo_bench.data.sample import sample
 
             settings = GenerationSettings(s.temperature, s.top_p, s.max_new_tokens, s.seed, s.n)
+            judge = self._judge()
             rows = sample(
                 read_conversations(convs / "conversations.jsonl"),
                 self._backend(model),
                 settings,
-                judge=self._judge(),
+                judge=judge,
                 history=s.history,
             )
             write_jsonl(folder / "samples.jsonl", rows)
+            if hasattr(judge, "counts"):  # an LLM judge: what judging took, and what it left
+                write_atomic(folder / JUDGING, json.dumps({"judge": judge.name, **judge.counts}))
 
         return self._stage(f"samples:{model}", inputs, work, "samples"), inputs
 
@@ -211,10 +219,13 @@ class Runner:
         started = time.time()
         base = {m: self.base(m) for m in self.cfg.grid.model}
         cells = [self.cell(cell) for cell in self.cfg.cells()]
+        judging = {m: json.loads(p.read_text()) for m in self.cfg.grid.model
+                   if (p := self.samples(m)[0] / JUDGING).exists()}  # fmt: skip
         return {
             "config": self.cfg.to_dict(),
             "base": base,
             "cells": cells,
+            **({"judging": judging} if judging else {}),
             "provenance": self._provenance(time.time() - started),
         }
 
@@ -271,11 +282,16 @@ class Runner:
         return self._backends[model]
 
     def _judge(self) -> Any:
-        from rpo_bench.judge import make_constraint_judge
+        from rpo_bench.judge import LLMConstraintJudge, make_constraint_judge, make_judge
 
         j = self.cfg.judge
+        if j.kind == "rule":
+            return make_constraint_judge("rule")
         args = {k: v for k, v in (("model", j.model), ("base_url", j.base_url)) if v}
-        return make_constraint_judge(j.kind, **args)
+        args = {"cache": self.store.root / "judge.sqlite", **args, **j.options}
+        # a response the judge cannot judge is recorded as unjudged, and its turn gets no
+        # pairs; the run goes on
+        return LLMConstraintJudge(make_judge(j.kind, **args), keep_unjudged=True)
 
     def _heldout(self, backend: Any, settings: GenerationSettings, path: Path) -> list[dict]:
         """Greedy replies to the held-out conversations (own history), scored per turn."""

@@ -10,9 +10,10 @@ A samples row (the pairs stage reads exactly this):
     {"id": "<conversation id>/t<turn>", "system": str (only when set), "history": [messages
      before this turn, as the model saw them], "task", "constraints": [{"id", "kwargs"}],
      "constraint_slot", "responses": [{"text", "verdicts", "true_verdicts" (noise > 0)}],
-     "noise", "settings", plus "turn", "judge", "history_choice" and "kept" (the index of
-     the response kept in the history). `rpo_bench.pairs.turn.read_samples` reads and
-     validates it.
+     "noise", "settings", plus "turn", "judge", "history_choice", "kept" (the index of
+     the response kept in the history) and, where an LLM judge could not judge some
+     responses, "unjudged": [their indices] (their "verdicts" are null).
+     `rpo_bench.pairs.turn.read_samples` reads and validates it.
 """
 
 from __future__ import annotations
@@ -38,14 +39,15 @@ from rpo_bench.rollout.settings import ENGINES, GenerationSettings
 HISTORY_CHOICES = ("best", "first", "teacher")
 
 
-def kept_index(verdicts: Sequence[Sequence[bool]], choice: str = "best") -> int:
-    """The response kept in the history: most constraints satisfied (first on ties), or 0."""
+def kept_index(verdicts: Sequence[Sequence[bool] | None], choice: str = "best") -> int:
+    """The response kept in the history: most constraints satisfied (first on ties), or 0.
+    An unjudged response (None) is kept only when no response was judged."""
     if choice not in HISTORY_CHOICES:
         raise ValueError(f"history choice must be one of {HISTORY_CHOICES}, got {choice!r}")
     if choice == "first":
         return 0
     # "teacher": the row still records the policy's best; the history holds the teacher's
-    scores = [sum(v) for v in verdicts]
+    scores = [-1 if v is None else sum(v) for v in verdicts]
     return scores.index(max(scores))
 
 
@@ -122,6 +124,7 @@ def sample(
                 responses.append(response)
             kept = kept_index([v for v, _ in judged], history)
             row: dict[str, Any] = {"id": _id(i, t)}
+            unjudged = [r for r, (v, _) in enumerate(judged) if v is None]
             if conv.system is not None:
                 row["system"] = conv.system
             row |= {
@@ -137,6 +140,8 @@ def sample(
                 "history_choice": history,
                 "kept": kept,
             }
+            if unjudged:  # responses the judge could not judge: no verdicts, no pairs
+                row["unjudged"] = unjudged
             if golden is not None:
                 reply, record = golden[len(kept_all)]
                 row["teacher"] = record | {"reply": reply}
@@ -173,7 +178,7 @@ def _run(args: argparse.Namespace) -> None:
     rows = sample(convs, backend, settings, noise=args.noise, history=args.history)
     seconds = time.perf_counter() - start
     write_jsonl(args.out, rows)
-    verdicts = [v for row in rows for r in row["responses"] for v in r["verdicts"]]
+    verdicts = [v for row in rows for r in row["responses"] for v in r["verdicts"] or ()]
     summary = {
         "conversations": len(convs),
         "rows": len(rows),

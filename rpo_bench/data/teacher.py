@@ -60,7 +60,9 @@ class Teacher:
             for s, (_, share, _) in zip(samples, best, strict=True)
         ]
         for round_ in range(1, self.critique_rounds + 1):
-            todo = [n for n, (_, share, _) in enumerate(best) if share < self.threshold]
+            # an unjudged reply (share None) has no failed rules to name: no critique
+            todo = [n for n, (_, share, _) in enumerate(best)
+                    if share is not None and share < self.threshold]  # fmt: skip
             if not todo:
                 break
             asks = [self._critique(chats[n], *best[n][::2], constraints[n]) for n in todo]
@@ -68,12 +70,12 @@ class Teacher:
             for n, (reply,) in zip(todo, self.backend.generate(asks, once), strict=True):
                 candidate = self._best(chats[n], [reply], constraints[n], judge, ids[n])
                 info[n]["rounds"] = round_
-                if candidate[1] >= best[n][1]:  # a revision that is no worse replaces it
+                if candidate[1] is not None and candidate[1] >= best[n][1]:  # no worse
                     best[n] = candidate
                     info[n]["share"] = candidate[1]
         out = []
         for (reply, share, _), record in zip(best, info, strict=True):
-            passed = share >= self.threshold
+            passed = share is not None and share >= self.threshold
             out.append((reply if passed else None, record | {"passed": passed}))
         return out
 
@@ -84,15 +86,17 @@ class Teacher:
         constraints: Sequence[ConstraintLike],
         judge: ConstraintJudge,
         sample_id: str,
-    ) -> tuple[str, float, list[bool]]:
-        """(the sample satisfying the largest share, that share, its verdicts); first on ties."""
+    ) -> tuple[str, float | None, list[bool] | None]:
+        """(the sample satisfying the largest share, that share, its verdicts); first on ties.
+        Unjudged samples (verdicts None) come last; if all are, share and verdicts are None."""
         requests = [
             VerdictRequest(chat, s, constraints, f"{sample_id}/teacher", r)
             for r, s in enumerate(samples)
         ]
         verdicts = judge.judge_many(requests)
-        shares = [sum(v) / len(v) if v else 1.0 for v in verdicts]
-        k = shares.index(max(shares))
+        shares = [None if v is None else sum(v) / len(v) if v else 1.0 for v in verdicts]
+        ranked = [-1.0 if share is None else share for share in shares]
+        k = ranked.index(max(ranked))
         return samples[k], shares[k], verdicts[k]
 
     @staticmethod

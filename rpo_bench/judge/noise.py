@@ -39,14 +39,19 @@ class NoisyJudge(ConstraintJudge):
 
     def judge_with_truth(
         self, requests: Sequence[VerdictRequest]
-    ) -> list[tuple[list[bool], list[bool]]]:
-        """(noisy verdicts, true verdicts) per request."""
+    ) -> list[tuple[list[bool] | None, list[bool] | None]]:
+        """(noisy verdicts, true verdicts) per request; (None, None) where it is unjudged."""
         return [
-            (add_noise(true, self.p, self.seed, r.sample_id, r.response_index), true)
+            (
+                None
+                if true is None
+                else add_noise(true, self.p, self.seed, r.sample_id, r.response_index),
+                true,
+            )  # fmt: skip
             for r, true in zip(requests, self.judge.judge_many(requests), strict=True)
         ]
 
-    def judge_many(self, requests: Sequence[VerdictRequest]) -> list[list[bool]]:
+    def judge_many(self, requests: Sequence[VerdictRequest]) -> list[list[bool] | None]:
         return [noisy for noisy, _ in self.judge_with_truth(requests)]
 
 
@@ -64,7 +69,7 @@ def noisy_rows(rows: Sequence[dict[str, Any]], p: float, seed: int) -> list[dict
         responses = []
         for r, response in enumerate(row["responses"]):
             true = response.get("true_verdicts", response["verdicts"])
-            noisy = add_noise(true, p, seed, row["id"], r)
+            noisy = None if true is None else add_noise(true, p, seed, row["id"], r)  # unjudged
             responses.append({**response, "verdicts": noisy, "true_verdicts": true})
         out.append({**row, "responses": responses})
     return out

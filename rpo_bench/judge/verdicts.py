@@ -48,8 +48,9 @@ class ConstraintJudge(abc.ABC):
         return self.judge_many([VerdictRequest(messages, response, constraints)])[0]
 
     @abc.abstractmethod
-    def judge_many(self, requests: Sequence[VerdictRequest]) -> list[list[bool]]:
-        """Verdict vectors for many responses, in order (a batch, for judges that batch)."""
+    def judge_many(self, requests: Sequence[VerdictRequest]) -> list[list[bool] | None]:
+        """Verdict vectors for many responses, in order (a batch, for judges that batch);
+        None for a response an LLM judge could not judge (`LLMConstraintJudge`)."""
 
 
 def text_of(constraint: ConstraintLike) -> str:
@@ -81,23 +82,37 @@ def judge_request(request: VerdictRequest) -> JudgeRequest:
 
 class LLMConstraintJudge(ConstraintJudge):
     """Free-text constraints judged by an LLM judge. A verdict the judge left undecided
-    counts as satisfied (SysBench's rule); a response it could not judge at all raises,
-    since a silent default would be a fabricated verdict."""
+    counts as satisfied (SysBench's rule). A response it could not judge at all (every
+    attempt failed or unparseable) raises, since a silent default would be a fabricated
+    verdict; with `keep_unjudged` it gets None instead, and the caller leaves it out.
 
-    def __init__(self, judge: Judge) -> None:
-        self.judge = judge
+    `counts`: responses asked about, judged, unjudged, judged only after a retry, and the
+    judge's attempts in all (calls made now or earlier, as the cache recorded them)."""
+
+    def __init__(self, judge: Judge, keep_unjudged: bool = False) -> None:
+        self.judge, self.keep_unjudged = judge, keep_unjudged
         self.name = f"llm:{judge.name}"
+        self.counts = dict.fromkeys(("responses", "judged", "unjudged", "retried", "attempts"), 0)
 
-    def judge_many(self, requests: Sequence[VerdictRequest]) -> list[list[bool]]:
+    def judge_many(self, requests: Sequence[VerdictRequest]) -> list[list[bool] | None]:
         asks = [judge_request(r) for r in requests]
-        out = []
+        out: list[list[bool] | None] = []
         for request, ask, judgement in zip(
             requests, asks, self.judge.judge_many(asks), strict=True
         ):
+            self.counts["responses"] += 1
+            self.counts["attempts"] += judgement.attempts
             if judgement.error is not None:
-                raise RuntimeError(
-                    f"judge {self.judge.name} could not judge {request.sample_id or 'a response'}"
-                    f" (response {request.response_index}): {judgement.error}"
-                )
+                if not self.keep_unjudged:
+                    raise RuntimeError(
+                        f"judge {self.judge.name} could not judge "
+                        f"{request.sample_id or 'a response'} (response "
+                        f"{request.response_index}): {judgement.error}"
+                    )
+                self.counts["unjudged"] += 1
+                out.append(None)
+                continue
+            self.counts["judged"] += 1
+            self.counts["retried"] += judgement.attempts > 1
             out.append([judgement.verdicts.get(i) is not False for i in ask.ids])
         return out

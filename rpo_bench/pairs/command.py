@@ -40,13 +40,19 @@ def run(
         "keep_untriggered": keep_untriggered,
     }
     kind = kind_of(strategy)
-    turns = read_samples(samples)
+    read = read_samples(samples)
+    # a turn with a response the judge could not judge is left out: its verdicts would be
+    # a guess, and a pair from it could teach the wrong preference
+    turns = [t for t in read if not t.unjudged]
     examples = build(turns, strategy, **options)
     stats = {"samples": str(samples), "strategy": strategy, "options": options}
     if kind == PREFERENCE:
         stats |= pair_stats(turns, examples)
     else:
         stats |= example_stats(turns, examples, kind)
+    if len(turns) < len(read):  # only then, so the statistics of judged samples read as before
+        stats["turns_unjudged"] = len(read) - len(turns)
+        stats["responses_unjudged"] = sum(len(t.unjudged) for t in read)
     write_jsonl(out, (e.to_row() for e in examples))
     write_atomic(stats_path(out), json.dumps(stats, indent=2) + "\n")
     return stats

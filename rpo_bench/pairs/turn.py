@@ -50,6 +50,9 @@ class Turn:
     system: str | None = None
     history: tuple[Message, ...] = ()
     true_verdicts: tuple[Verdicts, ...] | None = None  # before judge noise, when known
+    # responses the judge could not judge (their verdicts are placeholders, all False): the
+    # pairs stage leaves such a turn out and counts it
+    unjudged: tuple[int, ...] = ()
 
 
 class _Field:
@@ -135,12 +138,24 @@ def parse_turn(row: dict[str, Any], where: str) -> Turn:
     if not responses:
         raise at("responses").error("no responses")
     cons = tuple(_constraint(c, at("constraints")(k)) for k, c in enumerate(constraints))
+    unjudged = _list(row.get("unjudged", []), at("unjudged"))
+    for k, index in enumerate(unjudged):
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(responses):
+            raise at("unjudged")(k).error(f"expected a response index, got {index!r}")
     texts, verdicts, truths = [], [], []
+    none = (False,) * len(cons)  # an unjudged response's placeholder
     for k, resp in enumerate(responses):
         r_at = at("responses")(k)
         if not isinstance(resp, dict):
             raise r_at.error(f"expected an object, got {type(resp).__name__}")
         texts.append(_string(_required(resp, "text", r_at), r_at("text"), empty=True))
+        if k in unjudged:
+            for key in ("verdicts", "true_verdicts"):
+                if resp.get(key) is not None:
+                    raise r_at(key).error("an unjudged response has no verdicts (null)")
+            verdicts.append(none)
+            truths += [none] if "true_verdicts" in resp else []
+            continue
         verdicts.append(_verdicts(_required(resp, "verdicts", r_at), len(cons), r_at("verdicts")))
         if "true_verdicts" in resp:
             truths.append(_verdicts(resp["true_verdicts"], len(cons), r_at("true_verdicts")))
@@ -156,6 +171,7 @@ def parse_turn(row: dict[str, Any], where: str) -> Turn:
         system=system,
         history=tuple(_message(m, at("history")(k)) for k, m in enumerate(history)),
         true_verdicts=tuple(truths) if truths else None,
+        unjudged=tuple(sorted(set(unjudged))),
     )
 
 
