@@ -72,10 +72,14 @@ def results(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict:
-    """The micro grid uninterrupted, computed by 2 parallel workers (`--jobs 2`)."""
+    """The micro grid uninterrupted, computed by 2 parallel workers through the cluster
+    executor in submitit's local mode (its jobs are local processes); the plain local
+    executor runs in the `train.processes` test below."""
+    pytest.importorskip("submitit")
     folder = tmp_path_factory.mktemp("reference")
-    done = ablate(folder, "--jobs", "2")
+    done = ablate(folder, "--jobs", "2", "--executor", "submitit-local")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert list((folder / "work" / "jobs" / "submitit").iterdir())  # submitit's own files
     return results(folder)
 
 
@@ -139,29 +143,24 @@ def test_parallel_workers_compute_each_stage_once(reference):
 
 
 @pytest.mark.slow
-def test_submitit_workers_give_the_same_results(tmp_path, reference):
-    """The cluster executor in submitit's local mode (its jobs are local processes)."""
-    pytest.importorskip("submitit")
-    done = ablate(tmp_path, "--jobs", "2", "--executor", "submitit-local")
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert comparable(results(tmp_path)) == comparable(reference)
-    assert list((tmp_path / "work" / "jobs" / "submitit").iterdir())  # submitit's own files
-
-
-@pytest.mark.slow
 def test_training_in_two_processes_inside_the_runner(tmp_path, reference):
     """`train.processes: 2` at half the per-process batch: the same global batch, so the
-    same per-step losses as the one-process cells (torchrun, gloo)."""
+    same per-step losses as the one-process cells (torchrun, gloo). The base evaluation
+    and the cell run in 2 local workers (`--jobs 2`)."""
     text = MICRO.replace("batch_size: 2, max_length", "batch_size: 1, processes: 2, max_length")
     text = text.replace("strategy: [dpo_count, rpo]", "strategy: [rpo]")
     (tmp_path / "micro.yaml").write_text(text)
     config = tmp_path / "micro.yaml"
     done = subprocess.run(
         [sys.executable, "-m", "rpo_bench.ablate", "--config", str(config),
-         "--work", str(tmp_path / "work"), "--out", str(tmp_path / "report")],
+         "--work", str(tmp_path / "work"), "--out", str(tmp_path / "report"), "--jobs", "2"],
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "work" / "jobs").glob("*.json")) == [
+        "0.json",
+        "1.json",
+    ]
     (cell,) = results(tmp_path)["cells"]
     (one,) = [c for c in reference["cells"] if c["strategy"] == "rpo"]
 
@@ -194,9 +193,15 @@ def test_worker_arguments_leave_out_the_parents_own():
         (["--executor-params", "{oops"], "--executor-params: Expecting property name"),
     ],
 )
-def test_bad_job_options_exit_2_with_a_message(tmp_path, args, message):
-    done = ablate(tmp_path, *args)
-    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+def test_bad_job_options_exit_2_with_a_message(tmp_path, capsys, args, message):
+    from rpo_bench.ablate.__main__ import main
+
+    (tmp_path / "micro.yaml").write_text(MICRO)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", str(tmp_path / "micro.yaml"), "--work", str(tmp_path / "w"), *args])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "w").exists()
 
 
 # --- judge endpoint faults in the middle of an ablation ------------------------------------

@@ -117,20 +117,25 @@ def _save_final(acc: Any, scorer: Any, tokenizer: Any, out: Path) -> Path | None
     return target
 
 
-def _examples(path: str | Path, cfg: TrainConfig, tokenizer: Any):
-    """(rows, tokenized, fill): the file's examples, of the kind the loss trains on, and
-    what completes a batch's examples (KTO: their mismatched replies)."""
+def _read_examples(path: str | Path, cfg: TrainConfig) -> list:
+    """The file's examples, of the kind the loss trains on, validated (errors name
+    file:line and field): read before any model is loaded or folder made."""
     kind, found = example_kind(cfg.loss), file_kind(path)
     if kind != found:
         raise ValueError(
             f"{path}: holds {found} examples, but loss {cfg.loss!r} trains on {kind} examples"
         )
+    return read_pairs(path) if kind == "preference" else read_single(path, kind)
+
+
+def _tokenized(rows: list, cfg: TrainConfig, tokenizer: Any):
+    """(tokenized, fill): the examples tokenized, and what completes a batch's examples
+    (KTO: their mismatched replies)."""
+    kind = example_kind(cfg.loss)
     if kind == "preference":
-        rows = read_pairs(path)
-        return rows, tokenize_pairs(rows, tokenizer, cfg.max_length), None
-    rows = read_single(path, kind)
+        return tokenize_pairs(rows, tokenizer, cfg.max_length), None
     fill = functools.partial(mismatched, max_length=cfg.max_length) if kind == "kto" else None
-    return rows, tokenize_single(rows, tokenizer, cfg.max_length), fill
+    return tokenize_single(rows, tokenizer, cfg.max_length), fill
 
 
 def _validation_split(examples: list, cfg: TrainConfig, path: str | Path) -> tuple[list, list]:
@@ -172,16 +177,17 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
     # accelerate keeps one process-wide state and refuses a second precision; an earlier
     # Accelerator in this process (lm-eval's HFLM, a previous train()) may have set another.
     # The partial state (the process group) is kept.
+    rows = _read_examples(pairs, cfg)  # a bad file fails here, before anything is loaded
     AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision="bf16" if _bf16(cfg) else "no")
     set_seed(cfg.seed)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     clock = {"start": time.perf_counter()}
 
     loaded = models.load(cfg.model)
+    out.mkdir(parents=True, exist_ok=True)
     tokenizer, model = loaded.tokenizer, loaded.model
-    rows, tokenized, fill = _examples(pairs, cfg, tokenizer)
+    tokenized, fill = _tokenized(rows, cfg, tokenizer)
     # the same global batches for any number of processes; each takes its share of every one
     # (equal step counts keep DDP/ZeRO-3 in lockstep)
     world = acc.num_processes
