@@ -3,7 +3,8 @@ rollout tests.
 
 Each request's prompt (its messages' contents, joined by newlines) is matched against the
 script's markers (substrings); the n-th request carrying a marker gets the marker's n-th
-reply (the last one repeats). A request matching no marker is answered "是" for every
+reply (the last one repeats). A request matching no marker goes to `respond` if given (a
+function of the prompt); otherwise, or where it returns None, it is answered "是" for every
 checklist id found in the prompt (lines "{id}. {content} | {type}"), so whole sessions can
 be judged. A request with `n` gets n choices; "{choice}" in a reply becomes the index.
 """
@@ -15,6 +16,7 @@ import re
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,8 +53,13 @@ _CRITERION = re.compile(r"^(\d+)\. .* \| \S+$", flags=re.M)
 class FakeJudgeServer:
     """Use as a context manager; `url` is the base URL (…/v1)."""
 
-    def __init__(self, script: dict[str, list[Reply]] | None = None) -> None:
+    def __init__(
+        self,
+        script: dict[str, list[Reply]] | None = None,
+        respond: Callable[[str], Reply | None] | None = None,
+    ) -> None:
         self.script = script or {}
+        self.respond = respond  # a prompt no marker matches: its reply, or None for the default
         self.requests: list[dict[str, Any]] = []
         self.counts: dict[str, int] = defaultdict(int)
         self.in_flight = 0
@@ -109,7 +116,9 @@ class FakeJudgeServer:
             n = self.counts[marker] if marker else 0
             if marker:
                 self.counts[marker] += 1
-        if marker is None:
+        if marker is None and self.respond and (own := self.respond(prompt)) is not None:
+            reply = own
+        elif marker is None:
             if "<评判细则>" in prompt:  # SysBench's official prompt
                 ids = _CRITERION.findall(prompt.split("<评判细则>", 1)[-1])
                 reply = Reply(content=official_json(dict.fromkeys(ids, "是")))

@@ -21,6 +21,7 @@ from rpo_bench.rollout.settings import ENGINES
 from rpo_bench.typedconfig import build
 
 BASE = "base"  # the untrained model, evaluated once per model as the reference row
+DATA_KINDS = ("verifiable", "freetext")
 HISTORY_CHOICES = ("best", "first")
 BACKENDS = ("hf", "vllm")
 JUDGES = ("rule", "openai", "hf")
@@ -51,6 +52,12 @@ class Data:
     constraints_per_turn: int = 2
     constraint_slot: str = "user"
     seed: int = 0
+    # verifiable: IFEval constraints on seed tasks (the rule judge can check them);
+    # freetext: system prompts with free-text constraints from `file` (data/freetext.py),
+    # the first n_conversations for training and the next heldout_conversations held out,
+    # judged by an LLM judge and reversed by `pairs.reverser`
+    kind: str = "verifiable"
+    file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,10 +90,21 @@ class Judge:
 
 
 @dataclass(frozen=True)
+class Reverser:
+    """The LLM that reverses free-text constraints (`constraints.llm_reversal`), behind an
+    OpenAI-compatible endpoint; `options` go to its client (api_key_env, timeout, ...)."""
+
+    model: str = "gpt-4o-mini"
+    base_url: str = "https://api.openai.com/v1"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Pairs:
     min_margin: int = 1
     max_pairs_per_turn: int | None = None
     keep_untriggered: bool = True
+    reverser: Reverser | None = None  # needed for free-text constraints (data.kind freetext)
 
 
 @dataclass(frozen=True)
@@ -242,6 +260,14 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     _one_of(config.sampling.backend, BACKENDS, f"{where}.sampling.backend")
     _one_of(config.sampling.engine, list(ENGINES), f"{where}.sampling.engine")
     _one_of(config.judge.kind, JUDGES, f"{where}.judge.kind")
+    _one_of(config.data.kind, DATA_KINDS, f"{where}.data.kind")
+    if config.data.kind == "freetext":
+        if not config.data.file:
+            raise ValueError(f"{where}.data.file: free-text data needs a JSONL of system prompts")
+        if config.judge.kind == "rule":
+            raise ValueError(f"{where}.judge.kind: free-text constraints need an LLM judge")
+        if config.pairs.reverser is None:
+            raise ValueError(f"{where}.pairs.reverser: free-text constraints need an LLM reverser")
     for i, task in enumerate(config.eval.tasks):
         _one_of(task, EVAL_TASKS, f"{where}.eval.tasks[{i}]")
     try:

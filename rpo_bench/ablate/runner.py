@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import platform
 import subprocess
@@ -29,6 +30,26 @@ from rpo_bench.paths import REPO_ROOT
 from rpo_bench.rollout.settings import GenerationSettings
 
 JUDGING = "judging.json"  # an LLM judge's counts, beside the samples it judged
+# Config fields added after stores existed: at these values they stay out of stage keys,
+# so stages stored before them keep their keys.
+ADDED = {
+    "Data": {"kind": "verifiable", "file": None},
+    "Judge": {"options": {}},
+    "Pairs": {"reverser": None},
+}
+
+
+def keyed(section: Any) -> dict[str, Any]:
+    """A config section as it enters a stage key."""
+    added = ADDED.get(type(section).__name__, {})
+    return {k: v for k, v in dataclasses.asdict(section).items()
+            if not (k in added and v == added[k])}  # fmt: skip
+
+
+def data_file(name: str) -> Path:
+    """A config's data file: as given, else under the repository (presets name repo paths)."""
+    path = Path(name)
+    return path if path.is_absolute() or path.exists() else REPO_ROOT / path
 
 
 class Runner:
@@ -51,12 +72,17 @@ class Runner:
     def conversations(self, split: str) -> tuple[Path, dict]:
         d = self.cfg.data
         n = d.n_conversations if split == "train" else d.heldout_conversations
-        inputs = {"data": dataclasses.asdict(d), "split": split, "n": n}
+        inputs = {"data": keyed(d), "split": split, "n": n}
+        if d.kind == "freetext":  # the file's contents, not only its name
+            inputs["file_sha256"] = hashlib.sha256(data_file(d.file).read_bytes()).hexdigest()
 
         def work(folder: Path) -> None:
             from rpo_bench.data.conversations import build, write_conversations
 
-            convs = build(n, d.turns, d.constraints_per_turn, d.seed, split, d.constraint_slot)
+            if d.kind == "freetext":
+                convs = self._freetext(split, n)
+            else:
+                convs = build(n, d.turns, d.constraints_per_turn, d.seed, split, d.constraint_slot)
             write_conversations(folder / "conversations.jsonl", convs)
 
         return self._stage("conversations", inputs, work), inputs
@@ -64,14 +90,11 @@ class Runner:
     def samples(self, model: str) -> tuple[Path, dict]:
         convs, conv_inputs = self.conversations("train")
         s = self.cfg.sampling
-        judge = dataclasses.asdict(self.cfg.judge)
-        if not judge["options"]:  # the key of a judge without options, as before they existed
-            del judge["options"]
         inputs = {
             "conversations": conv_inputs,
             "model": model,
             "sampling": dataclasses.asdict(s),
-            "judge": judge,
+            "judge": keyed(self.cfg.judge),
         }
 
         def work(folder: Path) -> None:
@@ -113,7 +136,7 @@ class Runner:
         inputs = {
             "judged": judged_inputs,
             "strategy": name,
-            "pairs": dataclasses.asdict(p),
+            "pairs": keyed(p),
             "seed": cell.seed,
         }
 
@@ -128,6 +151,7 @@ class Runner:
                 max_pairs_per_turn=p.max_pairs_per_turn,
                 seed=cell.seed,
                 keep_untriggered=p.keep_untriggered,
+                reverser=self._reverser(),
             )
 
         return self._stage(f"pairs:{name}", inputs, work, "pairs"), inputs
@@ -161,6 +185,8 @@ class Runner:
         e = self.cfg.eval
         heldout, heldout_inputs = self.conversations("heldout")
         inputs = {"model": upstream, "eval": dataclasses.asdict(e), "heldout": heldout_inputs}
+        if self.cfg.data.kind == "freetext":  # held-out turns are scored by the LLM judge
+            inputs["judge"] = keyed(self.cfg.judge)
 
         def work(folder: Path) -> None:
             path = str(trained / "final") if trained else model
@@ -294,20 +320,57 @@ class Runner:
         return LLMConstraintJudge(make_judge(j.kind, **args), keep_unjudged=True)
 
     def _heldout(self, backend: Any, settings: GenerationSettings, path: Path) -> list[dict]:
-        """Greedy replies to the held-out conversations (own history), scored per turn."""
+        """Greedy replies to the held-out conversations (own history), scored per turn:
+        verifiable constraints by their checkers; free-text ones by the LLM judge (strict
+        and loose alike), a turn it could not judge left out and counted."""
+        from rpo_bench.constraints import any_from_dict
         from rpo_bench.data.conversations import read_conversations
         from rpo_bench.data.sample import sample
         from rpo_bench.evaluate.verifiable import score
 
-        rows = sample(read_conversations(path), backend, settings, history="first")
+        freetext = self.cfg.data.kind == "freetext"
+        judge = self._judge() if freetext else None  # free text: judged as it is sampled
+        rows = sample(read_conversations(path), backend, settings, judge=judge, history="first")
         out = []
         for row in rows:
-            from rpo_bench.constraints import from_dict
-
             reply = row["responses"][0]["text"]
-            constraints = [from_dict(c) for c in row["constraints"]]
-            out.append({"key": row["id"], "reply": reply, **score(constraints, reply)})
+            if not freetext:
+                constraints = [any_from_dict(c) for c in row["constraints"]]
+                out.append({"key": row["id"], "reply": reply, **score(constraints, reply)})
+                continue
+            verdicts = row["responses"][0]["verdicts"]
+            if verdicts is None:  # unjudged: neither a pass nor a fail
+                continue
+            followed = {"prompt_level": all(verdicts), "inst_level": verdicts}
+            out.append({"key": row["id"], "reply": reply,
+                        **{f"{level}_{mode}_acc": value for level, value in followed.items()
+                           for mode in ("strict", "loose")}})  # fmt: skip
         return out
+
+    def _freetext(self, split: str, n: int) -> list[Any]:
+        """The split's system prompts of `data.file`: the first n_conversations train, the
+        next heldout_conversations are held out."""
+        from rpo_bench.data.freetext import read_system_prompts, to_conversations
+
+        d = self.cfg.data
+        prompts = read_system_prompts(data_file(d.file))
+        start = 0 if split == "train" else d.n_conversations
+        if len(prompts) < d.n_conversations + d.heldout_conversations:
+            raise ValueError(
+                f"{d.file}: {len(prompts)} system prompts, fewer than data.n_conversations + "
+                f"data.heldout_conversations = {d.n_conversations + d.heldout_conversations}"
+            )
+        return to_conversations(prompts[start : start + n], split)
+
+    def _reverser(self) -> Any:
+        """The LLM reverser of free-text constraints, validated and cached in the store."""
+        r = self.cfg.pairs.reverser
+        if r is None:
+            return None
+        from rpo_bench.constraints.llm_reversal import CheckedReverser, LLMReverser, OpenAICompleter
+
+        completer = OpenAICompleter(r.model, r.base_url, **r.options)
+        return CheckedReverser(LLMReverser(completer, cache=self.store.root / "reversal.sqlite"))
 
     @staticmethod
     def pair_stats(folder: Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Verifiable constraints: IFEval's 25 instruction ids with describe, check and exact reversal."""
+"""Verifiable constraints: IFEval's 25 instruction ids with describe, check and exact reversal;
+and free-text constraints, judged and reversed by LLMs."""
 
 from rpo_bench.constraints.constraint import (
     INSTRUCTION_IDS,
@@ -7,5 +8,15 @@ from rpo_bench.constraints.constraint import (
     from_ifeval,
 )
 from rpo_bench.constraints.specs import NON_REVERSIBLE
+from rpo_bench.constraints.text import AnyConstraint, TextConstraint, any_from_dict
 
-__all__ = ["INSTRUCTION_IDS", "NON_REVERSIBLE", "Constraint", "from_dict", "from_ifeval"]
+__all__ = [
+    "INSTRUCTION_IDS",
+    "NON_REVERSIBLE",
+    "AnyConstraint",
+    "Constraint",
+    "TextConstraint",
+    "any_from_dict",
+    "from_dict",
+    "from_ifeval",
+]

@@ -171,6 +171,29 @@ class LLMReverser:
         return out, failures
 
 
+class CheckedReverser:
+    """An `LLMReverser` for building pairs: a reversal that fails `check_reversal` gives
+    None, so its constraint is left out of that pair's prompt rather than reversed badly.
+    `counts()`: the distinct texts asked, validated and dropped, and why they were dropped."""
+
+    def __init__(self, reverser: LLMReverser) -> None:
+        self.reverser = reverser
+        self.validated = 0
+        self.failures: dict[str, int] = {}
+
+    def __call__(self, text: str) -> str | None:
+        (reversal,), failures = self.reverser.reverse_checked([text])
+        self.validated += reversal is not None
+        for reason, n in failures.items():
+            self.failures[reason] = self.failures.get(reason, 0) + n
+        return reversal
+
+    def counts(self) -> dict[str, Any]:
+        dropped = sum(self.failures.values())
+        return {"asked": self.validated + dropped, "validated": self.validated,
+                "dropped": dropped, "dropped_why": dict(sorted(self.failures.items()))}  # fmt: skip
+
+
 _QUOTED = re.compile(r"[\"“「']([^\"”」']{1,80})[\"”」']")
 
 

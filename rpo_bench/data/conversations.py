@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rpo_bench.constraints import Constraint, from_dict, from_ifeval
+from rpo_bench.constraints import AnyConstraint, Constraint, any_from_dict, from_ifeval
 from rpo_bench.constraints.specs import AT_LEAST, LESS_THAN, SPECS
 from rpo_bench.data.prompt import SLOTS, Slot
 from rpo_bench.jsonl import iter_rows, write_jsonl
@@ -228,7 +228,7 @@ class Turn:
     """One user turn: the request without constraints, and the turn's cumulative constraints."""
 
     task: str
-    constraints: tuple[Constraint, ...]
+    constraints: tuple[AnyConstraint, ...]  # verifiable, or free text (`data.freetext`)
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,7 @@ class TrainingConversation:
             if not isinstance(raw.get("constraints"), list):
                 raise ValueError(f"{where}: field '{field_name}.constraints': expected a list")
             try:
-                constraints = tuple(from_dict(c) for c in raw["constraints"])
+                constraints = tuple(any_from_dict(c) for c in raw["constraints"])
             except ValueError as err:
                 raise ValueError(f"{where}: field '{field_name}.constraints': {err}") from None
             turns.append(Turn(raw["task"], constraints))

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rpo_bench.constraints import TextConstraint
 from rpo_bench.constraints.llm_reversal import Completer
+from rpo_bench.data.conversations import TrainingConversation, Turn
 from rpo_bench.jsonl import iter_rows, write_jsonl
 from rpo_bench.textcache import TextCache, prompt_key
 
@@ -115,6 +117,25 @@ def read_system_prompts(path: str | Path) -> list[SystemPrompt]:
 
 def write_system_prompts(path: str | Path, prompts: Sequence[SystemPrompt]) -> None:
     write_jsonl(path, (p.to_row() for p in prompts))
+
+
+def to_conversations(prompts: Sequence[SystemPrompt], split: str) -> list[TrainingConversation]:
+    """Training conversations under the system prompts, the paper's setting: every turn's
+    constraints are the prompt's criteria as free text, listed in the system message."""
+    return [
+        TrainingConversation(
+            id=p.id,
+            seed_id=p.id,
+            split=split,
+            turns=tuple(
+                Turn(user, tuple(TextConstraint(c.content) for c in p.criteria)) for user in p.turns
+            ),
+            constraint_slot="system",
+            system=p.system,
+            meta={"criteria_types": [c.type for c in p.criteria]},
+        )
+        for p in prompts
+    ]
 
 
 # --- generation by a teacher LLM ---------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 from rpo_bench.files import write_atomic
 from rpo_bench.jsonl import write_jsonl
 from rpo_bench.pairs.examples import KINDS, PREFERENCE, build, kind_of
+from rpo_bench.pairs.pair import Reverser
 from rpo_bench.pairs.stats import example_stats, pair_stats
 from rpo_bench.pairs.turn import read_samples
 
@@ -29,10 +30,12 @@ def run(
     max_pairs_per_turn: int | None = None,
     seed: int = 0,
     keep_untriggered: bool = True,
+    reverser: Reverser | None = None,
 ) -> dict[str, Any]:
     """Build a strategy's pairs (or SFT/KTO examples) from a samples file; write them and
     their statistics (atomically, and only once the whole input has been read and
-    validated). Returns the statistics."""
+    validated). Returns the statistics. `reverser` reverses free-text constraints (e.g. a
+    `CheckedReverser`, whose counts then join the statistics as `reversals`)."""
     options = {
         "min_margin": min_margin,
         "max_pairs_per_turn": max_pairs_per_turn,
@@ -44,12 +47,14 @@ def run(
     # a turn with a response the judge could not judge is left out: its verdicts would be
     # a guess, and a pair from it could teach the wrong preference
     turns = [t for t in read if not t.unjudged]
-    examples = build(turns, strategy, **options)
+    examples = build(turns, strategy, **options, reverser=reverser)
     stats = {"samples": str(samples), "strategy": strategy, "options": options}
     if kind == PREFERENCE:
         stats |= pair_stats(turns, examples)
     else:
         stats |= example_stats(turns, examples, kind)
+    if hasattr(reverser, "counts"):
+        stats["reversals"] = reverser.counts()
     if len(turns) < len(read):  # only then, so the statistics of judged samples read as before
         stats["turns_unjudged"] = len(read) - len(turns)
         stats["responses_unjudged"] = sum(len(t.unjudged) for t in read)

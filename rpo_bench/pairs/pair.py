@@ -17,7 +17,9 @@ from rpo_bench.data.prompt import Message, render
 from rpo_bench.pairs import strategy as strategies
 from rpo_bench.pairs.turn import AnyConstraint, TextConstraint, Turn
 
-Reverser = Callable[[str], str]  # free-text constraint -> its reversal
+# free-text constraint -> its reversal, or None where it has none that can be used (an
+# LLM reversal that failed validation): such a constraint is treated as non-reversible
+Reverser = Callable[[str], str | None]
 PAIR_FIELDS = ("id", "prompt", "chosen", "rejected", "margin", "strategy", "reversed")
 
 
@@ -90,16 +92,23 @@ class Rewriter:
         self.reverser, self.memo = reverser, {}
 
     def can_reverse(self, c: AnyConstraint) -> bool:
-        return c.reversible if isinstance(c, Constraint) else self.reverser is not None
+        if isinstance(c, Constraint):
+            return c.reversible
+        return self.reverser is not None and self._reversal(c.text) is not None
 
     def reverse(self, c: AnyConstraint) -> AnyConstraint:
         if isinstance(c, Constraint):
             rev = c.reverse()
             assert rev is not None  # can_reverse said so
             return rev
-        if c.text not in self.memo:
-            self.memo[c.text] = self.reverser(c.text)  # type: ignore[misc]
-        return TextConstraint(self.memo[c.text])
+        reversal = self._reversal(c.text)
+        assert reversal is not None  # can_reverse said so
+        return TextConstraint(reversal)
+
+    def _reversal(self, text: str) -> str | None:
+        if text not in self.memo:
+            self.memo[text] = self.reverser(text)  # type: ignore[misc]
+        return self.memo[text]
 
     def prompt(self, turn: Turn, flipped: set[int], dropped: set[int]) -> Rewritten:
         """The turn's prompt with `flipped` constraints reversed and `dropped` left out."""

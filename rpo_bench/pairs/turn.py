@@ -14,27 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rpo_bench.constraints import Constraint, from_dict
+from rpo_bench.constraints import AnyConstraint, TextConstraint, from_dict
 from rpo_bench.data.prompt import SLOTS, Message, Slot
 from rpo_bench.jsonl import iter_rows
 
 Verdicts = tuple[bool, ...]
-
-
-@dataclass(frozen=True)
-class TextConstraint:
-    """A free-text constraint; it is shown, and reversed, as its own text."""
-
-    text: str
-
-    def describe(self) -> str:
-        return self.text
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text}
-
-
-AnyConstraint = Constraint | TextConstraint
 
 
 @dataclass(frozen=True)

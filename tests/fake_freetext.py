@@ -1,0 +1,41 @@
+"""A deterministic fake of the free-text pipeline's LLMs, for FakeJudgeServer(respond=...):
+a judge (the project's `rpo_bench` prompt) whose verdict on a rule depends only on the
+answer and the rule's text, and a reverser that answers "NOT: <rule>", so a reversed rule is
+judged exactly opposite to its original. Malformed on purpose: the judge answers nonsense
+for every turn whose user message carries UNJUDGED_TURN, and the reverser repeats
+DROPPED_RULE unchanged (which fails validation)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from fake_judge_server import Reply, verdict_json
+
+UNJUDGED_TURN = "My knee hurts"
+DROPPED_RULE = "Sound encouraging."
+NOT = "NOT: "
+_CRITERION = re.compile(r"^(\d+)\. (.*) \| \S+$", flags=re.M)
+
+
+def satisfied(answer: str, rule: str) -> bool:
+    """The fake judge's verdict: two rules in three pass, by a hash of answer and rule."""
+    if rule.startswith(NOT):
+        return not satisfied(answer, rule[len(NOT) :])
+    digest = hashlib.sha256(f"{answer}\x1f{rule}".encode()).digest()
+    return digest[0] % 3 != 0
+
+
+def respond(prompt: str) -> Reply | None:
+    if "You turn an instruction into its exact opposite" in prompt:
+        rule = prompt.rsplit("Instruction: ", 1)[1].strip()
+        return Reply(content=rule if rule == DROPPED_RULE else NOT + rule)
+    if "【评判细则】" in prompt:
+        turn = prompt.split("【当前轮次】\n", 1)[1].split("\n\n【评判细则】", 1)[0]
+        user, answer = turn.split("\n助手：", 1)
+        if UNJUDGED_TURN in user:
+            return Reply(content="I cannot say.")
+        rules = _CRITERION.findall(prompt.split("【评判细则】", 1)[1])
+        verdicts = {i: "是" if satisfied(answer, rule) else "否" for i, rule in rules}
+        return Reply(content=verdict_json(verdicts))
+    return None

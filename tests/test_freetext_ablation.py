@@ -1,0 +1,77 @@
+"""The free-text pipeline end to end (`ablations/smoke_freetext.yaml`): system prompts with
+free-text constraints, an LLM judge, an LLM reverser with validation, pairs, training,
+held-out evaluation by the judge, report. The judge and reverser are a deterministic fake
+on 127.0.0.1 (`fake_freetext`), malformed answers included."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from fake_freetext import DROPPED_RULE, NOT, respond, satisfied
+from fake_judge_server import FakeJudgeServer
+
+from conftest import REPO
+
+KEY_ENV = "RPO_TEST_FREETEXT_KEY"
+SECRET = "sk-freetext-0123456789abcdef"
+RULES_HEAD = "Follow these rules in every reply:\n"
+
+
+def run_preset(folder, url: str) -> subprocess.CompletedProcess:
+    cfg = yaml.safe_load((REPO / "ablations" / "smoke_freetext.yaml").read_text())
+    cfg["judge"] |= {"base_url": url}
+    cfg["judge"]["options"] |= {"api_key_env": KEY_ENV, "max_attempts": 2, "backoff": 0.01}
+    cfg["pairs"]["reverser"] |= {"base_url": url, "options": {"api_key_env": KEY_ENV}}
+    config = folder / "smoke_freetext.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "rpo_bench.ablate", "--config", str(config),
+           "--work", str(folder / "work"), "--out", str(folder / "report")]  # fmt: skip
+    env = {**os.environ, KEY_ENV: SECRET}
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+
+
+def rules_of(prompt: list[dict]) -> list[str]:
+    """The constraints a pair's prompt lists in its system message."""
+    system = prompt[0]["content"]
+    assert prompt[0]["role"] == "system" and RULES_HEAD in system
+    return [line[2:] for line in system.split(RULES_HEAD, 1)[1].splitlines()]
+
+
+@pytest.mark.slow
+def test_free_text_smoke_preset_end_to_end_against_a_fake_endpoint(tmp_path):
+    with FakeJudgeServer(respond=respond) as server:
+        done = run_preset(tmp_path, server.url)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    cells = {c["strategy"]: c for c in results["cells"]}
+    rpo = cells["rpo"]["pairs"]
+    # the turn the judge never understood: no verdicts, no pairs, counted
+    assert (rpo["turns_unjudged"], rpo["responses_unjudged"]) == (1, 3)
+    assert results["judging"]["smollm2-135m"]["unjudged"] == 3
+    # one reversal fails validation (the fake repeats it) and is dropped, the others kept
+    reversals = rpo["reversals"]
+    assert reversals["dropped"] == 1 and reversals["dropped_why"] == {"same as the original": 1}
+    assert reversals["validated"] >= 1 and rpo["pairs"] > 0
+    (folder,) = [p for p in (tmp_path / "work" / "pairs").iterdir()
+                 if json.loads((p / "inputs.json").read_text())["strategy"] == "rpo"]  # fmt: skip
+    pairs = [json.loads(line) for line in (folder / "pairs.jsonl").open()]
+    assert any(p["reversed"] for p in pairs)
+    for pair in pairs:
+        rules = rules_of(pair["prompt"])
+        # under rpo every chosen response satisfies its rewritten prompt, by the same judge
+        assert all(satisfied(pair["chosen"], rule) for rule in rules), pair["id"]
+        assert NOT + DROPPED_RULE not in rules  # a failed reversal is never shown
+    # held-out turns scored by the judge, for the base model and both trained cells
+    for ev in [results["base"]["smollm2-135m"], *(c["eval"] for c in cells.values())]:
+        assert len(ev["heldout"]["per_prompt"]) == 2
+    assert (tmp_path / "report" / "report.md").exists()
+    for path in [p for p in tmp_path.rglob("*") if p.is_file()]:
+        assert SECRET.encode() not in path.read_bytes(), path
+    print(json.dumps({s: {k: c["pairs"].get(k) for k in ("pairs", "pairs_per_response",
+          "turns", "turns_unjudged", "responses_unjudged", "reversals")}
+          for s, c in cells.items()}, indent=1))  # fmt: skip
