@@ -1,9 +1,9 @@
 """A deterministic fake of the free-text pipeline's LLMs, for FakeJudgeServer(respond=...):
 a judge (the project's `rpo_bench` prompt) whose verdict on a rule depends only on the
-answer and the rule's text, and a reverser that answers "NOT: <rule>", so a reversed rule is
-judged exactly opposite to its original. Malformed on purpose: the judge answers nonsense
-for every turn whose user message carries UNJUDGED_TURN, and the reverser repeats
-DROPPED_RULE unchanged (which fails validation)."""
+answer and the rule's text, a reverser that answers "NOT: <rule>", so a reversed rule is
+judged exactly opposite to its original, and a teacher whose replies follow every rule.
+Malformed on purpose: the judge answers nonsense for every turn whose user message carries
+UNJUDGED_TURN, and the reverser repeats DROPPED_RULE unchanged (which fails validation)."""
 
 from __future__ import annotations
 
@@ -15,18 +15,23 @@ from fake_judge_server import Reply, verdict_json
 UNJUDGED_TURN = "My knee hurts"
 DROPPED_RULE = "Sound encouraging."
 NOT = "NOT: "
+TEACHER = "TEACHER"  # how the fake teacher's replies begin
 _CRITERION = re.compile(r"^(\d+)\. (.*) \| \S+$", flags=re.M)
 
 
 def satisfied(answer: str, rule: str) -> bool:
-    """The fake judge's verdict: two rules in three pass, by a hash of answer and rule."""
+    """The fake judge's verdict: a teacher's reply follows every rule; of a policy reply two
+    rules in three pass, by a hash of answer and rule."""
     if rule.startswith(NOT):
         return not satisfied(answer, rule[len(NOT) :])
+    if answer.startswith(TEACHER):
+        return True
     digest = hashlib.sha256(f"{answer}\x1f{rule}".encode()).digest()
     return digest[0] % 3 != 0
 
 
 def respond(prompt: str) -> Reply | None:
+    """The reverser's, the judge's or the teacher's answer (the teacher: anything else)."""
     if "You turn an instruction into its exact opposite" in prompt:
         rule = prompt.rsplit("Instruction: ", 1)[1].strip()
         return Reply(content=rule if rule == DROPPED_RULE else NOT + rule)
@@ -38,4 +43,5 @@ def respond(prompt: str) -> Reply | None:
         rules = _CRITERION.findall(prompt.split("【评判细则】", 1)[1])
         verdicts = {i: "是" if satisfied(answer, rule) else "否" for i, rule in rules}
         return Reply(content=verdict_json(verdicts))
-    return None
+    digest = hashlib.sha256(prompt.encode()).hexdigest()[:8]
+    return Reply(content=f"{TEACHER} reply {{choice}} ({digest})")  # "{choice}": per sample

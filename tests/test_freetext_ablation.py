@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import yaml
-from fake_freetext import DROPPED_RULE, NOT, respond, satisfied
+from fake_freetext import DROPPED_RULE, NOT, TEACHER, respond, satisfied
 from fake_judge_server import FakeJudgeServer
 
 from conftest import REPO
@@ -27,6 +27,7 @@ def run_preset(folder, url: str) -> subprocess.CompletedProcess:
     cfg["judge"] |= {"base_url": url}
     cfg["judge"]["options"] |= {"api_key_env": KEY_ENV, "max_attempts": 2, "backoff": 0.01}
     cfg["pairs"]["reverser"] |= {"base_url": url, "options": {"api_key_env": KEY_ENV}}
+    cfg["sampling"]["teacher"] |= {"base_url": url, "options": {"api_key_env": KEY_ENV}}
     config = folder / "smoke_freetext.yaml"
     config.write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "rpo_bench.ablate", "--config", str(config),
@@ -52,7 +53,9 @@ def test_free_text_smoke_preset_end_to_end_against_a_fake_endpoint(tmp_path):
     rpo = cells["rpo"]["pairs"]
     # the turn the judge never understood: no verdicts, no pairs, counted
     assert (rpo["turns_unjudged"], rpo["responses_unjudged"]) == (1, 3)
-    assert results["judging"]["smollm2-135m"]["unjudged"] == 3
+    # ... and the judge's count: those 3, the teacher's 2 samples and the critic pool's
+    # check of its best reply, all of the same turn
+    assert results["judging"]["smollm2-135m"]["unjudged"] == 6
     # one reversal fails validation (the fake repeats it) and is dropped, the others kept
     reversals = rpo["reversals"]
     assert reversals["dropped"] == 1 and reversals["dropped_why"] == {"same as the original": 1}
@@ -61,6 +64,15 @@ def test_free_text_smoke_preset_end_to_end_against_a_fake_endpoint(tmp_path):
                  if json.loads((p / "inputs.json").read_text())["strategy"] == "rpo"]  # fmt: skip
     pairs = [json.loads(line) for line in (folder / "pairs.jsonl").open()]
     assert any(p["reversed"] for p in pairs)
+    # the critic pool: teacher replies joined the turns whose best sample fell short, and
+    # the statistics tell their pairs apart; the history is the teacher's
+    assert rpo["pairs_off_policy"] > 0 and rpo["pairs_on_policy"] > 0
+    (samples,) = (tmp_path / "work" / "samples").iterdir()
+    rows = [json.loads(line) for line in (samples / "samples.jsonl").open()]
+    assert [r["teacher"]["passed"] for r in rows].count(False) == 1  # the unjudged turn
+    assert any(r["responses"][-1].get("source") == "teacher" for r in rows)
+    assert all(m["content"].startswith(TEACHER) for r in rows for m in r["history"]
+               if m["role"] == "assistant")  # fmt: skip
     for pair in pairs:
         rules = rules_of(pair["prompt"])
         # under rpo every chosen response satisfies its rewritten prompt, by the same judge
@@ -73,5 +85,6 @@ def test_free_text_smoke_preset_end_to_end_against_a_fake_endpoint(tmp_path):
     for path in [p for p in tmp_path.rglob("*") if p.is_file()]:
         assert SECRET.encode() not in path.read_bytes(), path
     print(json.dumps({s: {k: c["pairs"].get(k) for k in ("pairs", "pairs_per_response",
-          "turns", "turns_unjudged", "responses_unjudged", "reversals")}
+          "turns", "turns_unjudged", "responses_unjudged", "reversals", "pairs_off_policy",
+          "pairs_on_policy")}
           for s, c in cells.items()}, indent=1))  # fmt: skip

@@ -22,7 +22,8 @@ from rpo_bench.typedconfig import build
 
 BASE = "base"  # the untrained model, evaluated once per model as the reference row
 DATA_KINDS = ("verifiable", "freetext")
-HISTORY_CHOICES = ("best", "first")
+HISTORY_CHOICES = ("best", "first", "teacher")
+POOLS = ("policy", "critic")
 BACKENDS = ("hf", "vllm")
 JUDGES = ("rule", "openai", "hf")
 EVAL_TASKS = ("ifeval_local", "ifbench", "heldout", "multi_if", "sysbench_multiturn")
@@ -61,6 +62,21 @@ class Data:
 
 
 @dataclass(frozen=True)
+class TeacherModel:
+    """The teacher of `history: teacher` and `pool: critic` (data/teacher.py): best of `n`,
+    refined by up to `critique_rounds` self-critiques towards `threshold` (share of the
+    constraints). An OpenAI-compatible endpoint (`options`: api_key_env, timeout, ...), or
+    with `base_url: null` a local model (name or folder) on the HF backend."""
+
+    model: str = "gpt-4o-mini"
+    base_url: str | None = "https://api.openai.com/v1"
+    n: int = 4
+    threshold: float = 0.7
+    critique_rounds: int = 2
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Sampling:
     """One sampling pass per model serves every strategy, noise level and seed."""
 
@@ -75,6 +91,10 @@ class Sampling:
     # hf backend's engine, for sampling and evaluation alike (rollout.settings.ENGINES):
     # fast (in-place KV cache, bfloat16 where the CPU has it) | fast_float32 | reference
     engine: str = "fast"
+    teacher: TeacherModel | None = None  # for history: teacher (the authors' golden history)
+    # policy: the policy's samples only | critic: the teacher's refined reply joins a turn
+    # whose best sample is below the teacher's threshold (the authors' critic pool)
+    pool: str = "policy"
 
 
 @dataclass(frozen=True)
@@ -257,6 +277,12 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
 
     _one_of(config.data.constraint_slot, SLOTS, f"{where}.data.constraint_slot")
     _one_of(config.sampling.history, HISTORY_CHOICES, f"{where}.sampling.history")
+    _one_of(config.sampling.pool, POOLS, f"{where}.sampling.pool")
+    if (config.sampling.history == "teacher") != (config.sampling.teacher is not None):
+        raise ValueError(f"{where}.sampling.teacher: set it exactly when history is teacher")
+    if config.sampling.pool == "critic" and config.sampling.history != "teacher":
+        raise ValueError(f"{where}.sampling.pool: critic takes the teacher's replies "
+                         "(history: teacher)")  # fmt: skip
     _one_of(config.sampling.backend, BACKENDS, f"{where}.sampling.backend")
     _one_of(config.sampling.engine, list(ENGINES), f"{where}.sampling.engine")
     _one_of(config.judge.kind, JUDGES, f"{where}.judge.kind")

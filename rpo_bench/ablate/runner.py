@@ -36,6 +36,7 @@ ADDED = {
     "Data": {"kind": "verifiable", "file": None},
     "Judge": {"options": {}},
     "Pairs": {"reverser": None},
+    "Sampling": {"teacher": None, "pool": "policy"},
 }
 
 
@@ -93,7 +94,7 @@ class Runner:
         inputs = {
             "conversations": conv_inputs,
             "model": model,
-            "sampling": dataclasses.asdict(s),
+            "sampling": keyed(s),
             "judge": keyed(self.cfg.judge),
         }
 
@@ -109,6 +110,8 @@ class Runner:
                 settings,
                 judge=judge,
                 history=s.history,
+                teacher=self._teacher(),
+                pool=s.pool,
             )
             write_jsonl(folder / "samples.jsonl", rows)
             if hasattr(judge, "counts"):  # an LLM judge: what judging took, and what it left
@@ -361,6 +364,22 @@ class Runner:
                 f"data.heldout_conversations = {d.n_conversations + d.heldout_conversations}"
             )
         return to_conversations(prompts[start : start + n], split)
+
+    def _teacher(self) -> Any:
+        """The teacher of `history: teacher`: an endpoint, or a local model."""
+        s, t = self.cfg.sampling, self.cfg.sampling.teacher
+        if t is None:
+            return None
+        from rpo_bench.data.teacher import Teacher
+
+        if t.base_url is None:
+            backend = self._backend(t.model)
+        else:
+            from rpo_bench.rollout.openai import OpenAIBackend
+
+            backend = OpenAIBackend(t.model, t.base_url, **t.options)
+        settings = GenerationSettings(s.temperature, s.top_p, s.max_new_tokens, s.seed, t.n)
+        return Teacher(backend, settings, t.threshold, t.critique_rounds)
 
     def _reverser(self) -> Any:
         """The LLM reverser of free-text constraints, validated and cached in the store."""

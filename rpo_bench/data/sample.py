@@ -9,7 +9,8 @@ Turn t is generated with seed `settings.seed + t - 1`, recorded in the row's set
 A samples row (the pairs stage reads exactly this):
     {"id": "<conversation id>/t<turn>", "system": str (only when set), "history": [messages
      before this turn, as the model saw them], "task", "constraints": [{"id", "kwargs"}],
-     "constraint_slot", "responses": [{"text", "verdicts", "true_verdicts" (noise > 0)}],
+     "constraint_slot", "responses": [{"text", "verdicts", "true_verdicts" (noise > 0),
+     "source" ("teacher", only for a critic-pool reply)}],
      "noise", "settings", plus "turn", "judge", "history_choice", "kept" (the index of
      the response kept in the history) and, where an LLM judge could not judge some
      responses, "unjudged": [their indices] (their "verdicts" are null).
@@ -39,6 +40,16 @@ from rpo_bench.rollout.settings import ENGINES, GenerationSettings
 HISTORY_CHOICES = ("best", "first", "teacher")
 
 
+POOLS = ("policy", "critic")
+
+
+def _below(judged: Sequence[tuple[Any, Any]], threshold: float) -> bool:
+    """Whether the policy's best judged response satisfies less than `threshold` of the
+    constraints (no judged response at all counts as below)."""
+    shares = [sum(v) / len(v) if v else 1.0 for v, _ in judged if v is not None]
+    return not shares or max(shares) < threshold
+
+
 def kept_index(verdicts: Sequence[Sequence[bool] | None], choice: str = "best") -> int:
     """The response kept in the history: most constraints satisfied (first on ties), or 0.
     An unjudged response (None) is kept only when no response was judged."""
@@ -60,6 +71,7 @@ def sample(
     noise_seed: int | None = None,
     history: str = "best",
     teacher: Teacher | None = None,
+    pool: str = "policy",
 ) -> list[dict[str, Any]]:
     """Samples rows for every turn of every conversation, in turn then conversation order.
 
@@ -67,7 +79,14 @@ def sample(
     rows then carry the noisy verdicts, which also choose the history, and the true ones.
     `history="teacher"` keeps `teacher`'s golden reply in the history instead (row field
     `teacher`); a conversation whose teacher reply misses the threshold ends at that turn.
+    `pool="critic"` (the authors' critic pool): where the policy's best response satisfies
+    less than the teacher's threshold share, the teacher's refined reply joins the turn's
+    responses, marked `"source": "teacher"` (off-policy).
     """
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    if pool == "critic" and teacher is None:
+        raise ValueError('pool "critic" takes its replies from a teacher (history "teacher")')
     judge = judge or RuleJudge()
     if (history == "teacher") != (teacher is not None):
         raise ValueError('history "teacher" needs a teacher, and a teacher needs that history')
@@ -144,6 +163,15 @@ def sample(
                 row["unjudged"] = unjudged
             if golden is not None:
                 reply, record = golden[len(kept_all)]
+                best = record.pop("best")
+                if pool == "critic" and teacher is not None and _below(judged, teacher.threshold):
+                    request = VerdictRequest(chats[len(kept_all)], best, turn.constraints,
+                                             _id(i, t), len(texts))  # fmt: skip
+                    ((verdicts, true),) = noisy.judge_with_truth([request])
+                    if verdicts is not None:
+                        extra: dict[str, Any] = {"text": best, "verdicts": verdicts}
+                        responses.append(extra | ({"true_verdicts": true} if noise > 0 else {})
+                                         | {"source": "teacher"})  # fmt: skip
                 row["teacher"] = record | {"reply": reply}
                 kept_all.append(reply)  # None: the conversation ends here
             else:

@@ -48,7 +48,8 @@ class Teacher:
         ids: Sequence[str],
         turn: int,
     ) -> list[tuple[str | None, dict[str, Any]]]:
-        """Per chat: (the history reply, or None to end the conversation; what happened)."""
+        """Per chat: (the history reply, or None to end the conversation; what happened:
+        samples, share, rounds, passed, and the best reply whether or not it passed)."""
         settings = dataclasses.replace(self.settings, seed=self.settings.seed + turn)
         samples = self.backend.generate(chats, settings)
         best = [
@@ -76,7 +77,8 @@ class Teacher:
         out = []
         for (reply, share, _), record in zip(best, info, strict=True):
             passed = share is not None and share >= self.threshold
-            out.append((reply if passed else None, record | {"passed": passed}))
+            # "best": the refined reply whether or not it passed (the critic pool's candidate)
+            out.append((reply if passed else None, record | {"passed": passed, "best": reply}))
         return out
 
     @staticmethod

@@ -67,6 +67,10 @@ def pair_stats(turns: Sequence[Turn], pairs: Sequence[Pair]) -> dict[str, Any]:
     ]
     with_pair = len({p.turn.id for p in pairs})
     noise = _share(sum(1 for c, _ in judged if c > 0), len(judged))
+    # a critic pool's teacher replies: pairs with one on either side, apart (only then)
+    off = sum(1 for p in pairs if {p.chosen, p.rejected} & set(p.turn.off_policy))
+    pool = {"pairs_off_policy": off, "pairs_on_policy": len(pairs) - off} if any(
+        t.off_policy for t in turns) else {}  # fmt: skip
     return {
         **_common(turns, pairs, "preference", len(judged), noise),
         "pairs": len(pairs),
@@ -80,6 +84,7 @@ def pair_stats(turns: Sequence[Turn], pairs: Sequence[Pair]) -> dict[str, Any]:
         "pairs_with_true_verdicts": len(judged),
         "pair_noise": noise,
         "pair_inversion": _share(sum(1 for c, r in judged if c >= r), len(judged)),
+        **pool,
     }
 
 

@@ -37,6 +37,8 @@ class Turn:
     # responses the judge could not judge (their verdicts are placeholders, all False): the
     # pairs stage leaves such a turn out and counts it
     unjudged: tuple[int, ...] = ()
+    # responses from a teacher (the critic pool): off-policy; every other is the policy's
+    off_policy: tuple[int, ...] = ()
 
 
 class _Field:
@@ -126,12 +128,17 @@ def parse_turn(row: dict[str, Any], where: str) -> Turn:
     for k, index in enumerate(unjudged):
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(responses):
             raise at("unjudged")(k).error(f"expected a response index, got {index!r}")
-    texts, verdicts, truths = [], [], []
+    texts, verdicts, truths, teacher = [], [], [], []
     none = (False,) * len(cons)  # an unjudged response's placeholder
     for k, resp in enumerate(responses):
         r_at = at("responses")(k)
         if not isinstance(resp, dict):
             raise r_at.error(f"expected an object, got {type(resp).__name__}")
+        source = resp.get("source", "policy")
+        if source not in ("policy", "teacher"):
+            raise r_at("source").error(f"expected 'policy' or 'teacher', got {source!r}")
+        if source == "teacher":
+            teacher.append(k)
         texts.append(_string(_required(resp, "text", r_at), r_at("text"), empty=True))
         if k in unjudged:
             for key in ("verdicts", "true_verdicts"):
@@ -156,6 +163,7 @@ def parse_turn(row: dict[str, Any], where: str) -> Turn:
         history=tuple(_message(m, at("history")(k)) for k, m in enumerate(history)),
         true_verdicts=tuple(truths) if truths else None,
         unjudged=tuple(sorted(set(unjudged))),
+        off_policy=tuple(teacher),
     )
 
 
