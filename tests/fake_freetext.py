@@ -2,8 +2,9 @@
 a judge (the project's `rpo_bench` prompt) whose verdict on a rule depends only on the
 answer and the rule's text, a reverser that answers "NOT: <rule>", so a reversed rule is
 judged exactly opposite to its original, and a teacher whose replies follow every rule.
-Malformed on purpose: the judge answers nonsense for every turn whose user message carries
-UNJUDGED_TURN, and the reverser repeats DROPPED_RULE unchanged (which fails validation)."""
+The triggered filter names every constraint but the last. Malformed on purpose: the judge
+answers nonsense for every turn whose user message carries UNJUDGED_TURN, the filter for
+UNPARSED_TRIGGER, and the reverser repeats DROPPED_RULE unchanged (failing validation)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import re
 from fake_judge_server import Reply, verdict_json
 
 UNJUDGED_TURN = "My knee hurts"
+UNPARSED_TRIGGER = "Can I make it spicier?"  # the triggered filter answers nonsense: all kept
 DROPPED_RULE = "Sound encouraging."
 NOT = "NOT: "
 TEACHER = "TEACHER"  # how the fake teacher's replies begin
@@ -31,7 +33,14 @@ def satisfied(answer: str, rule: str) -> bool:
 
 
 def respond(prompt: str) -> Reply | None:
-    """The reverser's, the judge's or the teacher's answer (the teacher: anything else)."""
+    """The reverser's, the triggered filter's, the judge's or the teacher's answer (the
+    teacher: anything else)."""
+    if "Say which constraints the message brings into play" in prompt:
+        if UNPARSED_TRIGGER in prompt.rsplit("User message:", 1)[1]:
+            return Reply(content="Hard to say.")
+        numbered = prompt.split("Constraints:\n", 1)[1].split("\n\nUser message:", 1)[0]
+        n = len(numbered.splitlines())
+        return Reply(content=str(list(range(1, n))))  # all but the last
     if "You turn an instruction into its exact opposite" in prompt:
         rule = prompt.rsplit("Instruction: ", 1)[1].strip()
         return Reply(content=rule if rule == DROPPED_RULE else NOT + rule)

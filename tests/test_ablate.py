@@ -62,7 +62,7 @@ def test_unknown_strategy_lists_the_registry(tmp_path):
         config_mod.load(write(tmp_path, "name: x\ngrid: {strategy: [dpo]}\n"))
 
 
-@pytest.mark.parametrize("preset", ["smoke", "cpu", "cpu_full", "paper_llama8b", "model_size"])
+@pytest.mark.parametrize("preset", sorted(p.stem for p in ABLATIONS.glob("*.yaml")))
 def test_presets_validate_and_dry_run_prints_the_plan(preset):
     cfg = config_mod.load(ABLATIONS / f"{preset}.yaml")
     out = subprocess.run(
@@ -86,6 +86,17 @@ def test_paper_preset_is_the_papers_setting():
     assert set(KINDS) <= set(cfg.grid.strategy)
     losses = {cfg.train_settings(s)["loss"] for s in cfg.grid.strategy}
     assert losses == {"dpo", "rpo", "sft", "kto", "cdpo", "robust_dpo"}
+    # the authors' data pipeline (issue 14) and trainer choices
+    assert (cfg.data.kind, cfg.data.generate.model, cfg.judge.model) == (
+        "freetext", "gpt-4o-mini", "gpt-4o-mini")  # fmt: skip
+    assert (cfg.judge.triggered, cfg.sampling.history, cfg.sampling.pool) == (
+        "llm", "teacher", "critic")  # fmt: skip
+    assert cfg.sampling.teacher.threshold == 0.7 and cfg.pairs.reverser.model == "gpt-4o-mini"
+    assert cfg.pairs.min_margin == 3 and cfg.train["val_fraction"] == 0.1
+    assert cfg.train["batch_size"] * cfg.train["grad_accum"] == 1024
+    verifiable = config_mod.load(ABLATIONS / "paper_llama8b_verifiable.yaml")
+    assert (verifiable.data.kind, verifiable.judge.kind) == ("verifiable", "rule")
+    assert verifiable.train == cfg.train and verifiable.grid == cfg.grid
 
 
 def test_store_runs_a_stage_once_and_keys_on_inputs(tmp_path):

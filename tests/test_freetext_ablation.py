@@ -20,6 +20,7 @@ from conftest import REPO
 KEY_ENV = "RPO_TEST_FREETEXT_KEY"
 SECRET = "sk-freetext-0123456789abcdef"
 RULES_HEAD = "Follow these rules in every reply:\n"
+SPICY_TURN = "fs-cooking/t2/"  # the turn whose triggered answer did not parse
 
 
 def run_preset(folder, url: str) -> subprocess.CompletedProcess:
@@ -78,13 +79,62 @@ def test_free_text_smoke_preset_end_to_end_against_a_fake_endpoint(tmp_path):
         # under rpo every chosen response satisfies its rewritten prompt, by the same judge
         assert all(satisfied(pair["chosen"], rule) for rule in rules), pair["id"]
         assert NOT + DROPPED_RULE not in rules  # a failed reversal is never shown
+    # the triggered filter: every turn keeps 5 of its 6 constraints, except the one whose
+    # answer did not parse (all 6 kept, counted)
+    assert results["judging"]["smollm2-135m"]["triggered"]["unparsed"] == 1
+    (judged,) = (tmp_path / "work" / "judged").iterdir()
+    kept = sorted(len(r["triggered"]) for r in map(json.loads, (judged / "samples.jsonl").open()))
+    assert kept == [5, 5, 5, 5, 5, 6]
+    for pair in pairs:  # only the triggered constraints reach a pair's prompt
+        shown = len(rules_of(pair["prompt"])) + len(pair["dropped"])
+        assert shown == (6 if pair["id"].startswith(SPICY_TURN) else 5), pair["id"]
     # held-out turns scored by the judge, for the base model and both trained cells
     for ev in [results["base"]["smollm2-135m"], *(c["eval"] for c in cells.values())]:
         assert len(ev["heldout"]["per_prompt"]) == 2
     assert (tmp_path / "report" / "report.md").exists()
     for path in [p for p in tmp_path.rglob("*") if p.is_file()]:
         assert SECRET.encode() not in path.read_bytes(), path
+    print(json.dumps(results["judging"]))
     print(json.dumps({s: {k: c["pairs"].get(k) for k in ("pairs", "pairs_per_response",
           "turns", "turns_unjudged", "responses_unjudged", "reversals", "pairs_off_policy",
           "pairs_on_policy")}
           for s, c in cells.items()}, indent=1))  # fmt: skip
+
+
+def test_system_prompts_written_by_a_teacher_become_the_conversations(tmp_path, monkeypatch):
+    """`data.generate`: a teacher (the fake) writes the system prompts; a malformed answer is
+    rejected and counted; the valid ones split into training and held-out conversations."""
+    from fake_judge_server import Reply
+
+    from rpo_bench.ablate import config as config_mod
+    from rpo_bench.ablate.runner import Runner
+
+    def writer(prompt: str) -> Reply | None:
+        if "You write test data for instruction following" not in prompt:
+            return None
+        if "Role number 3:" in prompt:  # one answer with too few constraints: rejected
+            return Reply(content='{"system": "x", "criteria": [], "turns": ["a", "b"]}')
+        criteria = [{"content": f"Rule {k}.", "type": t} for k, t in enumerate(
+            ["content", "format", "style", "role", "logic", "action"], 1)]  # fmt: skip
+        return Reply(content=json.dumps({"system": "You help.", "criteria": criteria,
+                                         "turns": ["Hello?", "Thanks!"]}))  # fmt: skip
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    with FakeJudgeServer(respond=writer) as server:
+        cfg = yaml.safe_load((REPO / "ablations" / "smoke_freetext.yaml").read_text())
+        del cfg["data"]["file"]
+        cfg["data"]["generate"] = {"model": "writer", "base_url": server.url, "domains": ["tea"],
+                                   "per_domain": 5, "turns": 2,
+                                   "options": {"api_key_env": KEY_ENV}}  # fmt: skip
+        (tmp_path / "g.yaml").write_text(yaml.safe_dump(cfg))
+        runner = Runner(config_mod.load(tmp_path / "g.yaml"), tmp_path / "work")
+        train, _ = runner.conversations("train")
+        heldout, _ = runner.conversations("heldout")
+        calls = len(server.requests)
+    rows = [json.loads(line) for line in (train / "conversations.jsonl").open()]
+    held = [json.loads(line) for line in (heldout / "conversations.jsonl").open()]
+    assert json.loads((train / "generated.json").read_text()) == {"asked": 5, "rejected": 1}
+    assert [r["id"] for r in rows] == ["tea-1", "tea-2", "tea-4"] and held[0]["id"] == "tea-5"
+    assert rows[0]["constraint_slot"] == "system" and len(rows[0]["turns"]) == 2
+    assert rows[0]["turns"][0]["constraints"][0] == {"text": "Rule 1."}
+    assert calls == 5 + 1  # the second stage asked again only for the rejected answer

@@ -45,7 +45,7 @@ def test_iopo_pairs_by_hand():
     assert "rejected_prompt" not in build_pairs([turn], "rpo")[0].to_row()
 
 
-def test_iopo_non_reversible_constraints_and_untriggered_ones():
+def test_iopo_non_reversible_constraints_and_unanimous_ones():
     # Constraint 0 (bullets) has no reversal: left out of the chosen prompt only.
     turn = turn_from_row(row([(0, 1), (1, 0)], constraints=(BULLETS, NO_COMMA)))
     first, second = build_pairs([turn], "iopo")
@@ -53,9 +53,9 @@ def test_iopo_non_reversible_constraints_and_untriggered_ones():
     assert "bullet" not in first.prompt[-1]["content"]
     assert "bullet" in first.rejected_prompt[-1]["content"]
     assert (second.reversed, second.dropped, second.margin) == ((1,), (), 1)
-    # keep_untriggered=False leaves constraint 2 (failed by both) out of both prompts.
+    # keep_unanimous=False leaves constraint 2 (failed by both) out of both prompts.
     turn = turn_from_row(row([(1, 0, 0), (0, 1, 0)], constraints=(NO_COMMA, LOWER, WORDS)))
-    (p, q) = build_pairs([turn], "iopo", keep_untriggered=False)
+    (p, q) = build_pairs([turn], "iopo", keep_unanimous=False)
     assert p.dropped == (2,) and p.rejected_dropped == (2,) and p.margin == 1
     assert "words" not in p.rejected_prompt[-1]["content"] and q.margin == 1
 

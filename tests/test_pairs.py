@@ -186,17 +186,17 @@ def test_free_text_constraints_need_a_reverser():
     assert plans(build_pairs(turns[:1], "rpo")) == [(0, 1, 2, (1,), ()), (1, 0, 1, (), (0,))]
 
 
-def test_untriggered_constraints():
+def test_unanimous_constraints():
     # Constraint 1 passes everywhere, constraint 2 fails everywhere: they separate nothing.
     turn = turn_from_row(row([(1, 1, 0), (0, 1, 0)]))
     kept = build_pairs([turn], "rpo")
     assert plans(kept) == [(0, 1, 1, (2,), ()), (1, 0, 1, (0, 2), ())]
-    left_out = build_pairs([turn], "rpo", keep_untriggered=False)
+    left_out = build_pairs([turn], "rpo", keep_unanimous=False)
     assert plans(left_out) == [(0, 1, 1, (), (1, 2)), (1, 0, 1, (0,), (1, 2))]
     assert len(left_out[0].constraints) == 1
     # Without the constraint nobody passes, response 0 becomes perfect.
     assert build_pairs([turn], "dpo_perfect") == []
-    assert plans(build_pairs([turn], "dpo_perfect", keep_untriggered=False)) == [
+    assert plans(build_pairs([turn], "dpo_perfect", keep_unanimous=False)) == [
         (0, 1, 1, (), (1, 2))
     ]
 

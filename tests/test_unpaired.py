@@ -61,9 +61,9 @@ def test_kto_labels_by_the_original_prompt():
                                (0, (), (), True), (1, (), (), False)]  # fmt: skip
     assert [e.id for e in examples[3:]] == ["t1/0+", "t1/1-"]
     assert all(e.prompt == render(e.turn.task, e.turn.constraints, "user") for e in examples)
-    # untriggered constraints left out: only constraint 1 separates the two responses
+    # unanimous constraints left out: only constraint 1 separates the two responses
     turn = turn_from_row(row([(1, 1, 0), (1, 0, 0)]))
-    left_out = build([turn], "kto", keep_untriggered=False)
+    left_out = build([turn], "kto", keep_unanimous=False)
     assert shape(left_out) == [(0, (), (0, 2), True), (1, (), (0, 2), False)]
 
 

@@ -25,8 +25,26 @@ def plan(cfg: config_mod.AblationConfig) -> str:
         f"ablation {cfg.name}: {len(cells)} cells = {len(g.model)} models x "
         f"{len(g.strategy)} strategies x {len(g.noise)} noise levels x {len(g.seed)} seeds" + axes,
         f"  sampling: {len(g.model)} pass(es) of {cfg.data.n_conversations} conversations x "
-        f"{cfg.data.turns} turns x n={cfg.sampling.n}",
-        f"  judging: {len(g.model) * len(g.noise) * len(g.seed)} pass(es), judge {cfg.judge.kind}",
+        + (
+            f"{cfg.data.turns} turns"
+            if cfg.data.kind == "verifiable"
+            else "the turns of each system prompt "
+            + (f"in {cfg.data.file}" if cfg.data.file else f"written by {cfg.data.generate.model}")
+            + " (free-text constraints)"
+        )
+        + f" x n={cfg.sampling.n}, history {cfg.sampling.history}"
+        + (
+            f" (teacher {cfg.sampling.teacher.model}, pool {cfg.sampling.pool})"
+            if cfg.sampling.teacher
+            else ""
+        ),
+        f"  judging: {len(g.model) * len(g.noise) * len(g.seed)} pass(es), judge {cfg.judge.kind}"
+        + (
+            f", triggered constraints selected by {cfg.judge.model}"
+            if cfg.judge.triggered == "llm"
+            else ""
+        )
+        + (f"; reverser {cfg.pairs.reverser.model}" if cfg.pairs.reverser else ""),
         f"  training: {len(cells)} runs; evaluation: {len(cells) + len(g.model)} models on "
         f"{', '.join(cfg.eval.tasks)}",
     ]

@@ -44,6 +44,20 @@ def trainer_keys(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Generate:
+    """System prompts written by a teacher LLM (`data.freetext.generate_system_prompts`, as
+    the authors made theirs): `per_domain` for each domain, `turns` user turns each; behind an
+    OpenAI-compatible endpoint (`options`: api_key_env, timeout, ...). Answers are cached."""
+
+    model: str = "gpt-4o-mini"
+    base_url: str = "https://api.openai.com/v1"
+    domains: tuple[str, ...] = ("travel", "cooking", "customer support", "education")
+    per_domain: int = 8
+    turns: int = 3
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Data:
     """Training and held-out conversations (rpo_bench.data.conversations)."""
 
@@ -55,10 +69,12 @@ class Data:
     seed: int = 0
     # verifiable: IFEval constraints on seed tasks (the rule judge can check them);
     # freetext: system prompts with free-text constraints from `file` (data/freetext.py),
-    # the first n_conversations for training and the next heldout_conversations held out,
-    # judged by an LLM judge and reversed by `pairs.reverser`
+    # (or written by the `generate` teacher), the first n_conversations for training and the
+    # next heldout_conversations held out, judged by an LLM judge and reversed by
+    # `pairs.reverser`
     kind: str = "verifiable"
     file: str | None = None
+    generate: Generate | None = None  # freetext without a file: a teacher writes them
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,10 @@ class Judge:
     # the judge client's own options (rpo_bench.judge.make_judge), e.g. api_key_env,
     # timeout, max_attempts, backoff, concurrency; `cache` defaults to <work>/judge.sqlite
     options: dict[str, Any] = field(default_factory=dict)
+    # all: every constraint of a turn counts | llm: the judge's model first selects the
+    # constraints the turn's query triggers, and only those count and reach the pairs'
+    # prompts (the authors' filter; judge/triggered.py)
+    triggered: str = "all"
 
 
 @dataclass(frozen=True)
@@ -123,7 +143,7 @@ class Reverser:
 class Pairs:
     min_margin: int = 1
     max_pairs_per_turn: int | None = None
-    keep_untriggered: bool = True
+    keep_unanimous: bool = True
     reverser: Reverser | None = None  # needed for free-text constraints (data.kind freetext)
 
 
@@ -287,9 +307,15 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     _one_of(config.sampling.engine, list(ENGINES), f"{where}.sampling.engine")
     _one_of(config.judge.kind, JUDGES, f"{where}.judge.kind")
     _one_of(config.data.kind, DATA_KINDS, f"{where}.data.kind")
+    _one_of(config.judge.triggered, ("all", "llm"), f"{where}.judge.triggered")
+    if config.judge.triggered == "llm" and config.judge.kind != "openai":
+        raise ValueError(f"{where}.judge.triggered: llm asks the judge's endpoint (kind openai)")
     if config.data.kind == "freetext":
-        if not config.data.file:
-            raise ValueError(f"{where}.data.file: free-text data needs a JSONL of system prompts")
+        if (config.data.file is None) == (config.data.generate is None):
+            raise ValueError(
+                f"{where}.data: free-text data needs a JSONL of system prompts (file) or a "
+                "teacher that writes them (generate), one of the two"
+            )
         if config.judge.kind == "rule":
             raise ValueError(f"{where}.judge.kind: free-text constraints need an LLM judge")
         if config.pairs.reverser is None:

@@ -30,20 +30,27 @@ from rpo_bench.paths import REPO_ROOT
 from rpo_bench.rollout.settings import GenerationSettings
 
 JUDGING = "judging.json"  # an LLM judge's counts, beside the samples it judged
+TRIGGERED = "triggered.json"  # the triggered filter's counts, beside the judged samples
+OPENAI = "https://api.openai.com/v1"
 # Config fields added after stores existed: at these values they stay out of stage keys,
 # so stages stored before them keep their keys.
 ADDED = {
-    "Data": {"kind": "verifiable", "file": None},
-    "Judge": {"options": {}},
+    "Data": {"kind": "verifiable", "file": None, "generate": None},
+    "Judge": {"options": {}, "triggered": "all"},
     "Pairs": {"reverser": None},
     "Sampling": {"teacher": None, "pool": "policy"},
 }
 
 
+# Config fields renamed since: stage keys keep the old name.
+RENAMED = {"Pairs": {"keep_unanimous": "keep_untriggered"}}
+
+
 def keyed(section: Any) -> dict[str, Any]:
     """A config section as it enters a stage key."""
-    added = ADDED.get(type(section).__name__, {})
-    return {k: v for k, v in dataclasses.asdict(section).items()
+    name = type(section).__name__
+    added, renamed = ADDED.get(name, {}), RENAMED.get(name, {})
+    return {renamed.get(k, k): v for k, v in dataclasses.asdict(section).items()
             if not (k in added and v == added[k])}  # fmt: skip
 
 
@@ -74,14 +81,14 @@ class Runner:
         d = self.cfg.data
         n = d.n_conversations if split == "train" else d.heldout_conversations
         inputs = {"data": keyed(d), "split": split, "n": n}
-        if d.kind == "freetext":  # the file's contents, not only its name
+        if d.file is not None:  # the file's contents, not only its name
             inputs["file_sha256"] = hashlib.sha256(data_file(d.file).read_bytes()).hexdigest()
 
         def work(folder: Path) -> None:
             from rpo_bench.data.conversations import build, write_conversations
 
             if d.kind == "freetext":
-                convs = self._freetext(split, n)
+                convs = self._freetext(split, n, folder)
             else:
                 convs = build(n, d.turns, d.constraints_per_turn, d.seed, split, d.constraint_slot)
             write_conversations(folder / "conversations.jsonl", convs)
@@ -95,7 +102,8 @@ class Runner:
             "conversations": conv_inputs,
             "model": model,
             "sampling": keyed(s),
-            "judge": keyed(self.cfg.judge),
+            # the triggered filter works on the stored samples (the judged stage)
+            "judge": {k: v for k, v in keyed(self.cfg.judge).items() if k != "triggered"},
         }
 
         def work(folder: Path) -> None:
@@ -122,12 +130,23 @@ class Runner:
     def judged(self, model: str, noise: float, seed: int) -> tuple[Path, dict]:
         samples, sample_inputs = self.samples(model)
         inputs = {"samples": sample_inputs, "noise": noise, "seed": seed}
+        j = self.cfg.judge
+        if j.triggered != "all":
+            inputs["triggered"] = {"by": j.triggered, "model": j.model, "base_url": j.base_url}
 
         def work(folder: Path) -> None:
             from rpo_bench.judge.noise import noisy_rows
 
-            rows = noisy_rows(read_jsonl(samples / "samples.jsonl"), noise, seed)
-            write_jsonl(folder / "samples.jsonl", rows)
+            rows = read_jsonl(samples / "samples.jsonl")
+            if j.triggered == "llm":
+                from rpo_bench.judge.triggered import restrict
+
+                selector = self._selector()
+                rows = restrict(rows, selector)
+                counts = {"turns": len(rows), "calls": selector.calls,
+                          "unparsed": selector.unparsed}  # fmt: skip
+                write_atomic(folder / TRIGGERED, json.dumps(counts))
+            write_jsonl(folder / "samples.jsonl", noisy_rows(rows, noise, seed))
 
         return self._stage(f"judge:p{noise:g}", inputs, work, "judged"), inputs
 
@@ -153,7 +172,7 @@ class Runner:
                 min_margin=p.min_margin,
                 max_pairs_per_turn=p.max_pairs_per_turn,
                 seed=cell.seed,
-                keep_untriggered=p.keep_untriggered,
+                keep_unanimous=p.keep_unanimous,
                 reverser=self._reverser(),
             )
 
@@ -250,6 +269,11 @@ class Runner:
         cells = [self.cell(cell) for cell in self.cfg.cells()]
         judging = {m: json.loads(p.read_text()) for m in self.cfg.grid.model
                    if (p := self.samples(m)[0] / JUDGING).exists()}  # fmt: skip
+        for m in judging:  # the triggered filter's counts (the same for every noise and seed)
+            g = self.cfg.grid
+            path = self.judged(m, g.noise[0], g.seed[0])[0] / TRIGGERED
+            if path.exists():
+                judging[m]["triggered"] = json.loads(path.read_text())
         return {
             "config": self.cfg.to_dict(),
             "base": base,
@@ -350,20 +374,50 @@ class Runner:
                            for mode in ("strict", "loose")}})  # fmt: skip
         return out
 
-    def _freetext(self, split: str, n: int) -> list[Any]:
-        """The split's system prompts of `data.file`: the first n_conversations train, the
-        next heldout_conversations are held out."""
-        from rpo_bench.data.freetext import read_system_prompts, to_conversations
+    def _freetext(self, split: str, n: int, folder: Path) -> list[Any]:
+        """The split's system prompts, of `data.file` or written by the `data.generate`
+        teacher (kept in the stage as system_prompts.jsonl, with the rejected answers'
+        count): the first n_conversations train, the next heldout_conversations are held
+        out."""
+        from rpo_bench.data import freetext
 
         d = self.cfg.data
-        prompts = read_system_prompts(data_file(d.file))
+        if d.file is not None:
+            prompts, source = freetext.read_system_prompts(data_file(d.file)), d.file
+        else:
+            from rpo_bench.constraints.llm_reversal import OpenAICompleter
+            from rpo_bench.textcache import TextCache
+
+            g = d.generate
+            teacher = OpenAICompleter(g.model, g.base_url, **g.options)
+            cache = TextCache(self.store.root / "system_prompts.sqlite", "system_prompts")
+            prompts, rejected = freetext.generate_system_prompts(
+                teacher, g.domains, g.per_domain, g.turns, cache
+            )
+            freetext.write_system_prompts(folder / "system_prompts.jsonl", prompts)
+            counts = {"asked": len(g.domains) * g.per_domain, "rejected": rejected}
+            write_atomic(folder / "generated.json", json.dumps(counts))
+            source = f"the {g.model} teacher's {len(prompts)} valid system prompts"
         start = 0 if split == "train" else d.n_conversations
         if len(prompts) < d.n_conversations + d.heldout_conversations:
             raise ValueError(
-                f"{d.file}: {len(prompts)} system prompts, fewer than data.n_conversations + "
+                f"{source}: {len(prompts)} system prompts, fewer than data.n_conversations + "
                 f"data.heldout_conversations = {d.n_conversations + d.heldout_conversations}"
             )
-        return to_conversations(prompts[start : start + n], split)
+        return freetext.to_conversations(prompts[start : start + n], split)
+
+    def _selector(self) -> Any:
+        """The LLM that selects the constraints a query triggers: the judge's model."""
+        from rpo_bench.constraints.llm_reversal import OpenAICompleter
+        from rpo_bench.judge.triggered import TriggeredSelector
+        from rpo_bench.textcache import TextCache
+
+        j = self.cfg.judge
+        client = ("api_key_env", "timeout", "backoff", "max_backoff", "max_attempts")
+        options = {k: v for k, v in j.options.items() if k in client}
+        completer = OpenAICompleter(j.model or "gpt-4o-mini", j.base_url or OPENAI, **options)
+        cache = TextCache(self.store.root / "triggered.sqlite", "triggered")
+        return TriggeredSelector(completer, cache)
 
     def _teacher(self) -> Any:
         """The teacher of `history: teacher`: an endpoint, or a local model."""

@@ -2,7 +2,7 @@
 
 Before judging, the authors ask an LLM which of the system prompt's constraints the
 current query brings into play; only those are judged and written into the pair's prompt.
-(rpo_bench's own `keep_untriggered: false` is a different filter: it drops constraints on
+(rpo_bench's own `keep_unanimous: false` is a different filter: it drops constraints on
 which every sampled response agrees.) Answers are cached; one that names no valid ids
 after its attempts is counted, and the caller keeps every constraint for that turn.
 """
@@ -13,7 +13,9 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from rpo_bench.constraints import any_from_dict
 from rpo_bench.constraints.llm_reversal import Completer
 from rpo_bench.textcache import TextCache, prompt_key
 
@@ -80,3 +82,29 @@ class TriggeredSelector:
                 self.cache.put_text(self.completer.identity, keys[i], text or "")
             out.append([k - 1 for k in chosen])
         return out
+
+
+def restrict(rows: Sequence[dict[str, Any]], selector: TriggeredSelector) -> list[dict[str, Any]]:
+    """Samples rows cut down to the constraints each turn's query triggers: their
+    `constraints` and every response's `verdicts` (and `true_verdicts`) keep only those, in
+    order, so only they count in the pairs and are written into the pairs' prompts. Each row
+    records `triggered`, the indices it kept of its original constraints."""
+    asks = [
+        (row.get("system") or "", row["task"],
+         [any_from_dict(c).describe() for c in row["constraints"]])
+        for row in rows
+    ]  # fmt: skip
+    out = []
+    for row, keep in zip(rows, selector.select(asks), strict=True):
+
+        def cut(values: list | None, keep: list[int] = keep) -> list | None:
+            return None if values is None else [values[k] for k in keep]
+
+        responses = [
+            {**r, "verdicts": cut(r["verdicts"]),
+             **({"true_verdicts": cut(r["true_verdicts"])} if "true_verdicts" in r else {})}
+            for r in row["responses"]
+        ]  # fmt: skip
+        out.append({**row, "constraints": [row["constraints"][k] for k in keep],
+                    "responses": responses, "triggered": keep})  # fmt: skip
+    return out

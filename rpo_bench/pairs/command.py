@@ -29,7 +29,7 @@ def run(
     min_margin: int = 1,
     max_pairs_per_turn: int | None = None,
     seed: int = 0,
-    keep_untriggered: bool = True,
+    keep_unanimous: bool = True,
     reverser: Reverser | None = None,
 ) -> dict[str, Any]:
     """Build a strategy's pairs (or SFT/KTO examples) from a samples file; write them and
@@ -40,7 +40,7 @@ def run(
         "min_margin": min_margin,
         "max_pairs_per_turn": max_pairs_per_turn,
         "seed": seed,
-        "keep_untriggered": keep_untriggered,
+        "keep_unanimous": keep_unanimous,
     }
     kind = kind_of(strategy)
     read = read_samples(samples)
@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> None:
         min_margin=args.min_margin,
         max_pairs_per_turn=args.max_pairs_per_turn,
         seed=args.seed,
-        keep_untriggered=not args.drop_untriggered,
+        keep_unanimous=not args.drop_unanimous,
     )
     print(json.dumps(stats, indent=2))
 
@@ -92,7 +92,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-pairs-per-turn", type=int, default=None, help="keep the largest margins")
     p.add_argument("--seed", type=int, default=0, help="breaks margin ties when capping")
     p.add_argument(
-        "--drop-untriggered",
+        "--drop-unanimous",
         action="store_true",
         help="leave out constraints on which all of a turn's responses agree",
     )

@@ -76,7 +76,7 @@ def merged(verdicts: Sequence[Sequence[bool]]) -> list[int]:
     return sorted(first.values())
 
 
-def untriggered(verdicts: Sequence[Sequence[bool]]) -> list[int]:
+def unanimous(verdicts: Sequence[Sequence[bool]]) -> list[int]:
     """Constraints with the same verdict for every response: they separate no two samples."""
     return [c for c in range(len(verdicts[0])) if len({v[c] for v in verdicts}) == 1]
 
@@ -136,11 +136,11 @@ def _turn_pairs(
     min_margin: int,
     max_pairs: int | None,
     seed: int,
-    keep_untriggered: bool,
+    keep_unanimous: bool,
 ) -> list[Pair]:
     plan = strategies.get(strategy)
     reps = merged(turn.verdicts)
-    skip = set() if keep_untriggered else set(untriggered(turn.verdicts))
+    skip = set() if keep_unanimous else set(unanimous(turn.verdicts))
     cols = [c for c in range(len(turn.constraints)) if c not in skip]
     vectors = [[turn.verdicts[r][c] for c in cols] for r in reps]
     reversible = [rewriter.can_reverse(turn.constraints[c]) for c in cols]
@@ -169,7 +169,7 @@ def build_pairs(
     min_margin: int = 1,
     max_pairs_per_turn: int | None = None,
     seed: int = 0,
-    keep_untriggered: bool = True,
+    keep_unanimous: bool = True,
     reverser: Reverser | None = None,
 ) -> list[Pair]:
     """Pairs of every turn, in turn order.
@@ -177,7 +177,7 @@ def build_pairs(
     min_margin: pairs with a smaller margin are dropped (>= 1; margin 0 is no preference).
     max_pairs_per_turn: keep at most this many per turn, larger margins first, ties by a
     shuffle seeded with (seed, turn id), so a turn's choice does not depend on the others.
-    keep_untriggered: False leaves out of every prompt of a turn the constraints on which
+    keep_unanimous: False leaves out of every prompt of a turn the constraints on which
     all its responses agree (recorded in `dropped`); they make no difference to any pair.
     reverser: reverses free-text constraints; without it they are treated like the
     non-reversible ids (left out of a prompt whose chosen response failed them).
@@ -192,6 +192,6 @@ def build_pairs(
         pair
         for turn in turns
         for pair in _turn_pairs(
-            turn, strategy, rewriter, min_margin, max_pairs_per_turn, seed, keep_untriggered
+            turn, strategy, rewriter, min_margin, max_pairs_per_turn, seed, keep_unanimous
         )
     ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rpo_bench.data.prompt import Message
-from rpo_bench.pairs.pair import Reverser, Rewriter, Rewritten, build_pairs, merged, untriggered
+from rpo_bench.pairs.pair import Reverser, Rewriter, Rewritten, build_pairs, merged, unanimous
 from rpo_bench.pairs.strategy import rewrite_failed
 from rpo_bench.pairs.turn import AnyConstraint, Turn
 
@@ -61,8 +61,8 @@ class Example:
         return row
 
 
-def _skipped(turn: Turn, keep_untriggered: bool) -> set[int]:
-    return set() if keep_untriggered else set(untriggered(turn.verdicts))
+def _skipped(turn: Turn, keep_unanimous: bool) -> set[int]:
+    return set() if keep_unanimous else set(unanimous(turn.verdicts))
 
 
 def _rewrite(
@@ -94,7 +94,7 @@ def sft_golden(
     turns: Sequence[Turn],
     strategy: str = "sft_golden",
     *,
-    keep_untriggered: bool = True,
+    keep_unanimous: bool = True,
     reverser: Reverser | None = None,
     **_: Any,
 ) -> list[Example]:
@@ -104,7 +104,7 @@ def sft_golden(
     rewriter, out = Rewriter(reverser), []
     for turn in turns:
         scores = [sum(v) for v in turn.verdicts]
-        skip = _skipped(turn, keep_untriggered)
+        skip = _skipped(turn, keep_unanimous)
         rewritten = rewriter.prompt(turn, set(), skip)
         out.append(Example(turn, strategy, scores.index(max(scores)), *rewritten))
     return out
@@ -118,7 +118,7 @@ def kto(
     turns: Sequence[Turn],
     strategy: str = "kto",
     *,
-    keep_untriggered: bool = True,
+    keep_unanimous: bool = True,
     reverser: Reverser | None = None,
     **_: Any,
 ) -> list[Example]:
@@ -126,7 +126,7 @@ def kto(
     constraint shown, undesirable otherwise."""
     rewriter, out = Rewriter(reverser), []
     for turn in turns:
-        skip = _skipped(turn, keep_untriggered)
+        skip = _skipped(turn, keep_unanimous)
         original = rewriter.prompt(turn, set(), skip)
         for r in merged(turn.verdicts):
             ok = all(v for c, v in enumerate(turn.verdicts[r]) if c not in skip)
@@ -138,7 +138,7 @@ def kto_reversed(
     turns: Sequence[Turn],
     strategy: str = "kto_reversed",
     *,
-    keep_untriggered: bool = True,
+    keep_unanimous: bool = True,
     reverser: Reverser | None = None,
     **_: Any,
 ) -> list[Example]:
@@ -148,7 +148,7 @@ def kto_reversed(
     teaches nothing about constraints and is not made (like an `rpo` pair of margin 0)."""
     rewriter, out = Rewriter(reverser), []
     for turn in turns:
-        skip = _skipped(turn, keep_untriggered)
+        skip = _skipped(turn, keep_unanimous)
         original = rewriter.prompt(turn, set(), skip)
         for r in merged(turn.verdicts):
             flipped, dropped = _rewrite(turn, r, skip, rewriter)
