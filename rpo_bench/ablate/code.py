@@ -14,14 +14,17 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent
 
+# the LLM clients and their caches, for the stages that may call an LLM (free-text data)
+LLM = ("openai_client.py", "textcache.py")
 STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "conversations": ("data/conversations.py", "data/prompt.py", "constraints", "resources/seeds"),
-    "samples": ("data", "rollout", "judge", "constraints", "models.py", "cpu.py"),
-    "judged": ("judge/noise.py",),
-    "pairs": ("pairs", "constraints", "data/prompt.py"),
+    "conversations": ("data/conversations.py", "data/prompt.py", "data/freetext.py",
+                      "constraints", "resources/seeds", *LLM),
+    "samples": ("data", "rollout", "judge", "constraints", "models.py", "cpu.py", *LLM),
+    "judged": ("judge/noise.py", "judge/triggered.py", "constraints", *LLM),
+    "pairs": ("pairs", "constraints", "data/prompt.py", *LLM),
     "train": ("train", "models.py", "files.py", "cpu.py"),
     "eval": ("evaluate", "judge", "ablate/evaluate.py", "rollout", "data", "constraints",
-             "models.py", "cpu.py", "resources/ifeval", "resources/ifbench"),
+             "models.py", "cpu.py", "resources/ifeval", "resources/ifbench", *LLM),
 }  # fmt: skip
 
 

@@ -88,7 +88,7 @@ class Runner:
             from rpo_bench.data.conversations import build, write_conversations
 
             if d.kind == "freetext":
-                convs = self._freetext(split, n, folder)
+                convs = self._freetext(split, folder)
             else:
                 convs = build(n, d.turns, d.constraints_per_turn, d.seed, split, d.constraint_slot)
             write_conversations(folder / "conversations.jsonl", convs)
@@ -353,7 +353,7 @@ class Runner:
         from rpo_bench.constraints import any_from_dict
         from rpo_bench.data.conversations import read_conversations
         from rpo_bench.data.sample import sample
-        from rpo_bench.evaluate.verifiable import score
+        from rpo_bench.evaluate.verifiable import score, score_verdicts
 
         freetext = self.cfg.data.kind == "freetext"
         judge = self._judge() if freetext else None  # free text: judged as it is sampled
@@ -366,19 +366,14 @@ class Runner:
                 out.append({"key": row["id"], "reply": reply, **score(constraints, reply)})
                 continue
             verdicts = row["responses"][0]["verdicts"]
-            if verdicts is None:  # unjudged: neither a pass nor a fail
-                continue
-            followed = {"prompt_level": all(verdicts), "inst_level": verdicts}
-            out.append({"key": row["id"], "reply": reply,
-                        **{f"{level}_{mode}_acc": value for level, value in followed.items()
-                           for mode in ("strict", "loose")}})  # fmt: skip
+            if verdicts is not None:  # unjudged: neither a pass nor a fail, left out
+                out.append({"key": row["id"], "reply": reply, **score_verdicts(verdicts)})
         return out
 
-    def _freetext(self, split: str, n: int, folder: Path) -> list[Any]:
-        """The split's system prompts, of `data.file` or written by the `data.generate`
-        teacher (kept in the stage as system_prompts.jsonl, with the rejected answers'
-        count): the first n_conversations train, the next heldout_conversations are held
-        out."""
+    def _freetext(self, split: str, folder: Path) -> list[Any]:
+        """The split's conversations of the system prompts of `data.file`, or of those the
+        `data.generate` teacher writes (kept in the stage as system_prompts.jsonl, with the
+        rejected answers' count)."""
         from rpo_bench.data import freetext
 
         d = self.cfg.data
@@ -398,13 +393,9 @@ class Runner:
             counts = {"asked": len(g.domains) * g.per_domain, "rejected": rejected}
             write_atomic(folder / "generated.json", json.dumps(counts))
             source = f"the {g.model} teacher's {len(prompts)} valid system prompts"
-        start = 0 if split == "train" else d.n_conversations
-        if len(prompts) < d.n_conversations + d.heldout_conversations:
-            raise ValueError(
-                f"{source}: {len(prompts)} system prompts, fewer than data.n_conversations + "
-                f"data.heldout_conversations = {d.n_conversations + d.heldout_conversations}"
-            )
-        return freetext.to_conversations(prompts[start : start + n], split)
+        return freetext.split_conversations(
+            prompts, split, d.n_conversations, d.heldout_conversations, source
+        )
 
     def _selector(self) -> Any:
         """The LLM that selects the constraints a query triggers: the judge's model."""

@@ -119,6 +119,20 @@ def write_system_prompts(path: str | Path, prompts: Sequence[SystemPrompt]) -> N
     write_jsonl(path, (p.to_row() for p in prompts))
 
 
+def split_conversations(
+    prompts: Sequence[SystemPrompt], split: str, n_train: int, n_heldout: int, source: str
+) -> list[TrainingConversation]:
+    """The split's conversations: the first `n_train` prompts train, the next `n_heldout`
+    are held out; too few prompts is an error naming `source`."""
+    if len(prompts) < n_train + n_heldout:
+        raise ValueError(
+            f"{source}: {len(prompts)} system prompts, fewer than data.n_conversations + "
+            f"data.heldout_conversations = {n_train + n_heldout}"
+        )
+    start, n = (0, n_train) if split == "train" else (n_train, n_heldout)
+    return to_conversations(prompts[start : start + n], split)
+
+
 def to_conversations(prompts: Sequence[SystemPrompt], split: str) -> list[TrainingConversation]:
     """Training conversations under the system prompts, the paper's setting: every turn's
     constraints are the prompt's criteria as free text, listed in the system message."""

@@ -9,6 +9,14 @@ from rpo_bench.constraints import Constraint, from_ifeval
 from rpo_bench.jsonl import read_jsonl  # noqa: F401  (re-exported for tasks and scripts)
 
 
+def score_verdicts(verdicts: Sequence[bool]) -> dict[str, Any]:
+    """The same four metrics from a judge's verdicts (free-text constraints, judged by an
+    LLM): strict and loose alike, as a judge gives one verdict per constraint."""
+    followed = {"prompt_level": all(verdicts), "inst_level": list(verdicts)}
+    return {f"{level}_{mode}_acc": value for level, value in followed.items()
+            for mode in ("strict", "loose")}  # fmt: skip
+
+
 def constraints_for(
     instruction_ids: Sequence[str], kwargs: Sequence[dict | None], language: str | None = None
 ) -> list[Constraint]:
