@@ -188,6 +188,7 @@ def test_worker_arguments_leave_out_the_parents_own():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--out", "."], "holds files that are no report's"),  # would be replaced whole
         (["--jobs", "0"], "--jobs: 0 is not >= 1"),
         (["--jobs", "2", "--executor-params", "[1]"], "--executor-params: expected a JSON object"),
         (["--executor-params", "{oops"], "--executor-params: Expecting property name"),

@@ -127,6 +127,13 @@ def main(argv: list[str] | None = None) -> None:
     from rpo_bench.ablate.store import StageBusy
 
     out = Path(args.out or f"reports/{cfg.name}")
+    from rpo_bench.ablate.report import check_folder
+
+    try:  # before any stage runs, not hours later
+        check_folder(out)
+    except ValueError as err:
+        print(f"rpo_bench.ablate: error: --out {err}", file=sys.stderr)
+        sys.exit(2)
     work = Path(args.work or f"runs/ablate/{cfg.name}")
     log_path = log_to_file(work)
     log.info("python -m rpo_bench.ablate %s\n%s", " ".join(raw), plan(cfg))

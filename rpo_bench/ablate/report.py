@@ -149,10 +149,27 @@ def write(results: dict[str, Any], out: str | Path) -> Path:
     and swapped in together, so a crash never leaves a new results.json beside an old
     report.md."""
     out = Path(out)
+    check_folder(out)
     with atomic_folder(out) as folder:
         _write(results, folder)
         faults.reach("report")
     return out / "report.md"
+
+
+def check_folder(out: Path) -> None:
+    """A report folder is replaced whole, so it may hold nothing but a report's files."""
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if not _ours(p.name))
+        if other:
+            raise ValueError(
+                f"{out}: holds files that are no report's ({', '.join(other[:5])}); a report "
+                "folder is replaced whole, so give --out a folder of its own"
+            )
+
+
+def _ours(name: str) -> bool:
+    """A file a report writes: report.md, results.json, its PNG plots."""
+    return name in ("report.md", "results.json") or name.endswith(".png")
 
 
 def _write(results: dict[str, Any], out: Path) -> None:
