@@ -14,8 +14,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent
 
-# the LLM clients and their caches, for the stages that may call an LLM (free-text data)
-LLM = ("openai_client.py", "textcache.py")
+# the LLM clients, their caches and how a config builds them, for the stages that may call
+# an LLM (free-text data)
+LLM = ("openai_client.py", "textcache.py", "ablate/builders.py")
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "conversations": ("data/conversations.py", "data/prompt.py", "data/freetext.py",
                       "constraints", "resources/seeds", *LLM),

@@ -15,13 +15,12 @@ import hashlib
 import json
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from rpo_bench import models
-from rpo_bench.ablate import evaluate, report
+from rpo_bench.ablate import builders, evaluate, report
 from rpo_bench.ablate.config import AblationConfig, Cell, trainer_keys
 from rpo_bench.ablate.store import Store
 from rpo_bench.files import write_atomic
@@ -31,7 +30,6 @@ from rpo_bench.rollout.settings import GenerationSettings
 
 JUDGING = "judging.json"  # an LLM judge's counts, beside the samples it judged
 TRIGGERED = "triggered.json"  # the triggered filter's counts, beside the judged samples
-OPENAI = "https://api.openai.com/v1"
 # Config fields added after stores existed: at these values they stay out of stage keys,
 # so stages stored before them keep their keys.
 ADDED = {
@@ -118,7 +116,7 @@ class Runner:
                 settings,
                 judge=judge,
                 history=s.history,
-                teacher=self._teacher(),
+                teacher=builders.teacher(s, self._backend),
                 pool=s.pool,
             )
             write_jsonl(folder / "samples.jsonl", rows)
@@ -141,7 +139,7 @@ class Runner:
             if j.triggered == "llm":
                 from rpo_bench.judge.triggered import restrict
 
-                selector = self._selector()
+                selector = builders.selector(j, self.store.root)
                 rows = restrict(rows, selector)
                 counts = {"turns": len(rows), "calls": selector.calls,
                           "unparsed": selector.unparsed}  # fmt: skip
@@ -173,7 +171,7 @@ class Runner:
                 max_pairs_per_turn=p.max_pairs_per_turn,
                 seed=cell.seed,
                 keep_unanimous=p.keep_unanimous,
-                reverser=self._reverser(),
+                reverser=builders.reverser(p.reverser, self.store.root),
             )
 
         return self._stage(f"pairs:{name}", inputs, work, "pairs"), inputs
@@ -197,7 +195,11 @@ class Runner:
             printing = self.progress.printing() if self.progress else contextlib.nullcontext()
             with printing:
                 if train.get("processes", 1) > 1:
-                    self._train_processes(pairs / "pairs.jsonl", cfg, train, folder)
+                    from rpo_bench.train.trainer import train_in_processes
+
+                    launch = (train["processes"], train.get("accelerate_config"))
+                    print(train_in_processes(pairs / "pairs.jsonl", cfg, *launch,
+                                             resume=self.store.resume))  # fmt: skip
                 else:
                     run_training(pairs / "pairs.jsonl", cfg, resume=self.store.resume, quiet=True)
 
@@ -290,27 +292,6 @@ class Runner:
             self.progress.stage(label)
         return self.store.run(stage, inputs, work)
 
-    def _train_processes(self, pairs: Path, cfg: Any, train: dict, folder: Path) -> None:
-        """`rpo-bench train --processes N` (torchrun on CPU, accelerate's launcher on GPUs)
-        on this stage's folder; its output is printed once it ends, above the bars."""
-        config = folder / "train_config.yaml"  # JSON is YAML; tuples become lists
-        keys = {k: v for k, v in cfg.to_dict().items() if k not in ("model", "out")}
-        write_atomic(config, json.dumps(keys, indent=1))
-        cmd = [sys.executable, "-m", "rpo_bench.cli", "train", "--pairs", str(pairs),
-               "--model", cfg.model, "--out", str(folder), "--config", str(config), "--quiet",
-               "--processes", str(train["processes"])]  # fmt: skip
-        if train.get("accelerate_config"):
-            cmd += ["--accelerate-config", train["accelerate_config"]]
-        if self.store.resume:
-            cmd.append("--resume")
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        print(done.stdout.strip())
-        if done.returncode:
-            raise RuntimeError(
-                f"training in {train['processes']} processes failed (exit {done.returncode}): "
-                f"{' '.join(cmd)}\n{done.stderr[-3000:]}"
-            )
-
     def _advance(self, name: str) -> None:
         if self.progress:
             self.progress.cell(name)
@@ -335,16 +316,7 @@ class Runner:
         return self._backends[model]
 
     def _judge(self) -> Any:
-        from rpo_bench.judge import LLMConstraintJudge, make_constraint_judge, make_judge
-
-        j = self.cfg.judge
-        if j.kind == "rule":
-            return make_constraint_judge("rule")
-        args = {k: v for k, v in (("model", j.model), ("base_url", j.base_url)) if v}
-        args = {"cache": self.store.root / "judge.sqlite", **args, **j.options}
-        # a response the judge cannot judge is recorded as unjudged, and its turn gets no
-        # pairs; the run goes on
-        return LLMConstraintJudge(make_judge(j.kind, **args), keep_unjudged=True)
+        return builders.judge(self.cfg.judge, self.store.root)
 
     def _heldout(self, backend: Any, settings: GenerationSettings, path: Path) -> list[dict]:
         """Greedy replies to the held-out conversations (own history), scored per turn:
@@ -377,64 +349,14 @@ class Runner:
         from rpo_bench.data import freetext
 
         d = self.cfg.data
-        if d.file is not None:
-            prompts, source = freetext.read_system_prompts(data_file(d.file)), d.file
-        else:
-            from rpo_bench.constraints.llm_reversal import OpenAICompleter
-            from rpo_bench.textcache import TextCache
-
-            g = d.generate
-            teacher = OpenAICompleter(g.model, g.base_url, **g.options)
-            cache = TextCache(self.store.root / "system_prompts.sqlite", "system_prompts")
-            prompts, rejected = freetext.generate_system_prompts(
-                teacher, g.domains, g.per_domain, g.turns, cache
-            )
+        file = data_file(d.file) if d.file is not None else None
+        prompts, source, counts = builders.system_prompts(d, self.store.root, file)
+        if counts is not None:
             freetext.write_system_prompts(folder / "system_prompts.jsonl", prompts)
-            counts = {"asked": len(g.domains) * g.per_domain, "rejected": rejected}
             write_atomic(folder / "generated.json", json.dumps(counts))
-            source = f"the {g.model} teacher's {len(prompts)} valid system prompts"
         return freetext.split_conversations(
             prompts, split, d.n_conversations, d.heldout_conversations, source
         )
-
-    def _selector(self) -> Any:
-        """The LLM that selects the constraints a query triggers: the judge's model."""
-        from rpo_bench.constraints.llm_reversal import OpenAICompleter
-        from rpo_bench.judge.triggered import TriggeredSelector
-        from rpo_bench.textcache import TextCache
-
-        j = self.cfg.judge
-        client = ("api_key_env", "timeout", "backoff", "max_backoff", "max_attempts")
-        options = {k: v for k, v in j.options.items() if k in client}
-        completer = OpenAICompleter(j.model or "gpt-4o-mini", j.base_url or OPENAI, **options)
-        cache = TextCache(self.store.root / "triggered.sqlite", "triggered")
-        return TriggeredSelector(completer, cache)
-
-    def _teacher(self) -> Any:
-        """The teacher of `history: teacher`: an endpoint, or a local model."""
-        s, t = self.cfg.sampling, self.cfg.sampling.teacher
-        if t is None:
-            return None
-        from rpo_bench.data.teacher import Teacher
-
-        if t.base_url is None:
-            backend = self._backend(t.model)
-        else:
-            from rpo_bench.rollout.openai import OpenAIBackend
-
-            backend = OpenAIBackend(t.model, t.base_url, **t.options)
-        settings = GenerationSettings(s.temperature, s.top_p, s.max_new_tokens, s.seed, t.n)
-        return Teacher(backend, settings, t.threshold, t.critique_rounds)
-
-    def _reverser(self) -> Any:
-        """The LLM reverser of free-text constraints, validated and cached in the store."""
-        r = self.cfg.pairs.reverser
-        if r is None:
-            return None
-        from rpo_bench.constraints.llm_reversal import CheckedReverser, LLMReverser, OpenAICompleter
-
-        completer = OpenAICompleter(r.model, r.base_url, **r.options)
-        return CheckedReverser(LLMReverser(completer, cache=self.store.root / "reversal.sqlite"))
 
     @staticmethod
     def pair_stats(folder: Path) -> dict[str, Any]:

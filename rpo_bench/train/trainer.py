@@ -304,6 +304,36 @@ def launch(args: argparse.Namespace) -> list[str]:
             f"--nproc_per_node={n}", "-m", "rpo_bench.cli", *again]  # fmt: skip
 
 
+def train_in_processes(
+    pairs: str | Path,
+    cfg: TrainConfig,
+    processes: int,
+    accelerate_config: str | None = None,
+    resume: bool = False,
+) -> str:
+    """`train` in `processes` processes, as `rpo-bench train --processes N` runs it (the
+    config written beside the run as train_config.yaml); returns what it printed. A failed
+    run is a RuntimeError with its command and the end of its stderr."""
+    out = Path(cfg.out)
+    config = out / "train_config.yaml"  # JSON is YAML; tuples become lists
+    keys = {k: v for k, v in cfg.to_dict().items() if k not in ("model", "out")}
+    write_atomic(config, json.dumps(keys, indent=1))
+    cmd = [sys.executable, "-m", "rpo_bench.cli", "train", "--pairs", str(pairs),
+           "--model", cfg.model, "--out", str(out), "--config", str(config), "--quiet",
+           "--processes", str(processes)]  # fmt: skip
+    if accelerate_config:
+        cmd += ["--accelerate-config", accelerate_config]
+    if resume:
+        cmd.append("--resume")
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(
+            f"training in {processes} processes failed (exit {done.returncode}): "
+            f"{' '.join(cmd)}\n{done.stderr[-3000:]}"
+        )
+    return done.stdout.strip()
+
+
 def _run(args: argparse.Namespace) -> TrainResult | None:
     if args.processes > 1 and "LOCAL_RANK" not in os.environ:  # not yet one of the processes
         env = dict(os.environ)

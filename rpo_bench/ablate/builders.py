@@ -1,0 +1,87 @@
+"""What a config section builds: the judge, the triggered filter, the teacher, the reverser
+and the system-prompt writer, each cached in the stage store's folder (`root`), so a rerun
+asks no LLM twice. The runner calls these; the logic they run lives in the stages' own
+packages (judge/, data/, constraints/)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rpo_bench.ablate.config import Data, Judge, Reverser, Sampling
+from rpo_bench.rollout.settings import GenerationSettings
+
+OPENAI = "https://api.openai.com/v1"
+CLIENT_OPTIONS = ("api_key_env", "timeout", "backoff", "max_backoff", "max_attempts")
+
+
+def judge(j: Judge, root: Path) -> Any:
+    """The constraint judge: the rule judge, or an LLM judge whose unjudged responses are
+    recorded (their turns get no pairs) rather than stopping the run."""
+    from rpo_bench.judge import LLMConstraintJudge, make_constraint_judge, make_judge
+
+    if j.kind == "rule":
+        return make_constraint_judge("rule")
+    args = {k: v for k, v in (("model", j.model), ("base_url", j.base_url)) if v}
+    args = {"cache": root / "judge.sqlite", **args, **j.options}
+    return LLMConstraintJudge(make_judge(j.kind, **args), keep_unjudged=True)
+
+
+def selector(j: Judge, root: Path) -> Any:
+    """The triggered filter (`judge.triggered: llm`): the judge's model, its client options."""
+    from rpo_bench.constraints.llm_reversal import OpenAICompleter
+    from rpo_bench.judge.triggered import TriggeredSelector
+    from rpo_bench.textcache import TextCache
+
+    options = {k: v for k, v in j.options.items() if k in CLIENT_OPTIONS}
+    completer = OpenAICompleter(j.model or "gpt-4o-mini", j.base_url or OPENAI, **options)
+    return TriggeredSelector(completer, TextCache(root / "triggered.sqlite", "triggered"))
+
+
+def teacher(s: Sampling, local: Callable[[str], Any]) -> Any:
+    """The teacher of `history: teacher` (None without one): an endpoint, or with no
+    base_url the local model `local(name)` gives."""
+    t = s.teacher
+    if t is None:
+        return None
+    from rpo_bench.data.teacher import Teacher
+
+    if t.base_url is None:
+        backend = local(t.model)
+    else:
+        from rpo_bench.rollout.openai import OpenAIBackend
+
+        backend = OpenAIBackend(t.model, t.base_url, **t.options)
+    settings = GenerationSettings(s.temperature, s.top_p, s.max_new_tokens, s.seed, t.n)
+    return Teacher(backend, settings, t.threshold, t.critique_rounds)
+
+
+def reverser(r: Reverser | None, root: Path) -> Any:
+    """The LLM reverser of free-text constraints (None without one), its answers validated."""
+    if r is None:
+        return None
+    from rpo_bench.constraints.llm_reversal import CheckedReverser, LLMReverser, OpenAICompleter
+
+    completer = OpenAICompleter(r.model, r.base_url, **r.options)
+    return CheckedReverser(LLMReverser(completer, cache=root / "reversal.sqlite"))
+
+
+def system_prompts(d: Data, root: Path, file: Path | None) -> tuple[list, str, dict | None]:
+    """(system prompts, where they came from, the writer's counts or None): those of the
+    file, or those the `data.generate` teacher writes (rejected answers counted)."""
+    from rpo_bench.data import freetext
+
+    if file is not None:
+        return freetext.read_system_prompts(file), str(d.file), None
+    from rpo_bench.constraints.llm_reversal import OpenAICompleter
+    from rpo_bench.textcache import TextCache
+
+    g = d.generate
+    writer = OpenAICompleter(g.model, g.base_url, **g.options)
+    cache = TextCache(root / "system_prompts.sqlite", "system_prompts")
+    prompts, rejected = freetext.generate_system_prompts(
+        writer, g.domains, g.per_domain, g.turns, cache
+    )
+    source = f"the {g.model} teacher's {len(prompts)} valid system prompts"
+    return prompts, source, {"asked": len(g.domains) * g.per_domain, "rejected": rejected}
