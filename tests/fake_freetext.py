@@ -3,7 +3,8 @@ a judge (the project's `rpo_bench` prompt) whose verdict on a rule depends only 
 answer and the rule's text, a reverser that answers "NOT: <rule>", so a reversed rule is
 judged exactly opposite to its original, and a teacher whose replies follow every rule.
 The triggered filter names every constraint but the last. Malformed on purpose: the judge
-answers nonsense for every turn whose user message carries UNJUDGED_TURN, the filter for
+answers nonsense for every turn whose user message carries UNJUDGED_TURN or
+UNJUDGED_HELDOUT, the filter for
 UNPARSED_TRIGGER, and the reverser repeats DROPPED_RULE unchanged (failing validation)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from fake_judge_server import Reply, verdict_json
 
 UNJUDGED_TURN = "My knee hurts"
+UNJUDGED_HELDOUT = "When do you open on Saturday?"  # a held-out turn the judge cannot judge
 UNPARSED_TRIGGER = "Can I make it spicier?"  # the triggered filter answers nonsense: all kept
 DROPPED_RULE = "Sound encouraging."
 NOT = "NOT: "
@@ -47,7 +49,7 @@ def respond(prompt: str) -> Reply | None:
     if "【评判细则】" in prompt:
         turn = prompt.split("【当前轮次】\n", 1)[1].split("\n\n【评判细则】", 1)[0]
         user, answer = turn.split("\n助手：", 1)
-        if UNJUDGED_TURN in user:
+        if UNJUDGED_TURN in user or UNJUDGED_HELDOUT in user:
             return Reply(content="I cannot say.")
         rules = _CRITERION.findall(prompt.split("【评判细则】", 1)[1])
         verdicts = {i: "是" if satisfied(answer, rule) else "否" for i, rule in rules}

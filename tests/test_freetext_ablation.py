@@ -89,8 +89,13 @@ def test_free_text_smoke_preset_end_to_end_against_a_fake_endpoint(tmp_path):
         shown = len(rules_of(pair["prompt"])) + len(pair["dropped"])
         assert shown == (6 if pair["id"].startswith(SPICY_TURN) else 5), pair["id"]
     # held-out turns scored by the judge, for the base model and both trained cells
+    # (its second turn unjudged: scored None, counted, and every model's scores line up)
     for ev in [results["base"]["smollm2-135m"], *(c["eval"] for c in cells.values())]:
-        assert len(ev["heldout"]["per_prompt"]) == 2
+        assert len(ev["heldout"]["per_prompt"]) == 2 and ev["heldout"]["per_prompt"][1] is None
+        assert ev["heldout"]["unjudged"] == 1
+    (verdict,) = [r for r in results["analysis"]["comparisons"] if r["strategy"] == "rpo"
+                  and r["reference"] == "dpo_count"]  # fmt: skip
+    assert (verdict["n_prompts"], verdict["n_prompts_dropped"]) == (1, 1)
     assert (tmp_path / "report" / "report.md").exists()
     for path in [p for p in tmp_path.rglob("*") if p.is_file()]:
         assert SECRET.encode() not in path.read_bytes(), path

@@ -226,8 +226,10 @@ class Runner:
                     results[task] = evaluate.lm_eval_task(task, path, e, folder / task)
                     continue
                 write_jsonl(folder / f"samples_{task}.jsonl", rows)
+                judged = [r for r in rows if not r.get("unjudged")]
                 results[task] = {
-                    "metrics": evaluate.aggregate(rows),
+                    **({"unjudged": len(rows) - len(judged)} if len(judged) < len(rows) else {}),
+                    "metrics": evaluate.aggregate(judged),
                     "per_prompt": [evaluate.prompt_score(r) for r in rows],
                 }
             write_atomic(folder / "eval.json", json.dumps(results, indent=1))
@@ -321,7 +323,7 @@ class Runner:
     def _heldout(self, backend: Any, settings: GenerationSettings, path: Path) -> list[dict]:
         """Greedy replies to the held-out conversations (own history), scored per turn:
         verifiable constraints by their checkers; free-text ones by the LLM judge (strict
-        and loose alike), a turn it could not judge left out and counted."""
+        and loose alike); a turn it could not judge is scored None and counted."""
         from rpo_bench.constraints import any_from_dict
         from rpo_bench.data.conversations import read_conversations
         from rpo_bench.data.sample import sample
@@ -338,7 +340,11 @@ class Runner:
                 out.append({"key": row["id"], "reply": reply, **score(constraints, reply)})
                 continue
             verdicts = row["responses"][0]["verdicts"]
-            if verdicts is not None:  # unjudged: neither a pass nor a fail, left out
+            if verdicts is None:  # unjudged: neither a pass nor a fail; the row stays, so
+                # every model's per-prompt scores line up, with None where unscored
+                out.append({"key": row["id"], "reply": reply, "unjudged": True,
+                            **dict.fromkeys(evaluate.METRICS)})  # fmt: skip
+            else:
                 out.append({"key": row["id"], "reply": reply, **score_verdicts(verdicts)})
         return out
 
