@@ -60,6 +60,17 @@ class _Lines(io.TextIOBase):
         self.buffer_ = ""
 
 
+@contextlib.contextmanager
+def _printing_to(say: Callable[[str], None]) -> Iterator[None]:
+    """Within the block, each complete line printed to stdout goes to `say`."""
+    stream = _Lines(say)
+    try:
+        with contextlib.redirect_stdout(stream):
+            yield
+    finally:
+        stream.flush()
+
+
 class Progress:
     """One rich display: the grid's cells (with ETA) and the stage running now; every event
     is also logged."""
@@ -112,12 +123,8 @@ class Progress:
             self.bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
             log.info("%s", text)
 
-        stream = _Lines(line)
-        try:
-            with contextlib.redirect_stdout(stream):
-                yield
-        finally:
-            stream.flush()
+        with _printing_to(line):
+            yield
 
     def _stage_done(self) -> None:
         if self.stage_started:
@@ -151,14 +158,8 @@ class JobLines:
     def stage(self, label: str) -> None:
         self._say(f"stage {label}")
 
-    @contextlib.contextmanager
-    def printing(self) -> Iterator[None]:
-        stream = _Lines(self._say)
-        try:
-            with contextlib.redirect_stdout(stream):
-                yield
-        finally:
-            stream.flush()
+    def printing(self) -> contextlib.AbstractContextManager[None]:
+        return _printing_to(self._say)
 
     def _say(self, text: str) -> None:
         print(f"{self.prefix} {text}", file=self.out, flush=True)

@@ -29,7 +29,7 @@ from typing import Any
 from rpo_bench.data import conversations as conv_mod
 from rpo_bench.data.conversations import TrainingConversation
 from rpo_bench.data.prompt import Message, render
-from rpo_bench.data.teacher import Teacher
+from rpo_bench.data.teacher import Teacher, share_of
 from rpo_bench.jsonl import write_jsonl
 from rpo_bench.judge.noise import NoisyJudge
 from rpo_bench.judge.rule import RuleJudge
@@ -46,7 +46,7 @@ POOLS = ("policy", "critic")
 def _below(judged: Sequence[tuple[Any, Any]], threshold: float) -> bool:
     """Whether the policy's best judged response satisfies less than `threshold` of the
     constraints (no judged response at all counts as below)."""
-    shares = [sum(v) / len(v) if v else 1.0 for v, _ in judged if v is not None]
+    shares = [share_of(v) for v, _ in judged if v is not None]
     return not shares or max(shares) < threshold
 
 

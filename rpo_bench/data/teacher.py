@@ -26,6 +26,13 @@ CRITIQUE = (
 )
 
 
+def share_of(verdicts: Sequence[bool] | None) -> float | None:
+    """The share of its constraints a reply satisfies (1.0 with none); None if unjudged."""
+    if verdicts is None:
+        return None
+    return sum(verdicts) / len(verdicts) if verdicts else 1.0
+
+
 @dataclass
 class Teacher:
     """The teacher model, its sampling settings (`settings.n` = best of n), the share of
@@ -96,7 +103,7 @@ class Teacher:
             for r, s in enumerate(samples)
         ]
         verdicts = judge.judge_many(requests)
-        shares = [None if v is None else sum(v) / len(v) if v else 1.0 for v in verdicts]
+        shares = [share_of(v) for v in verdicts]
         ranked = [-1.0 if share is None else share for share in shares]
         k = ranked.index(max(ranked))
         return samples[k], shares[k], verdicts[k]
