@@ -371,7 +371,7 @@ def test_file_level_errors(tmp_path):
     duplicate = tmp_path / "dup.csv"
     rows = _csv_rows()
     _write_csv(duplicate, [*rows, rows[0]])
-    with pytest.raises(ValueError, match=r"line 15\): field 'key': duplicate of line 2"):
+    with pytest.raises(ValueError, match=r"line 15\): field 'key' is a duplicate of line 2"):
         multi_if.load_conversations(duplicate)
 
 

@@ -335,32 +335,35 @@ def test_cli_writes_pairs_and_stats(tmp_path):
 
 
 BAD = [
-    (lambda r: r.pop("task"), "'task': missing"),
+    (lambda r: r.pop("task"), "'task' is missing"),
     (
         lambda r: r["responses"][1]["verdicts"].pop(),
-        "'responses[1].verdicts': has 2 verdicts for 3",
+        "'responses[1].verdicts' has 2 verdicts for 3",
     ),
     (
         lambda r: r["constraints"][2].update(id="length:words"),
-        "'constraints[2].id': unknown instruction id",
+        "'constraints[2].id' is invalid: unknown instruction id",
     ),
     (
         lambda r: r["responses"][0]["verdicts"].__setitem__(1, 1),
-        "'responses[0].verdicts[1]': expected true or false",
+        "'responses[0].verdicts[1]' must be true or false",
     ),
-    (lambda r: r.update(constraint_slot="assistant"), "'constraint_slot': expected one of"),
+    (lambda r: r.update(constraint_slot="assistant"), "'constraint_slot' must be one of"),
     (
         lambda r: r["constraints"][0]["kwargs"].update(x=1),
-        "'constraints[0].id': punctuation:no_comma: unexpected kwarg",
+        "'constraints[0].id' is invalid: punctuation:no_comma: unexpected kwarg",
     ),
     (
         lambda r: r["responses"][0].update(true_verdicts=[True] * 3),
-        "true_verdicts must be given for every",
+        "must give true_verdicts for every",
     ),
     (lambda r: r["history"].append({"role": "system", "content": "x"}), "'history[0].role'"),
-    (lambda r: r.update(responses=[]), "'responses': no responses"),
-    (lambda r: r.update(unjudged=[3]), "'unjudged[0]': expected a response index, got 3"),
-    (lambda r: r.update(unjudged=[0]), "'responses[0].verdicts': an unjudged response has no"),
+    (lambda r: r.update(responses=[]), "'responses' is empty: a turn needs responses"),
+    (lambda r: r.update(unjudged=[3]), "'unjudged[0]' must be a response index, got 3"),
+    (
+        lambda r: r.update(unjudged=[0]),
+        "'responses[0].verdicts' must be null: an unjudged response has no",
+    ),
 ]
 
 
@@ -398,7 +401,7 @@ def test_bad_lines_and_repeated_ids(tmp_path):
     with pytest.raises(ValueError, match=r"s.jsonl:3: not valid JSON"):
         read_samples(samples)
     write_samples(samples, [row([(1,), (0,)], constraints=(NO_COMMA,))] * 2)
-    with pytest.raises(ValueError, match=r"s.jsonl:2: field 'id': 't0' repeats line 1"):
+    with pytest.raises(ValueError, match=r"s.jsonl:2: field 'id' is 't0', which repeats line 1"):
         read_samples(samples)
 
 

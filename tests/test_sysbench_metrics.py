@@ -220,13 +220,13 @@ def _edit(line: int, fn):
 
 
 LABEL_ROW_ERRORS = [
-    (lambda r: r.pop("verdicts"), "field 'verdicts' missing"),
+    (lambda r: r.pop("verdicts"), "field 'verdicts' is missing"),
     (lambda r: r.update(verdicts=["1"]), "field 'verdicts' must be dict, got list"),
     (lambda r: r["verdicts"].update({"1": "是"}), "field 'verdicts' value for '1'"),
     (lambda r: r.update(all_pass=True), "field 'all_pass' is true but criteria ['1'] judged false"),
     (lambda r: r.update(system_id="1"), "field 'system_id' must be int, got str"),
     (lambda r: r.update(round_index=True), "field 'round_index' must be int, got bool"),
-    (lambda r: r.pop("reasoning"), "field 'reasoning' missing"),
+    (lambda r: r.pop("reasoning"), "field 'reasoning' is missing"),
     (lambda r: r.update(judge_error="yes"), "field 'judge_error' must be bool, got str"),
 ]
 
@@ -261,14 +261,16 @@ def _model_mix(rows):
 
 
 COVERAGE_ERRORS = [
-    (_edit(4, lambda r: r.update(system_id=99)), 4, "field 'system_id': unknown session 99"),
+    (_edit(4, lambda r: r.update(system_id=99)), 4,
+     "field 'system_id' names an unknown session 99"),
     (_edit(5, lambda r: r.update(round_index=6)), 5,
-     "field 'round_index': session 1 has no round 6"),
+     "field 'round_index' is 6: session 1 has no round 6"),
     (_duplicate_row, 16,
-     "field 'round_index': second label for session 2 round 2 (first at line 7)"),
-    (_edit(2, lambda r: r["verdicts"].update({"7": True})), 2, "field 'verdicts': ids differ"),
+     "field 'round_index' repeats: second label for session 2 round 2 (first at line 7)"),
+    (_edit(2, lambda r: r["verdicts"].update({"7": True})), 2,
+     "field 'verdicts' has ids that differ"),
     (_edit(3, lambda r: r["verdicts"].pop("3")), 3, "(missing ['3'], unknown [])"),
-    (_model_mix, 10, "field 'model': labels mix models 'toy' and 'other'"),
+    (_model_mix, 10, "field 'model' differs: labels mix models 'toy' and 'other'"),
 ]  # fmt: skip
 
 
@@ -289,15 +291,15 @@ def test_labels_must_cover_every_turn(tmp_path):
 
 
 SESSION_ERRORS = [
-    (lambda s: s.pop("rounds_related"), "field 'rounds_related' missing"),
+    (lambda s: s.pop("rounds_related"), "field 'rounds_related' is missing"),
     (lambda s: s["turns"].pop(), "field 'turns' must be a list of 5 rounds"),
     (lambda s: s["turns"][1].update(alignment="x"), "field 'turns[1].alignment' is 'x'"),
     (lambda s: s["turns"][2].update(round_index=4),
      "field 'turns[2].round_index' is 4, expected 3"),
     (lambda s: s["turns"][0]["criteria"][0].pop("criteria_type"),
-     "field 'turns[0].criteria[0].criteria_type' missing"),
+     "field 'turns[0].criteria[0].criteria_type' is missing"),
     (lambda s: s["turns"][3].update(criteria=[]), "field 'turns[3].criteria' is empty"),
-    (lambda s: s.update(system_id=1), "field 'system_id': session 1 repeats"),
+    (lambda s: s.update(system_id=1), "field 'system_id' repeats session 1"),
 ]  # fmt: skip
 
 
@@ -323,7 +325,7 @@ def test_cli_prints_json(tmp_path, capsys):
 
 def test_cli_errors_raise(tmp_path, monkeypatch):
     data, lab = synthetic_files(tmp_path, _edit(1, lambda r: r.pop("all_pass")))
-    with pytest.raises(ValueError, match=re.escape(f"{lab}:1: field 'all_pass' missing")):
+    with pytest.raises(ValueError, match=re.escape(f"{lab}:1: field 'all_pass' is missing")):
         sysbench.main(["--labels", str(lab), "--data", str(data)])
     monkeypatch.delenv("RPO_BENCH_DATA", raising=False)
     with pytest.raises(FileNotFoundError, match="RPO_BENCH_DATA"):

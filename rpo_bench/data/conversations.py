@@ -23,6 +23,7 @@ from typing import Any
 from rpo_bench.constraints import AnyConstraint, Constraint, any_from_dict, from_ifeval
 from rpo_bench.constraints.specs import AT_LEAST, LESS_THAN, SPECS
 from rpo_bench.data.prompt import SLOTS, Slot
+from rpo_bench.fields import Field
 from rpo_bench.jsonl import iter_rows, write_jsonl
 from rpo_bench.paths import resource
 
@@ -259,39 +260,34 @@ class TrainingConversation:
     def from_dict(cls, row: dict[str, Any], where: str = "conversation") -> TrainingConversation:
         """Inverse of `to_dict`; bad input raises ValueError naming `where` and the field."""
 
-        def need(name: str, kind: type | tuple[type, ...], value: Any = None) -> Any:
-            value = row.get(name) if value is None else value
-            if not isinstance(value, kind):
-                raise ValueError(f"{where}: field {name!r}: expected {kind}, got {value!r}")
-            return value
-
+        at = Field(where)
         turns = []
-        for t, raw in enumerate(need("turns", list)):
-            field_name = f"turns[{t}]"
+        for t, raw in enumerate(at.of(row, "turns", list)):
+            t_at = at("turns")(t)
             if not isinstance(raw, dict) or not isinstance(raw.get("task"), str):
-                raise ValueError(f"{where}: field {field_name!r}: needs a string 'task'")
+                raise t_at.error("needs a string 'task'")
             if not isinstance(raw.get("constraints"), list):
-                raise ValueError(f"{where}: field '{field_name}.constraints': expected a list")
+                raise t_at("constraints").error("must be a list")
             try:
                 constraints = tuple(any_from_dict(c) for c in raw["constraints"])
             except ValueError as err:
-                raise ValueError(f"{where}: field '{field_name}.constraints': {err}") from None
+                raise t_at("constraints").error(f"is invalid: {err}") from None
             turns.append(Turn(raw["task"], constraints))
         if not turns:
-            raise ValueError(f"{where}: field 'turns': a conversation needs at least one turn")
-        slot = need("constraint_slot", str)
+            raise at("turns").error("is empty: a conversation needs at least one turn")
+        slot = at.of(row, "constraint_slot", str)
         if slot not in SLOTS:
-            raise ValueError(f"{where}: field 'constraint_slot': one of {SLOTS}, got {slot!r}")
+            raise at("constraint_slot").error(f"must be one of {SLOTS}, got {slot!r}")
         system = row.get("system")
         if system is not None and not isinstance(system, str):
-            raise ValueError(f"{where}: field 'system': expected a string or null")
+            raise at("system").error("must be a string or null")
         meta = row.get("meta") or {}
         if not isinstance(meta, dict):
-            raise ValueError(f"{where}: field 'meta': expected an object or null")
+            raise at("meta").error("must be an object or null")
         return cls(
-            id=need("id", str),
-            seed_id=need("seed_id", str),
-            split=need("split", str),
+            id=at.of(row, "id", str),
+            seed_id=at.of(row, "seed_id", str),
+            split=at.of(row, "split", str),
             turns=tuple(turns),
             constraint_slot=slot,
             system=system,

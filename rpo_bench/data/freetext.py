@@ -26,6 +26,7 @@ from typing import Any
 from rpo_bench.constraints import TextConstraint
 from rpo_bench.constraints.llm_reversal import Completer
 from rpo_bench.data.conversations import TrainingConversation, Turn
+from rpo_bench.fields import Field
 from rpo_bench.jsonl import iter_rows, write_jsonl
 from rpo_bench.textcache import TextCache, prompt_key
 
@@ -61,44 +62,43 @@ class SystemPrompt:
         }
 
 
-def _text(row: dict[str, Any], key: str, where: str) -> str:
+def _text(row: dict[str, Any], key: str, at: Field) -> str:
     value = row.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{where}: field {key!r} must be a non-empty string")
+        raise at(key).error("must be a non-empty string")
     return value
 
 
 def prompt_from_row(row: dict[str, Any], where: str) -> SystemPrompt:
     """One validated system prompt; errors name `where` (file:line) and the field."""
+    at = Field(where)
     criteria_raw = row.get("criteria")
     if not isinstance(criteria_raw, list) or not criteria_raw:
-        raise ValueError(f"{where}: field 'criteria' must be a non-empty list")
+        raise at("criteria").error("must be a non-empty list")
     criteria = []
     for i, item in enumerate(criteria_raw):
-        name = f"criteria[{i}]"
+        c_at = at("criteria")(i)
         if not isinstance(item, dict):
-            raise ValueError(f"{where}: field {name!r} must be an object")
+            raise c_at.error("must be an object")
         cid = item.get("criteria_id")
         if not isinstance(cid, int) or isinstance(cid, bool):
-            raise ValueError(f"{where}: field '{name}.criteria_id' must be an integer")
+            raise c_at("criteria_id").error("must be an integer")
         kind = item.get("criteria_type")
         if kind not in TYPES:
-            raise ValueError(
-                f"{where}: field '{name}.criteria_type' is {kind!r}, not one of {TYPES}"
-            )
-        criteria.append(Criterion(cid, _text(item, "criteria_content", f"{where}: {name}"), kind))
+            raise c_at("criteria_type").error(f"is {kind!r}, not one of {TYPES}")
+        criteria.append(Criterion(cid, _text(item, "criteria_content", c_at), kind))
     ids = [c.id for c in criteria]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"{where}: field 'criteria' repeats a criteria_id: {ids}")
+        raise at("criteria").error(f"repeats a criteria_id: {ids}")
     turns = row.get("turns")
     if (
         not isinstance(turns, list)
         or not turns
         or not all(isinstance(t, str) and t.strip() for t in turns)
     ):
-        raise ValueError(f"{where}: field 'turns' must be a non-empty list of non-empty strings")
+        raise at("turns").error("must be a non-empty list of non-empty strings")
     return SystemPrompt(
-        _text(row, "id", where), _text(row, "system", where), tuple(criteria), tuple(turns)
+        _text(row, "id", at), _text(row, "system", at), tuple(criteria), tuple(turns)
     )
 
 

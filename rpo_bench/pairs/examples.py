@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rpo_bench.fields import field_error
 from rpo_bench.jsonl import iter_rows
 from rpo_bench.pairs import unpaired
 from rpo_bench.pairs.pair import PAIR_FIELDS, Pair, build_pairs
@@ -65,10 +66,10 @@ def load_pairs(path: str | Path, *, as_messages: bool = False) -> Any:
     for line, row in iter_rows(path):
         kind = row.get("kind", PREFERENCE)
         if kind not in FIELDS:
-            raise ValueError(f"{path}:{line}: field 'kind': unknown kind {kind!r}")
+            raise field_error(f"{path}:{line}", "kind", f"is {kind!r}, not one of {list(FIELDS)}")
         for key in FIELDS[kind]:
             if key not in row:
-                raise ValueError(f"{path}:{line}: field {key!r}: missing")
+                raise field_error(f"{path}:{line}", key, "is missing")
         if as_messages:
             for key in ("chosen", "rejected", "response"):
                 if key in row:

@@ -16,6 +16,7 @@ from typing import Any
 
 from rpo_bench.constraints import AnyConstraint, TextConstraint, from_dict
 from rpo_bench.data.prompt import SLOTS, Message, Slot
+from rpo_bench.fields import Field, field_error
 from rpo_bench.jsonl import iter_rows
 
 Verdicts = tuple[bool, ...]
@@ -41,77 +42,62 @@ class Turn:
     off_policy: tuple[int, ...] = ()
 
 
-class _Field:
-    """Names a place in the input for error messages: file:line: field a.b[2]."""
-
-    def __init__(self, where: str, name: str = ""):
-        self.where, self.name = where, name
-
-    def __call__(self, key: str | int) -> _Field:
-        if isinstance(key, int):
-            return _Field(self.where, f"{self.name}[{key}]")
-        return _Field(self.where, f"{self.name}.{key}" if self.name else key)
-
-    def error(self, problem: str) -> ValueError:
-        return ValueError(f"{self.where}: field {self.name!r}: {problem}")
-
-
-def _string(value: Any, at: _Field, *, empty: bool = False) -> str:
+def _string(value: Any, at: Field, *, empty: bool = False) -> str:
     if not isinstance(value, str) or (not empty and not value.strip()):
-        raise at.error(f"expected a non-empty string, got {value!r}")
+        raise at.error(f"must be a non-empty string, got {value!r}")
     return value
 
 
-def _list(value: Any, at: _Field) -> list[Any]:
+def _list(value: Any, at: Field) -> list[Any]:
     if not isinstance(value, list):
-        raise at.error(f"expected a list, got {type(value).__name__}")
+        raise at.error(f"must be a list, got {type(value).__name__}")
     return value
 
 
-def _verdicts(value: Any, n: int, at: _Field) -> Verdicts:
+def _verdicts(value: Any, n: int, at: Field) -> Verdicts:
     value = _list(value, at)
     if len(value) != n:
         raise at.error(f"has {len(value)} verdicts for {n} constraints")
     for k, v in enumerate(value):
         if not isinstance(v, bool):
-            raise at(k).error(f"expected true or false, got {v!r}")
+            raise at(k).error(f"must be true or false, got {v!r}")
     return tuple(value)
 
 
-def _constraint(value: Any, at: _Field) -> AnyConstraint:
+def _constraint(value: Any, at: Field) -> AnyConstraint:
     if not isinstance(value, dict):
-        raise at.error(f"expected an object, got {type(value).__name__}")
+        raise at.error(f"must be an object, got {type(value).__name__}")
     if "id" in value:
         try:
             return from_dict(value)
         except ValueError as err:
-            raise at("id").error(str(err)) from err
+            raise at("id").error(f"is invalid: {err}") from err
     if "text" in value:
         return TextConstraint(_string(value["text"], at("text")))
-    raise at.error("a constraint needs an 'id' (verifiable) or a 'text' (free text)")
+    raise at.error("needs an 'id' (verifiable) or a 'text' (free text)")
 
 
-def _message(value: Any, at: _Field) -> Message:
+def _message(value: Any, at: Field) -> Message:
     if not isinstance(value, dict):
-        raise at.error(f"expected a message object, got {type(value).__name__}")
+        raise at.error(f"must be a message object, got {type(value).__name__}")
     role = value.get("role")
     if role not in ("user", "assistant"):
-        raise at("role").error(f"expected 'user' or 'assistant', got {role!r}")
+        raise at("role").error(f"must be 'user' or 'assistant', got {role!r}")
     return {"role": role, "content": _string(value.get("content"), at("content"), empty=True)}
 
 
-def _required(row: dict[str, Any], key: str, at: _Field) -> Any:
+def _required(row: dict[str, Any], key: str, at: Field) -> Any:
     if key not in row:
-        raise at(key).error("missing")
+        raise at(key).error("is missing")
     return row[key]
 
 
 def parse_turn(row: dict[str, Any], where: str) -> Turn:
     """Validate one samples row; errors name `where` (file:line) and the field."""
-    at = _Field(where)
+    at = Field(where)
     turn_id = _required(row, "id", at)
     if isinstance(turn_id, bool) or not isinstance(turn_id, str | int):
-        raise at("id").error(f"expected a string, got {turn_id!r}")
+        raise at("id").error(f"must be a string, got {turn_id!r}")
     system = row.get("system")
     if system is not None:
         system = _string(system, at("system"), empty=True)
@@ -119,31 +105,31 @@ def parse_turn(row: dict[str, Any], where: str) -> Turn:
     constraints = _list(_required(row, "constraints", at), at("constraints"))
     slot = _required(row, "constraint_slot", at)
     if slot not in SLOTS:
-        raise at("constraint_slot").error(f"expected one of {SLOTS}, got {slot!r}")
+        raise at("constraint_slot").error(f"must be one of {SLOTS}, got {slot!r}")
     responses = _list(_required(row, "responses", at), at("responses"))
     if not responses:
-        raise at("responses").error("no responses")
+        raise at("responses").error("is empty: a turn needs responses")
     cons = tuple(_constraint(c, at("constraints")(k)) for k, c in enumerate(constraints))
     unjudged = _list(row.get("unjudged", []), at("unjudged"))
     for k, index in enumerate(unjudged):
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(responses):
-            raise at("unjudged")(k).error(f"expected a response index, got {index!r}")
+            raise at("unjudged")(k).error(f"must be a response index, got {index!r}")
     texts, verdicts, truths, teacher = [], [], [], []
     none = (False,) * len(cons)  # an unjudged response's placeholder
     for k, resp in enumerate(responses):
         r_at = at("responses")(k)
         if not isinstance(resp, dict):
-            raise r_at.error(f"expected an object, got {type(resp).__name__}")
+            raise r_at.error(f"must be an object, got {type(resp).__name__}")
         source = resp.get("source", "policy")
         if source not in ("policy", "teacher"):
-            raise r_at("source").error(f"expected 'policy' or 'teacher', got {source!r}")
+            raise r_at("source").error(f"must be 'policy' or 'teacher', got {source!r}")
         if source == "teacher":
             teacher.append(k)
         texts.append(_string(_required(resp, "text", r_at), r_at("text"), empty=True))
         if k in unjudged:
             for key in ("verdicts", "true_verdicts"):
                 if resp.get(key) is not None:
-                    raise r_at(key).error("an unjudged response has no verdicts (null)")
+                    raise r_at(key).error("must be null: an unjudged response has no verdicts")
             verdicts.append(none)
             truths += [none] if "true_verdicts" in resp else []
             continue
@@ -151,7 +137,7 @@ def parse_turn(row: dict[str, Any], where: str) -> Turn:
         if "true_verdicts" in resp:
             truths.append(_verdicts(resp["true_verdicts"], len(cons), r_at("true_verdicts")))
     if truths and len(truths) != len(responses):
-        raise at("responses").error("true_verdicts must be given for every response or none")
+        raise at("responses").error("must give true_verdicts for every response or none")
     return Turn(
         id=str(turn_id),
         task=_string(_required(row, "task", at), at("task")),
@@ -173,7 +159,8 @@ def iter_turns(path: str | Path) -> Iterator[Turn]:
     for line, row in iter_rows(path):
         turn = parse_turn(row, f"{path}:{line}")
         if turn.id in seen:
-            raise ValueError(f"{path}:{line}: field 'id': {turn.id!r} repeats line {seen[turn.id]}")
+            where, problem = f"{path}:{line}", f"is {turn.id!r}, which repeats line {seen[turn.id]}"
+            raise field_error(where, "id", problem)
         seen[turn.id] = line
         yield turn
 

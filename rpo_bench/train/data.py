@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from rpo_bench.fields import field_error
 from rpo_bench.jsonl import iter_rows
 
 Message = dict[str, str]
@@ -42,32 +43,28 @@ def check_row(
 
     for name in ("id", "prompt", *replies, *other):
         if name not in row:
-            raise _bad(where, name, "is missing")
+            raise field_error(where, name, "is missing")
     if not isinstance(row["id"], str | int) or isinstance(row["id"], bool):
-        raise _bad(where, "id", "must be a string or an integer")
+        raise field_error(where, "id", "must be a string or an integer")
     prompt = check_prompt(row["prompt"], where, "prompt")
     for name in replies:
         if not isinstance(row[name], str) or not row[name].strip():
-            raise _bad(where, name, "must be a non-empty string")
+            raise field_error(where, name, "must be a non-empty string")
     return prompt
-
-
-def _bad(where: str, field: str, why: str) -> ValueError:
-    return ValueError(f"{where}: field {field!r} {why}")
 
 
 def check_prompt(prompt: Any, where: str, field: str) -> list[Message]:
     """A chat prompt ending with the user message the reply answers; a copy."""
     if not isinstance(prompt, list) or not prompt:
-        raise _bad(where, field, "must be a non-empty list of chat messages")
+        raise field_error(where, field, "must be a non-empty list of chat messages")
     for i, m in enumerate(prompt):
         if not (
             isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
         ):
             shape = f"must be {{'role': one of {ROLES}, 'content': str}}"
-            raise _bad(where, f"{field}[{i}]", shape)
+            raise field_error(where, f"{field}[{i}]", shape)
     if prompt[-1]["role"] != "user":
-        raise _bad(where, field, "must end with a user message (the reply answers it)")
+        raise field_error(where, field, "must end with a user message (the reply answers it)")
     return [dict(m) for m in prompt]
 
 
@@ -75,14 +72,16 @@ def _check(row: dict[str, Any], where: str) -> Pair:
     prompt = check_row(row, where, ("chosen", "rejected"), ("margin",))
     margin = row["margin"]
     if not isinstance(margin, int) or isinstance(margin, bool) or margin < 0:
-        raise ValueError(f"{where}: field 'margin' must be an integer >= 0, got {margin!r}")
+        raise field_error(where, "margin", f"must be an integer >= 0, got {margin!r}")
     rejected_prompt = None
     if "rejected_prompt" in row:  # an input-side pair; `chosen_prompt`, if given, is `prompt`
         rejected_prompt = check_prompt(row["rejected_prompt"], where, "rejected_prompt")
         if "chosen_prompt" in row and row["chosen_prompt"] != row["prompt"]:
-            raise _bad(where, "chosen_prompt", "must equal 'prompt' (the chosen reply's prompt)")
+            raise field_error(
+                where, "chosen_prompt", "must equal 'prompt' (the chosen reply's prompt)"
+            )
     elif "chosen_prompt" in row:
-        raise _bad(where, "rejected_prompt", "is missing (the row has a 'chosen_prompt')")
+        raise field_error(where, "rejected_prompt", "is missing (the row has a 'chosen_prompt')")
     return Pair(str(row["id"]), prompt, row["chosen"], row["rejected"], margin, rejected_prompt)
 
 

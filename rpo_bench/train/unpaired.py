@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rpo_bench.fields import field_error
 from rpo_bench.jsonl import iter_rows
 from rpo_bench.train.data import Encoded, Message, Tokenized, check_row, fit
 
@@ -34,18 +35,18 @@ def file_kind(path: str | Path) -> str:
     for line, row in iter_rows(path):
         kind = row.get("kind", "preference")
         if kind not in KINDS:
-            raise ValueError(f"{path}:{line}: field 'kind' must be one of {KINDS}, got {kind!r}")
+            raise field_error(f"{path}:{line}", "kind", f"must be one of {KINDS}, got {kind!r}")
         return kind
     raise ValueError(f"{path}: no training examples (the file is empty)")
 
 
 def _check(row: dict[str, Any], where: str, kind: str) -> Single:
     if row.get("kind") != kind:
-        raise ValueError(f"{where}: field 'kind' must be {kind!r} like the first row's")
+        raise field_error(where, "kind", f"must be {kind!r} like the first row's")
     prompt = check_row(row, where, ("response",), ("desirable",) if kind == "kto" else ())
     desirable = row.get("desirable")
     if kind == "kto" and not isinstance(desirable, bool):
-        raise ValueError(f"{where}: field 'desirable' must be true or false, got {desirable!r}")
+        raise field_error(where, "desirable", f"must be true or false, got {desirable!r}")
     return Single(str(row["id"]), prompt, row["response"], desirable)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from rpo_bench.constraints import INSTRUCTION_IDS, from_ifeval
+from rpo_bench.fields import Field, field_error
 from rpo_bench.files import read_text
 from rpo_bench.jsonl import iter_rows
 
@@ -101,7 +102,7 @@ def _parse_all(
             raise ValueError(f"{source}: {unit} {number}: a row must be a mapping of fields")
         conv = parse_row(raw, source, f"{unit} {number}")
         if conv.key in seen:
-            raise ValueError(f"{conv.where}: field 'key': duplicate of {seen[conv.key]}")
+            raise field_error(conv.where, "key", f"is a duplicate of {seen[conv.key]}")
         seen[conv.key] = f"{unit} {number}"
         conversations.append(conv)
     return conversations, [raw for _, raw in rows]
@@ -110,25 +111,24 @@ def _parse_all(
 def parse_row(raw: Mapping[str, Any], source: str, locus: str) -> Conversation:
     key = raw.get("key")
     where = f"{source}: row {key!r} ({locus})"
-
-    def fail(field: str, message: str) -> ValueError:
-        return ValueError(f"{where}: field {field!r}: {message}")
-
+    at = Field(where)
     if not isinstance(key, str) or not key.strip():
-        raise fail("key", f"must be a non-empty string, got {key!r}")
+        raise at("key").error(f"must be a non-empty string, got {key!r}")
     language = raw.get("language")
     if not isinstance(language, str) or not language.strip():
-        raise fail("language", f"must be a non-empty string, got {language!r}")
+        raise at("language").error(f"must be a non-empty string, got {language!r}")
     if language in (ALL, AVERAGE):
-        raise fail("language", f"{language!r} is reserved for the pooled scores")
+        raise at("language").error(f"is {language!r}, a name reserved for the pooled scores")
 
-    turns = [_parse_turn(raw, k, fail) for k in TURNS]
+    turns = [_parse_turn(raw, k, at) for k in TURNS]
     if turns[0] is None:
-        raise fail("turn_1_prompt", "every conversation needs a turn 1")
+        raise at("turn_1_prompt").error("is empty: every conversation needs a turn 1")
     for k in TURNS[1:]:
         # Turn k is sent with the replies to every earlier turn, so none may be missing.
         if turns[k - 1] is not None and turns[k - 2] is None:
-            raise fail(f"turn_{k - 1}_prompt", f"turn {k - 1} is missing but turn {k} is not")
+            raise at(f"turn_{k - 1}_prompt").error(
+                f"is empty: turn {k - 1} is missing but turn {k} is not"
+            )
     return Conversation(key, language, tuple(turns), where)
 
 
@@ -136,52 +136,52 @@ def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip().lower() in _BLANK)
 
 
-def _decode(value: Any, field: str, fail: Any) -> Any:
+def _decode(value: Any, at: Field) -> Any:
     """A JSON-encoded cell; an already-decoded value passes through."""
     if not isinstance(value, str):
         return value
     try:
         return json.loads(value)
     except json.JSONDecodeError as err:
-        raise fail(field, f"not valid JSON ({err.msg})") from err
+        raise at.error(f"is not valid JSON ({err.msg})") from err
 
 
-def _parse_turn(raw: Mapping[str, Any], k: int, fail: Any) -> Turn | None:
+def _parse_turn(raw: Mapping[str, Any], k: int, at: Field) -> Turn | None:
     p_field, id_field, kw_field = (f"turn_{k}_{f}" for f in TURN_FIELDS)
     cell = raw.get(p_field)
     if _is_blank(cell):
         return None  # a skipped turn: its other cells are not read
-    message = _decode(cell, p_field, fail)
+    message = _decode(cell, at(p_field))
     if message is None:
         return None
     if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-        raise fail(p_field, 'must be a JSON object {"role": "user", "content": "..."}')
+        raise at(p_field).error('must be a JSON object {"role": "user", "content": "..."}')
 
-    ids = _decode(raw.get(id_field), id_field, fail)
+    ids = _decode(raw.get(id_field), at(id_field))
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-        raise fail(id_field, f"must be a non-empty JSON list of instruction ids, got {ids!r}")
+        raise at(id_field).error(f"must be a non-empty JSON list of instruction ids, got {ids!r}")
     for i, iid in enumerate(ids):
         if iid not in INSTRUCTION_IDS:
-            raise fail(id_field, f"item {i}: unknown instruction id {iid!r}")
+            raise at(id_field).error(f"has an unknown instruction id {iid!r} (item {i})")
 
-    items = _decode(raw.get(kw_field), kw_field, fail)
+    items = _decode(raw.get(kw_field), at(kw_field))
     if not isinstance(items, list):
-        raise fail(kw_field, f"must be a JSON list of JSON-encoded objects, got {items!r}")
+        raise at(kw_field).error(f"must be a JSON list of JSON-encoded objects, got {items!r}")
     if len(items) != len(ids):
-        raise fail(kw_field, f"{len(items)} entries for {len(ids)} instruction ids")
+        raise at(kw_field).error(f"has {len(items)} entries for {len(ids)} instruction ids")
     kwargs = []
     for i, (iid, item) in enumerate(zip(ids, items, strict=True)):
         try:
             kw = json.loads(item) if isinstance(item, str) else item
         except json.JSONDecodeError as err:
-            raise fail(kw_field, f"item {i}: not valid JSON ({err.msg})") from err
+            raise at(kw_field).error(f"item {i} is not valid JSON ({err.msg})") from err
         kw = {} if kw is None else kw
         if not isinstance(kw, dict):
-            raise fail(kw_field, f"item {i} must encode a JSON object, got {item!r}")
+            raise at(kw_field).error(f"item {i} must encode a JSON object, got {item!r}")
         try:
             from_ifeval(iid, kw, language="auto")  # validates the kwargs now, not mid-scoring
         except ValueError as err:
-            raise fail(kw_field, f"item {i}: {err}") from err
+            raise at(kw_field).error(f"item {i} is invalid: {err}") from err
         kwargs.append(kw)
     return Turn(message["content"], tuple(ids), tuple(kwargs))
 
@@ -190,16 +190,16 @@ def _responses(raw: Mapping[str, Any], conv: Conversation) -> list[str]:
     """The reply to each turn ("" where the turn was skipped)."""
 
     def fail(message: str) -> ValueError:
-        return ValueError(f"{conv.where}: field 'responses': {message}")
+        return field_error(conv.where, "responses", message)
 
     value = raw.get("responses")
     if value is None or isinstance(value, str) and not value.strip():
-        raise fail("missing or empty; it must list one reply per turn")
+        raise fail("is missing or empty; it must list one reply per turn")
     if isinstance(value, str):  # a CSV cell holds the list JSON-encoded
         try:
             value = json.loads(value)
         except json.JSONDecodeError as err:
-            raise fail(f"not valid JSON ({err.msg})") from err
+            raise fail(f"is not valid JSON ({err.msg})") from err
     if not isinstance(value, list) or len(value) > len(TURNS):
         raise fail(f"must be a list of at most {len(TURNS)} replies, got {value!r}")
     replies = [*value, *[""] * (len(TURNS) - len(value))]
@@ -208,10 +208,10 @@ def _responses(raw: Mapping[str, Any], conv: Conversation) -> list[str]:
         if turn is None:
             # A reply to a turn that does not exist means the list is misaligned.
             if reply not in ("", None):
-                raise fail(f"turn {k} was skipped but has a reply")
+                raise fail(f"is misaligned: turn {k} was skipped but has a reply")
             replies[k - 1] = ""
         elif k > len(value):
-            raise fail(f"turn {k} needs a reply, but the list has {len(value)}")
+            raise fail(f"is too short: turn {k} needs a reply, but the list has {len(value)}")
         elif not isinstance(reply, str):
-            raise fail(f"turn {k} needs a reply (a string), got {reply!r}")
+            raise fail(f"is wrong: turn {k} needs a reply (a string), got {reply!r}")
     return replies

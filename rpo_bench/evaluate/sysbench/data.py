@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rpo_bench import paths
+from rpo_bench.fields import Field, field_error
 from rpo_bench.jsonl import iter_rows, write_jsonl
 
 N_ROUNDS = 5
@@ -92,26 +93,6 @@ def _rows(path: str | Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
         yield number, f"{path}:{number}", row
 
 
-def _type_name(types: tuple[type, ...]) -> str:
-    return " or ".join("null" if t is type(None) else t.__name__ for t in types)
-
-
-def _field(
-    row: dict[str, Any], key: str, types: tuple[type, ...], where: str, name: str = ""
-) -> Any:
-    """row[key], checked against `types`; `name` is the field's full path for the message."""
-    name = name or key
-    if key not in row:
-        raise ValueError(f"{where}: field {name!r} missing")
-    value = row[key]
-    # bool is an int subclass: an id or index given as true/false is an error, not 1/0.
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        raise ValueError(
-            f"{where}: field {name!r} must be {_type_name(types)}, got {type(value).__name__}"
-        )
-    return value
-
-
 def turns_of(row: dict[str, Any], where: str) -> list[dict[str, Any]]:
     """A session row's `turns` (round_index, user, alignment, criteria): the row's own, or
     built from the upstream schema (messages + prompt_infos keyed by user text, criteria
@@ -120,8 +101,9 @@ def turns_of(row: dict[str, Any], where: str) -> list[dict[str, Any]]:
 
 
 def _turns_from_official(row: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    messages = _field(row, "messages", (list,), where)
-    infos = _field(row, "prompt_infos", (dict,), where)
+    at = Field(where)
+    messages = at.of(row, "messages", list)
+    infos = at.of(row, "prompt_infos", dict)
     turns: list[dict[str, Any]] = []
     for m in messages:
         if isinstance(m, dict) and m.get("role") == "assistant" and turns:
@@ -129,8 +111,8 @@ def _turns_from_official(row: dict[str, Any], where: str) -> list[dict[str, Any]
         if isinstance(m, dict) and m.get("role") == "user":
             info = infos.get(m.get("content"))
             if not isinstance(info, dict):
-                raise ValueError(f"{where}: field 'prompt_infos' has no entry for a user message")
-            criteria = _field(info, "criteria", (dict,), where, "prompt_infos.criteria")
+                raise at("prompt_infos").error("has no entry for a user message")
+            criteria = at("prompt_infos").of(info, "criteria", dict)
             turns.append(
                 {
                     "round_index": len(turns) + 1,
@@ -147,42 +129,37 @@ def _criterion_order(c: Any) -> tuple[int, str]:
     return (int(cid), "") if isinstance(cid, int) or str(cid).isdigit() else (2**63, str(cid))
 
 
-def _turn(raw: Any, index: int, where: str) -> Turn:
-    name = f"turns[{index}]"
+def _turn(raw: Any, index: int, at: Field) -> Turn:
     if not isinstance(raw, dict):
-        raise ValueError(f"{where}: field {name!r} must be an object")
-    round_index = _field(raw, "round_index", (int,), where, f"{name}.round_index")
+        raise at.error("must be an object")
+    round_index = at.of(raw, "round_index", int)
     if round_index != index + 1:
-        raise ValueError(
-            f"{where}: field '{name}.round_index' is {round_index}, expected {index + 1}"
-        )
-    user = _field(raw, "user", (str,), where, f"{name}.user")
-    alignment = _field(raw, "alignment", (str,), where, f"{name}.alignment")
+        raise at("round_index").error(f"is {round_index}, expected {index + 1}")
+    user = at.of(raw, "user", str)
+    alignment = at.of(raw, "alignment", str)
     if alignment not in ALIGNMENTS:
-        raise ValueError(
-            f"{where}: field '{name}.alignment' is {alignment!r}, not one of {ALIGNMENTS}"
-        )
-    raw_criteria = _field(raw, "criteria", (list,), where, f"{name}.criteria")
+        raise at("alignment").error(f"is {alignment!r}, not one of {ALIGNMENTS}")
+    raw_criteria = at.of(raw, "criteria", list)
     if not raw_criteria:
-        raise ValueError(f"{where}: field '{name}.criteria' is empty")
+        raise at("criteria").error("is empty")
     criteria = []
     for j, c in enumerate(raw_criteria):
-        cname = f"{name}.criteria[{j}]"
+        c_at = at("criteria")(j)
         if not isinstance(c, dict):
-            raise ValueError(f"{where}: field {cname!r} must be an object")
+            raise c_at.error("must be an object")
         criteria.append(
             Criterion(
-                id=_field(c, "criteria_id", (int,), where, f"{cname}.criteria_id"),
-                content=_field(c, "criteria_content", (str,), where, f"{cname}.criteria_content"),
-                type=_field(c, "criteria_type", (str,), where, f"{cname}.criteria_type"),
+                id=c_at.of(c, "criteria_id", int),
+                content=c_at.of(c, "criteria_content", str),
+                type=c_at.of(c, "criteria_type", str),
             )
         )
     ids = [c.id for c in criteria]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"{where}: field '{name}.criteria' repeats a criteria_id: {ids}")
+        raise at("criteria").error(f"repeats a criteria_id: {ids}")
     reference = raw.get("reference")
     if reference is not None and not isinstance(reference, str):
-        raise ValueError(f"{where}: field '{name}.reference' must be a string or null")
+        raise at("reference").error("must be a string or null")
     return Turn(round_index, user, alignment, tuple(criteria), reference)
 
 
@@ -192,16 +169,17 @@ def session_from_row(row: dict[str, Any], where: str) -> Session:
     Uses the row's `turns` field, or rebuilds it from `messages` + `prompt_infos` (the
     upstream schema) when absent. `where` ("file:line") prefixes every error.
     """
+    at = Field(where)
     raw_turns = turns_of(row, where)
     if not isinstance(raw_turns, list) or len(raw_turns) != N_ROUNDS:
-        raise ValueError(f"{where}: field 'turns' must be a list of {N_ROUNDS} rounds")
+        raise at("turns").error(f"must be a list of {N_ROUNDS} rounds")
     return Session(
-        system_id=_field(row, "system_id", (int,), where),
-        domain=_field(row, "domain", (str,), where),
-        scene=_field(row, "scene", (str, type(None)), where),
-        rounds_related=_field(row, "rounds_related", (bool,), where),
-        system_prompt=_field(row, "system_prompt", (str,), where),
-        turns=tuple(_turn(t, i, where) for i, t in enumerate(raw_turns)),
+        system_id=at.of(row, "system_id", int),
+        domain=at.of(row, "domain", str),
+        scene=at.of(row, "scene", (str, type(None))),
+        rounds_related=at.of(row, "rounds_related", bool),
+        system_prompt=at.of(row, "system_prompt", str),
+        turns=tuple(_turn(t, i, at("turns")(i)) for i, t in enumerate(raw_turns)),
     )
 
 
@@ -210,10 +188,10 @@ def load_sessions(path: str | Path) -> list[Session]:
     sessions: list[Session] = []
     first_line: dict[int, str] = {}
     for _, where, row in _rows(path):
-        system_id = _field(row, "system_id", (int,), where)
+        system_id = Field(where).of(row, "system_id", int)
         if system_id in first_line:
-            raise ValueError(
-                f"{where}: field 'system_id': session {system_id} repeats ({first_line[system_id]})"
+            raise field_error(
+                where, "system_id", f"repeats session {system_id} ({first_line[system_id]})"
             )
         first_line[system_id] = where
         sessions.append(session_from_row(row, where))
@@ -229,29 +207,29 @@ def label_from_row(row: dict[str, Any], where: str, source: str = "", line: int 
     empty and its all_pass (null in rows written by `rpo_bench.judge`) is ignored (see
     `score`).
     """
-    judge_error = _field(row, "judge_error", (bool,), where) if "judge_error" in row else False
-    verdicts = _field(row, "verdicts", (dict,), where)
+    at = Field(where)
+    judge_error = at.of(row, "judge_error", bool) if "judge_error" in row else False
+    verdicts = at.of(row, "verdicts", dict)
     for key, value in verdicts.items():
         if value is not None and not isinstance(value, bool):
-            raise ValueError(
-                f"{where}: field 'verdicts' value for {key!r} must be true, false or null, "
-                f"got {value!r}"
+            raise at("verdicts").error(
+                f"value for {key!r} must be true, false or null, got {value!r}"
             )
-    all_pass = _field(row, "all_pass", (bool, type(None)) if judge_error else (bool,), where)
+    all_pass = at.of(row, "all_pass", (bool, type(None)) if judge_error else bool)
     # all_pass is defined as "no criterion judged false" (null does not fail a turn).
     failed = [k for k, v in verdicts.items() if v is False]
     if not judge_error and all_pass == bool(failed):
         detail = f"criteria {failed} judged false" if failed else "no criterion judged false"
-        raise ValueError(f"{where}: field 'all_pass' is {str(all_pass).lower()} but {detail}")
+        raise at("all_pass").error(f"is {str(all_pass).lower()} but {detail}")
     return Label(
-        model=_field(row, "model", (str,), where),
-        system_id=_field(row, "system_id", (int,), where),
-        round_index=_field(row, "round_index", (int,), where),
-        answer=_field(row, "answer", (str,), where),
-        judge=_field(row, "judge", (str,), where),
-        reasoning=_field(row, "reasoning", (str,), where),
+        model=at.of(row, "model", str),
+        system_id=at.of(row, "system_id", int),
+        round_index=at.of(row, "round_index", int),
+        answer=at.of(row, "answer", str),
+        judge=at.of(row, "judge", str),
+        reasoning=at.of(row, "reasoning", str),
         verdicts=verdicts,
-        verdicts_raw=_field(row, "verdicts_raw", (dict,), where),
+        verdicts_raw=at.of(row, "verdicts_raw", dict),
         all_pass=bool(all_pass),
         judge_error=judge_error,
         source=source,
@@ -277,23 +255,20 @@ def check_coverage(
     keyed: dict[tuple[int, int], Label] = {}
     model = labels[0].model
     for lab in labels:
-        where = f"{lab.source or 'labels'}:{lab.line}"
+        at = Field(f"{lab.source or 'labels'}:{lab.line}")
         if lab.model != model:
-            raise ValueError(
-                f"{where}: field 'model': labels mix models {model!r} and {lab.model!r}"
-            )
+            raise at("model").error(f"differs: labels mix models {model!r} and {lab.model!r}")
         session = by_id.get(lab.system_id)
         if session is None:
-            raise ValueError(f"{where}: field 'system_id': unknown session {lab.system_id}")
+            raise at("system_id").error(f"names an unknown session {lab.system_id}")
         if not 1 <= lab.round_index <= len(session.turns):
-            raise ValueError(
-                f"{where}: field 'round_index': session {lab.system_id} "
-                f"has no round {lab.round_index}"
+            raise at("round_index").error(
+                f"is {lab.round_index}: session {lab.system_id} has no round {lab.round_index}"
             )
         key = (lab.system_id, lab.round_index)
         if key in keyed:
-            raise ValueError(
-                f"{where}: field 'round_index': second label for session {lab.system_id} "
+            raise at("round_index").error(
+                f"repeats: second label for session {lab.system_id} "
                 f"round {lab.round_index} (first at line {keyed[key].line})"
             )
         keyed[key] = lab
@@ -303,9 +278,9 @@ def check_coverage(
         got = set(lab.verdicts)
         if got != expected:
             missing, extra = sorted(expected - got, key=int), sorted(got - expected)
-            raise ValueError(
-                f"{where}: field 'verdicts': ids differ from the checklist of session "
-                f"{lab.system_id} round {lab.round_index} (missing {missing}, unknown {extra})"
+            raise at("verdicts").error(
+                f"has ids that differ from the checklist of session {lab.system_id} "
+                f"round {lab.round_index} (missing {missing}, unknown {extra})"
             )
     absent = [
         (s.system_id, t.round_index)
@@ -341,7 +316,7 @@ def from_upstream(rows: list[dict[str, Any]], source: str) -> list[dict[str, Any
         where = f"{source}: session [{i}]"
         missing = [k for k in ("system_id", "领域", "rounds_related", "messages") if k not in row]
         if missing:
-            raise ValueError(f"{where}: field {missing[0]!r} missing")
+            raise field_error(where, missing[0], "is missing")
         messages = [m for m in row["messages"] if m.get("role") in ("system", "user", "assistant")]
         system = row.get("system_prompt") or next(
             (m["content"] for m in messages if m["role"] == "system"), None
