@@ -5,7 +5,9 @@ judged exactly opposite to its original, and a teacher whose replies follow ever
 The triggered filter names every constraint but the last. Malformed on purpose: the judge
 answers nonsense for every turn whose user message carries UNJUDGED_TURN or
 UNJUDGED_HELDOUT, the filter for
-UNPARSED_TRIGGER, and the reverser repeats DROPPED_RULE unchanged (failing validation)."""
+UNPARSED_TRIGGER, and the reverser repeats DROPPED_RULE unchanged (failing validation).
+No policy reply follows a rule of UNMET_RULES, so the turns that carry both fall short of
+the critic pool's threshold whatever the model samples (its text differs across CPUs)."""
 
 from __future__ import annotations
 
@@ -19,17 +21,21 @@ UNJUDGED_HELDOUT = "When do you open on Saturday?"  # a held-out turn the judge 
 UNPARSED_TRIGGER = "Can I make it spicier?"  # the triggered filter answers nonsense: all kept
 DROPPED_RULE = "Sound encouraging."
 NOT = "NOT: "
+# two of the travel prompt's five triggered rules: its best policy reply satisfies 3/5 < 0.7
+UNMET_RULES = ("Recommend only places in Lisbon.", "Answer in at most three sentences.")
 TEACHER = "TEACHER"  # how the fake teacher's replies begin
 _CRITERION = re.compile(r"^(\d+)\. (.*) \| \S+$", flags=re.M)
 
 
 def satisfied(answer: str, rule: str) -> bool:
     """The fake judge's verdict: a teacher's reply follows every rule; of a policy reply two
-    rules in three pass, by a hash of answer and rule."""
+    rules in three pass, by a hash of answer and rule, and none of UNMET_RULES."""
     if rule.startswith(NOT):
         return not satisfied(answer, rule[len(NOT) :])
     if answer.startswith(TEACHER):
         return True
+    if rule in UNMET_RULES:
+        return False
     digest = hashlib.sha256(f"{answer}\x1f{rule}".encode()).digest()
     return digest[0] % 3 != 0
 
