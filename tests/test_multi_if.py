@@ -4,6 +4,7 @@ import argparse
 import csv
 import io
 import json
+import math
 from contextlib import redirect_stdout
 from fractions import Fraction as F
 
@@ -11,7 +12,9 @@ import pytest
 
 from rpo_bench.constraints import from_ifeval
 from rpo_bench.constraints.multilingual import count_sentences, count_words
+from rpo_bench.evaluate import metrics as ifeval_metrics
 from rpo_bench.evaluate import multi_if
+from rpo_bench.evaluate.metrics import METRICS
 
 from conftest import REPO
 
@@ -293,6 +296,51 @@ def test_scores_per_turn_and_language_are_the_hand_computed_ones(scored):
     assert scored["turns"]["2"]["average"]["overall"] == pytest.approx(0.6375)
     assert scored["turns"]["3"]["Chinese"]["overall"] == pytest.approx(7 / 12)
     assert scored["turns"]["3"]["average"]["overall"] == pytest.approx(0.75)
+
+
+def test_turn_scores_are_the_one_metrics_modules_aggregate(scored):
+    """The bootstrap scorer's point estimates are `evaluate.ifeval_metrics.aggregate` (the function
+    lm-eval's tasks and the report aggregate with) over each turn's and language's replies."""
+    languages = {r["key"]: r["language"] for r in _fixture_rows()}
+    docs: dict[str, dict[str, list]] = {}
+    for row in scored["rows"]:
+        for t in row["turns"]:
+            doc = {
+                "prompt_level_strict_acc": all(t["strict"]),
+                "inst_level_strict_acc": t["strict"],
+                "prompt_level_loose_acc": all(t["loose"]),
+                "inst_level_loose_acc": t["loose"],
+            }
+            by_language = docs.setdefault(str(t["turn"]), {})
+            by_language.setdefault(languages[row["key"]], []).append(doc)
+    assert docs.keys() == scored["turns"].keys()
+    for turn, by_language in docs.items():
+        by_language[multi_if.ALL] = [d for lang in list(by_language.values()) for d in lang]
+        for language, rows in by_language.items():
+            want = list(ifeval_metrics.aggregate(rows).values())
+            assert list(scored["turns"][turn][language].values()) == pytest.approx(want, abs=1e-12)
+
+
+def test_counts_give_the_same_accuracies_as_the_item_aggregators():
+    docs = [
+        {METRICS[0]: True, METRICS[1]: [True, True], METRICS[2]: True, METRICS[3]: [True, True]},
+        {METRICS[0]: None, METRICS[1]: [False], METRICS[2]: False, METRICS[3]: [True]},
+        {METRICS[0]: False, METRICS[1]: [], METRICS[2]: False, METRICS[3]: [False, True, False]},
+    ]
+    by_items = [ifeval_metrics.accuracy(m, [d[m] for d in docs]) for m in METRICS]
+    assert by_items == [1 / 2, 2 / 3, 1 / 3, 4 / 6]
+    totals = [sum(c) for c in zip(*map(ifeval_metrics.counts, docs), strict=True)]
+    assert list(ifeval_metrics.from_counts(totals)) == [*by_items, sum(by_items) / 4]
+    assert list(ifeval_metrics.aggregate(docs).values()) == [*by_items, sum(by_items) / 4]
+    # a resample axis: each row of totals scores on its own
+    batched = ifeval_metrics.from_counts([totals, ifeval_metrics.counts(docs[0])])
+    assert batched.shape == (2, 5) and list(batched[1]) == [1.0] * 5
+    # nothing checked: NaN everywhere, as the item aggregators give
+    assert all(math.isnan(v) for v in ifeval_metrics.aggregate([]).values())
+    # its prompt-level strict is None
+    alone = ifeval_metrics.from_counts(ifeval_metrics.counts(docs[1]))
+    assert math.isnan(alone[0]) and math.isnan(ifeval_metrics.prompt_level_acc([None]))
+    assert list(alone[1:4]) == [0.0, 0.0, 1.0] and math.isnan(alone[4])
 
 
 def test_bootstrap_intervals_are_seeded_and_bracket_the_score(scored):

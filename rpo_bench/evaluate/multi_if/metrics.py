@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from rpo_bench.evaluate.metrics import counts, from_counts
 from rpo_bench.evaluate.multi_if.data import (
     ALL,
     AVERAGE,
@@ -43,29 +44,6 @@ def score_file(path: str | Path, *, resamples: int = 1000, seed: int = 0) -> dic
 
 # ---- scoring -------------------------------------------------------------------------
 
-# Per scored turn: prompt passes (strict), instruction passes (strict), the same two loose,
-# instruction count, and 1 (the turn). Sums of these give every metric.
-_PS, _IS, _PL, _IL, _NI, _N = range(6)
-
-
-def _counts(strict: list[bool], loose: list[bool]) -> list[int]:
-    return [int(all(strict)), sum(strict), int(all(loose)), sum(loose), len(strict), 1]
-
-
-def _accuracies(totals: np.ndarray) -> np.ndarray:
-    """The four accuracies then overall, from summed counts (last axis), batched or not."""
-    t = totals.astype(float)
-    acc = np.stack(
-        [
-            t[..., _PS] / t[..., _N],
-            t[..., _IS] / t[..., _NI],
-            t[..., _PL] / t[..., _N],
-            t[..., _IL] / t[..., _NI],
-        ],
-        axis=-1,
-    )
-    return np.concatenate([acc, acc.mean(axis=-1, keepdims=True)], axis=-1)
-
 
 def _as_dict(values: np.ndarray) -> dict[str, float]:
     return {name: float(v) for name, v in zip((*METRICS, "overall"), values, strict=True)}
@@ -82,7 +60,7 @@ def _score(
         raise ValueError(f"resamples must be >= 1, got {resamples}")
     conversations, raws = _parse_all(rows, source, unit)
     out_rows = []
-    # turn -> language -> per-conversation count vectors
+    # turn -> language -> per-conversation `counts` vectors
     groups: dict[int, dict[str, list[list[int]]]] = {k: {} for k in TURNS}
     for conv, raw in zip(conversations, raws, strict=True):
         replies = _responses(raw, conv)
@@ -93,7 +71,7 @@ def _score(
             )
             strict, loose = verdict["inst_level_strict_acc"], verdict["inst_level_loose_acc"]
             turns.append({"turn": k, "strict": strict, "loose": loose})
-            groups[k].setdefault(conv.language, []).append(_counts(strict, loose))
+            groups[k].setdefault(conv.language, []).append(counts(verdict))
         out_rows.append({"key": conv.key, "turns": turns})
 
     rng = np.random.default_rng(seed)
@@ -105,16 +83,16 @@ def _score(
         samples = {}
         for language in sorted(groups[k]):
             items = np.array(groups[k][language])
-            table[language] = _as_dict(_accuracies(items.sum(axis=0)))
+            table[language] = _as_dict(from_counts(items.sum(axis=0)))
             # Stratified: each language keeps its size, as the unweighted average assumes.
             picks = rng.integers(0, len(items), size=(resamples, len(items)))
             samples[language] = items[picks].sum(axis=1)
-            ci[language] = _interval(_accuracies(samples[language])[:, -1])
+            ci[language] = _interval(from_counts(samples[language])[:, -1])
         pooled = np.array([c for lang in groups[k].values() for c in lang]).sum(axis=0)
-        table[ALL] = _as_dict(_accuracies(pooled))
+        table[ALL] = _as_dict(from_counts(pooled))
         table[AVERAGE] = _as_dict(np.mean([list(table[lang].values()) for lang in samples], axis=0))
-        ci[ALL] = _interval(_accuracies(sum(samples.values()))[:, -1])
-        ci[AVERAGE] = _interval(np.mean([_accuracies(s)[:, -1] for s in samples.values()], axis=0))
+        ci[ALL] = _interval(from_counts(sum(samples.values()))[:, -1])
+        ci[AVERAGE] = _interval(np.mean([from_counts(s)[:, -1] for s in samples.values()], axis=0))
         by_turn[str(k)], ci_by_turn[str(k)] = table, ci
     return {
         "rows": out_rows,
