@@ -34,9 +34,8 @@ def stage_keys(cfg: config_mod.AblationConfig, cell: config_mod.Cell, tmp_path: 
     keys = {}
     runner = Runner(cfg, tmp_path)
 
-    def stage(label, inputs, work, stage=None):
-        stage = stage or label.split(":")[0]
-        keys[stage] = key_of(stage, inputs)
+    def stage(stage, label, inputs, work):
+        keys[stage.kind] = key_of(stage.kind, inputs)
         return tmp_path / "none"
 
     runner._stage, runner.examples = stage, lambda folder: 1

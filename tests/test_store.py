@@ -131,3 +131,31 @@ def test_a_full_disk_mid_stage_leaves_it_partial_and_the_rerun_recomputes(tmp_pa
     final = Store(tmp_path).run("samples", {"x": 1}, work)
     assert read_jsonl(final / "b.jsonl") == [{"n": 2}] * 1000
     assert not partial.exists()
+
+
+def test_a_stage_that_finishes_without_a_declared_output_fails_naming_it(tmp_path):
+    """The runner's stages declare their files (`ablate.stages`): work that leaves one out
+    fails in its own stage, and nothing is stored under the key, so a rerun computes it."""
+    from rpo_bench.ablate import config as config_mod
+    from rpo_bench.ablate.runner import Runner
+    from rpo_bench.ablate.stages import PAIR_STATS, PAIRS
+
+    from conftest import REPO
+
+    runner = Runner(config_mod.load(REPO / "ablations" / "smoke.yaml"), tmp_path)
+
+    def pairs_only(folder):
+        PAIRS.path(folder).write_text("")
+
+    with pytest.raises(RuntimeError, match=f"stage 'pairs' finished without {PAIR_STATS}"):
+        runner._stage(PAIRS, "pairs:x", {"p": 1}, pairs_only)
+    assert not runner.store.done("pairs", {"p": 1})
+
+    def both(folder):
+        pairs_only(folder)
+        PAIRS.path(folder, PAIR_STATS).write_text("{}")
+
+    folder = runner._stage(PAIRS, "pairs:x", {"p": 1}, both)
+    assert PAIRS.path(folder).exists() and runner.store.done("pairs", {"p": 1})
+    with pytest.raises(KeyError, match="declares no file 'eval.json'"):
+        PAIRS.path(folder, "eval.json")

@@ -22,14 +22,28 @@ from typing import Any
 from rpo_bench import models
 from rpo_bench.ablate import builders, evaluate, report
 from rpo_bench.ablate.config import AblationConfig, Cell, trainer_keys
+from rpo_bench.ablate.stages import (
+    CONVERSATIONS,
+    EVAL,
+    GENERATED,
+    JUDGED,
+    JUDGING,
+    PAIR_STATS,
+    PAIRS,
+    SAMPLES,
+    SYSTEM_PROMPTS,
+    TRAIN,
+    TRAIN_LOG,
+    TRAIN_SUMMARY,
+    TRIGGERED,
+    Stage,
+)
 from rpo_bench.ablate.store import Store
 from rpo_bench.files import write_atomic
 from rpo_bench.jsonl import read_jsonl, write_jsonl
 from rpo_bench.paths import REPO_ROOT
 from rpo_bench.rollout.settings import GenerationSettings
 
-JUDGING = "judging.json"  # an LLM judge's counts, beside the samples it judged
-TRIGGERED = "triggered.json"  # the triggered filter's counts, beside the judged samples
 # Config fields added after stores existed: at these values they stay out of stage keys,
 # so stages stored before them keep their keys.
 ADDED = {
@@ -89,9 +103,9 @@ class Runner:
                 convs = self._freetext(split, folder)
             else:
                 convs = build(n, d.turns, d.constraints_per_turn, d.seed, split, d.constraint_slot)
-            write_conversations(folder / "conversations.jsonl", convs)
+            write_conversations(CONVERSATIONS.path(folder), convs)
 
-        return self._stage("conversations", inputs, work), inputs
+        return self._stage(CONVERSATIONS, "conversations", inputs, work), inputs
 
     def samples(self, model: str) -> tuple[Path, dict]:
         convs, conv_inputs = self.conversations("train")
@@ -111,7 +125,7 @@ class Runner:
             settings = GenerationSettings(s.temperature, s.top_p, s.max_new_tokens, s.seed, s.n)
             judge = self._judge()
             rows = sample(
-                read_conversations(convs / "conversations.jsonl"),
+                read_conversations(CONVERSATIONS.path(convs)),
                 self._backend(model),
                 settings,
                 judge=judge,
@@ -119,11 +133,12 @@ class Runner:
                 teacher=builders.teacher(s, self._backend),
                 pool=s.pool,
             )
-            write_jsonl(folder / "samples.jsonl", rows)
+            write_jsonl(SAMPLES.path(folder), rows)
             if hasattr(judge, "counts"):  # an LLM judge: what judging took, and what it left
-                write_atomic(folder / JUDGING, json.dumps({"judge": judge.name, **judge.counts}))
+                counts = {"judge": judge.name, **judge.counts}
+                write_atomic(SAMPLES.path(folder, JUDGING), json.dumps(counts))
 
-        return self._stage(f"samples:{model}", inputs, work, "samples"), inputs
+        return self._stage(SAMPLES, f"samples:{model}", inputs, work), inputs
 
     def judged(self, model: str, noise: float, seed: int) -> tuple[Path, dict]:
         samples, sample_inputs = self.samples(model)
@@ -135,7 +150,7 @@ class Runner:
         def work(folder: Path) -> None:
             from rpo_bench.judge.noise import noisy_rows
 
-            rows = read_jsonl(samples / "samples.jsonl")
+            rows = read_jsonl(SAMPLES.path(samples))
             if j.triggered == "llm":
                 from rpo_bench.judge.triggered import restrict
 
@@ -143,10 +158,10 @@ class Runner:
                 rows = restrict(rows, selector)
                 counts = {"turns": len(rows), "calls": selector.calls,
                           "unparsed": selector.unparsed}  # fmt: skip
-                write_atomic(folder / TRIGGERED, json.dumps(counts))
-            write_jsonl(folder / "samples.jsonl", noisy_rows(rows, noise, seed))
+                write_atomic(JUDGED.path(folder, TRIGGERED), json.dumps(counts))
+            write_jsonl(JUDGED.path(folder), noisy_rows(rows, noise, seed))
 
-        return self._stage(f"judge:p{noise:g}", inputs, work, "judged"), inputs
+        return self._stage(JUDGED, f"judge:p{noise:g}", inputs, work), inputs
 
     def pairs(self, cell: Cell) -> tuple[Path, dict]:
         judged, judged_inputs = self.judged(cell.model, cell.noise, cell.seed)
@@ -164,9 +179,9 @@ class Runner:
             from rpo_bench.pairs import run
 
             run(
-                judged / "samples.jsonl",
+                JUDGED.path(judged),
                 name,
-                folder / "pairs.jsonl",
+                PAIRS.path(folder),
                 min_margin=p.min_margin,
                 max_pairs_per_turn=p.max_pairs_per_turn,
                 seed=cell.seed,
@@ -174,7 +189,7 @@ class Runner:
                 reverser=builders.reverser(p.reverser, self.store.root),
             )
 
-        return self._stage(f"pairs:{name}", inputs, work, "pairs"), inputs
+        return self._stage(PAIRS, f"pairs:{name}", inputs, work), inputs
 
     def train(self, cell: Cell) -> tuple[Path | None, dict]:
         """The trained model's folder, or None when the strategy produced no examples."""
@@ -198,12 +213,12 @@ class Runner:
                     from rpo_bench.train.trainer import train_in_processes
 
                     launch = (train["processes"], train.get("accelerate_config"))
-                    print(train_in_processes(pairs / "pairs.jsonl", cfg, *launch,
+                    print(train_in_processes(PAIRS.path(pairs), cfg, *launch,
                                              resume=self.store.resume))  # fmt: skip
                 else:
-                    run_training(pairs / "pairs.jsonl", cfg, resume=self.store.resume, quiet=True)
+                    run_training(PAIRS.path(pairs), cfg, resume=self.store.resume, quiet=True)
 
-        return self._stage(f"train:{cell.name}", inputs, work, "train"), inputs
+        return self._stage(TRAIN, f"train:{cell.name}", inputs, work), inputs
 
     def evaluate(self, model: str, trained: Path | None, upstream: dict) -> dict[str, Any]:
         e = self.cfg.eval
@@ -213,13 +228,13 @@ class Runner:
             inputs["judge"] = keyed(self.cfg.judge)
 
         def work(folder: Path) -> None:
-            path = str(trained / "final") if trained else model
+            path = str(TRAIN.path(trained)) if trained else model
             backend = self._backend(path, cache=trained is None)
             settings = GenerationSettings(max_new_tokens=e.max_new_tokens)
             results = {}
             for task in e.tasks:
                 if task == "heldout":
-                    rows = self._heldout(backend, settings, heldout / "conversations.jsonl")
+                    rows = self._heldout(backend, settings, CONVERSATIONS.path(heldout))
                 elif task in evaluate.SINGLE_TURN:
                     rows = evaluate.single_turn(task, backend, settings, e.limit)
                 else:  # judged multi-turn benchmarks: through lm-eval, aggregate metrics only
@@ -232,10 +247,10 @@ class Runner:
                     "metrics": evaluate.aggregate(judged),
                     "per_prompt": [evaluate.prompt_score(r) for r in rows],
                 }
-            write_atomic(folder / "eval.json", json.dumps(results, indent=1))
+            write_atomic(EVAL.path(folder), json.dumps(results, indent=1))
 
-        folder = self._stage(f"eval:{Path(str(trained or model)).name}", inputs, work, "eval")
-        return json.loads((folder / "eval.json").read_text())
+        folder = self._stage(EVAL, f"eval:{Path(str(trained or model)).name}", inputs, work)
+        return json.loads(EVAL.path(folder).read_text())
 
     # --- the grid -------------------------------------------------------------------------
 
@@ -272,10 +287,10 @@ class Runner:
         base = {m: self.base(m) for m in self.cfg.grid.model}
         cells = [self.cell(cell) for cell in self.cfg.cells()]
         judging = {m: json.loads(p.read_text()) for m in self.cfg.grid.model
-                   if (p := self.samples(m)[0] / JUDGING).exists()}  # fmt: skip
+                   if (p := SAMPLES.path(self.samples(m)[0], JUDGING)).exists()}  # fmt: skip
         for m in judging:  # the triggered filter's counts (the same for every noise and seed)
             g = self.cfg.grid
-            path = self.judged(m, g.noise[0], g.seed[0])[0] / TRIGGERED
+            path = JUDGED.path(self.judged(m, g.noise[0], g.seed[0])[0], TRIGGERED)
             if path.exists():
                 judging[m]["triggered"] = json.loads(path.read_text())
         return {
@@ -288,11 +303,16 @@ class Runner:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _stage(self, label: str, inputs: dict, work, stage: str | None = None) -> Path:
-        stage = stage or label.split(":")[0]
-        if self.progress and not self.store.done(stage, inputs):
+    def _stage(self, stage: Stage, label: str, inputs: dict, work) -> Path:
+        """The stage's folder under the key of its inputs, its work done (or reused) there."""
+        if self.progress and not self.store.done(stage.kind, inputs):
             self.progress.stage(label)
-        return self.store.run(stage, inputs, work)
+
+        def declared(folder: Path) -> None:
+            work(folder)
+            stage.check(folder)  # a missing output fails here, not in a later stage
+
+        return self.store.run(stage.kind, inputs, declared)
 
     def _advance(self, name: str) -> None:
         if self.progress:
@@ -358,15 +378,15 @@ class Runner:
         file = data_file(d.file) if d.file is not None else None
         prompts, source, counts = builders.system_prompts(d, self.store.root, file)
         if counts is not None:
-            freetext.write_system_prompts(folder / "system_prompts.jsonl", prompts)
-            write_atomic(folder / "generated.json", json.dumps(counts))
+            freetext.write_system_prompts(CONVERSATIONS.path(folder, SYSTEM_PROMPTS), prompts)
+            write_atomic(CONVERSATIONS.path(folder, GENERATED), json.dumps(counts))
         return freetext.split_conversations(
             prompts, split, d.n_conversations, d.heldout_conversations, source
         )
 
     @staticmethod
     def pair_stats(folder: Path) -> dict[str, Any]:
-        return json.loads((folder / "pairs.stats.json").read_text())
+        return json.loads(PAIRS.path(folder, PAIR_STATS).read_text())
 
     @classmethod
     def examples(cls, folder: Path) -> int:
@@ -384,10 +404,10 @@ class Runner:
                 "loss": r["loss"],
                 "reward_margin": r.get("rewards/margins", float("nan")),
             }
-            for r in read_jsonl(folder / "log.jsonl")
+            for r in read_jsonl(TRAIN.path(folder, TRAIN_LOG))
             if "loss" in r
         ]
-        summary = json.loads((folder / "train_summary.json").read_text())
+        summary = json.loads(TRAIN.path(folder, TRAIN_SUMMARY).read_text())
         return {"log": log, "seconds": summary.get("seconds"), "steps": summary.get("steps")}
 
     def _provenance(self, wall: float) -> dict[str, Any]:
