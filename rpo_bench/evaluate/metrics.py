@@ -6,8 +6,8 @@ accuracy is the mean over scored prompts; instruction-level is pooled over all c
 instructions. An empty input gives NaN, never an error or 0.
 
 `counts` reduces a document to (followed, checked) per metric; summed over documents,
-`from_counts` turns them into the same accuracies. That is how a bootstrap resamples
-thousands of times cheaply (Multi-IF's intervals), and how `aggregate` computes.
+`from_counts` turns them into the same accuracies (a test ties the two). That is how a
+bootstrap resamples thousands of times cheaply (Multi-IF's intervals).
 """
 
 from __future__ import annotations
@@ -76,9 +76,7 @@ def from_counts(totals: Any) -> np.ndarray:
 
 def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """The four accuracies over per-document rows, and `overall`, their mean."""
-    totals = np.sum([counts(r) for r in rows], axis=0) if rows else np.zeros(2 * len(METRICS))
-    out = {m: float(v) for m, v in zip(METRICS, from_counts(totals)[: len(METRICS)], strict=True)}
-    # the mean in Python, in lm-eval's order of addition, so report and lm-eval agree exactly
+    out = {m: accuracy(m, [r[m] for r in rows]) for m in METRICS}
     out["overall"] = sum(out.values()) / len(METRICS)
     return out
 
