@@ -18,9 +18,9 @@ import time
 import numpy as np
 
 from rpo_bench import models
-from rpo_bench.ablate.evaluate import single_turn
 from rpo_bench.ablate.stats import paired_bootstrap
 from rpo_bench.evaluate.metrics import METRICS, aggregate, prompt_score
+from rpo_bench.evaluate.tasks import single_turn
 from rpo_bench.rollout.hf import HFBackend
 from rpo_bench.rollout.settings import ENGINES, GenerationSettings
 

@@ -1,7 +1,7 @@
 """How often an LLM reverses a verifiable constraint exactly (the authors' LLM reversal).
 
 Every reversible constraint id (threshold ids with both relations and a bound of 1; 31
-constraints, `llm_reversal.examples()`) is described, reversed by the embedded model
+constraints, `reversal_agreement.examples()`) is described, reversed by the embedded model
 (SmolLM2-135M-Instruct, greedy, the authors' rules as the prompt) and the reversed text is
 compared with the exact reversal `Constraint.reverse()` by `matches_exact_reversal`:
 count constraints must state exactly the complement bound ("at least 300 words" ->
@@ -24,13 +24,9 @@ import time
 import torch
 
 from rpo_bench import models
-from rpo_bench.constraints.llm_reversal import (
-    HFCompleter,
-    LLMReverser,
-    examples,
-    matches_exact_reversal,
-)
-from rpo_bench.rollout.hf import HFBackend
+from rpo_bench.constraints.llm_reversal import LLMReverser
+from rpo_bench.constraints.reversal_agreement import examples, matches_exact_reversal
+from rpo_bench.rollout.hf import HFBackend, HFCompleter
 
 
 def main() -> None:

@@ -21,17 +21,17 @@ import torch
 
 from rpo_bench.jsonl import read_jsonl, write_jsonl
 from rpo_bench.judge.noise import add_noise
-from rpo_bench.pairs import STRATEGIES, build_pairs, pair_stats, read_samples, turn_from_row
+from rpo_bench.pairs import PAIR_STRATEGIES, build_pairs, pair_stats, read_samples, turn_from_row
 
 FLIPS = (0.0, 0.1, 0.2, 0.3)
 
 
 def fresh_samples() -> list[dict]:
-    from rpo_bench.data import conversations, sample
+    from rpo_bench.data import sample, verifiable
     from rpo_bench.rollout.hf import HFBackend
     from rpo_bench.rollout.settings import GenerationSettings
 
-    convs = conversations.build(16, turns=1, k=3, seed=0)
+    convs = verifiable.build(16, turns=1, k=3, seed=0)
     settings = GenerationSettings(temperature=1.0, max_new_tokens=48, seed=0, n=4)
     start = time.perf_counter()
     rows = sample.sample(convs, HFBackend("smollm2-135m", batch_size=16), settings)
@@ -69,7 +69,7 @@ def main() -> None:
     print(
         f"{'strategy':<12} {'pairs':>6} {'per resp':>9} {'turns w/ pair':>14} {'margin':>7}  hist"
     )
-    for name in STRATEGIES:
+    for name in PAIR_STRATEGIES:
         s = pair_stats(turns, build_pairs(turns, name))
         print(
             f"{name:<12} {s['pairs']:>6} {s['pairs_per_response']:>9.3f} "
@@ -79,7 +79,7 @@ def main() -> None:
     print("\npair noise (share of pairs whose chosen truly fails its prompt) at flip p:")
     print(f"{'strategy':<12} " + " ".join(f"{p:>7g}" for p in FLIPS))
     noisy = {p: [turn_from_row(r) for r in flipped(rows, p)] for p in FLIPS}
-    for name in STRATEGIES:
+    for name in PAIR_STRATEGIES:
         cells = []
         for p in FLIPS:
             noise = pair_stats(noisy[p], build_pairs(noisy[p], name))["pair_noise"]

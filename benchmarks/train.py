@@ -150,7 +150,8 @@ def flops(tokens: int, setting: str) -> float:
 def plain_tokens(pairs: Path) -> int:
     """Non-pad tokens of the plain workload: prompt + reply, for chosen and for rejected."""
     from rpo_bench import models
-    from rpo_bench.train.data import read_pairs, tokenize_pairs
+    from rpo_bench.train.examples import read_pairs
+    from rpo_bench.train.tokenize import tokenize_pairs
 
     tok = models.load(models.DEFAULT_MODEL).tokenizer
     encoded = tokenize_pairs(read_pairs(pairs), tok, MAX_LENGTH).pairs

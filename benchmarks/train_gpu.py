@@ -50,7 +50,8 @@ def build(tiny: bool):
 
 
 def random_batches(n: int, pairs: int, prompt: int, reply: int, vocab: int):
-    from rpo_bench.train.data import Encoded, collate
+    from rpo_bench.train.batches import collate
+    from rpo_bench.train.tokenize import Encoded
 
     g = torch.Generator().manual_seed(0)
 

@@ -99,14 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     cons.set_defaults(func=_constraints)
 
     from rpo_bench import pairs, train
-    from rpo_bench.data import conversations, sample
+    from rpo_bench.data import sample, verifiable
     from rpo_bench.evaluate import multi_if, sysbench
     from rpo_bench.evaluate.sysbench import calibrate
 
     sysbench.add_parser(sub)
     multi_if.add_parser(sub)
     calibrate.add_parser(sub)
-    conversations.add_parser(sub)
+    verifiable.add_parser(sub)
     sample.add_parser(sub)
     pairs.add_parser(sub)
     train.add_parser(sub)

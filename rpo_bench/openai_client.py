@@ -10,6 +10,7 @@ scrubbed of it too.
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
 import logging
 import os
@@ -25,6 +26,11 @@ log = logging.getLogger("rpo_bench.openai_client")
 # Statuses that say the configuration is wrong: every request would fail the same way.
 FATAL = {401: "unauthorised", 403: "forbidden", 404: "not found (model or URL)"}
 TRANSIENT = {408, 409, 425, 429}  # plus every 5xx
+
+
+def _client_options() -> tuple[str, ...]:
+    params = inspect.signature(ChatClient.__init__).parameters
+    return tuple(name for name in params if name not in ("self", "model", "base_url"))
 
 
 class AttemptFailed(Exception):
@@ -60,10 +66,10 @@ def endpoints(base_url: str) -> tuple[str, str]:
 class ChatClient:
     """Chat completions from one model at one endpoint.
 
-    `complete` makes one call; `request` retries it: HTTP 408/409/425/429/5xx, timeouts and
-    connection errors back off exponentially (`backoff` * 2^k seconds, at most
-    `max_backoff`, or the server's Retry-After); a malformed payload is retried at once;
-    other 4xx stop. HTTP 401/403/404 raise EndpointUnavailable at once.
+    `complete` makes one call; `request` retries it, up to `max_attempts` calls: HTTP
+    408/409/425/429/5xx, timeouts and connection errors back off exponentially (`backoff` *
+    2^k seconds, at most `max_backoff`, or the server's Retry-After); a malformed payload is
+    retried at once; other 4xx stop. HTTP 401/403/404 raise EndpointUnavailable at once.
     """
 
     def __init__(
@@ -72,12 +78,16 @@ class ChatClient:
         base_url: str,
         api_key_env: str = "OPENAI_API_KEY",
         timeout: float = 120.0,
+        max_attempts: int = 5,
         backoff: float = 1.0,
         max_backoff: float = 60.0,
     ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.model = model
         self.api_key_env = api_key_env  # the variable's NAME only
         self.timeout = timeout
+        self.max_attempts = max_attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._url, self.endpoint = endpoints(base_url)
@@ -142,12 +152,9 @@ class ChatClient:
             raise AttemptFailed("chat completion has no text content", "retry")
         return contents
 
-    def request(
-        self, messages: Sequence[dict[str, str]], max_attempts: int, **params: Any
-    ) -> list[str]:
+    def request(self, messages: Sequence[dict[str, str]], **params: Any) -> list[str]:
         """`complete`, retried up to `max_attempts` calls; RequestFailed when none succeeded."""
-        waits = 0
-        last = ""
+        waits, last, max_attempts = 0, "", self.max_attempts
         for attempt in range(max_attempts):
             try:
                 return self.complete(messages, **params)
@@ -167,6 +174,11 @@ class ChatClient:
                     )
                     time.sleep(delay)
         raise RequestFailed(f"{self.endpoint}: failed after {max_attempts} attempts; last: {last}")
+
+
+# How any LLM role talks to its endpoint: the options every role's config `options` may
+# set, declared once, by ChatClient's signature.
+CLIENT_OPTIONS = _client_options()
 
 
 def _read_error_body(err: urllib.error.HTTPError) -> str:

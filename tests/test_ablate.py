@@ -81,9 +81,9 @@ def test_paper_preset_is_the_papers_setting():
     assert (cfg.train["beta"], cfg.train["gamma"], cfg.train["lr"]) == (0.1, 0.05, 5e-4)
     assert cfg.train["epochs"] == 3 and "sysbench_multiturn" in cfg.eval.tasks
     # every example kind and loss the paper's Table 1 and the noise controls need
-    from rpo_bench.pairs import KINDS
+    from rpo_bench.pairs import STRATEGIES
 
-    assert set(KINDS) <= set(cfg.grid.strategy)
+    assert set(STRATEGIES) <= set(cfg.grid.strategy)
     losses = {cfg.train_settings(s)["loss"] for s in cfg.grid.strategy}
     assert losses == {"dpo", "rpo", "sft", "kto", "cdpo", "robust_dpo"}
     # the authors' data pipeline (issue 14) and trainer choices

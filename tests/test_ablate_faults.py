@@ -218,7 +218,7 @@ def test_judge_faults_mid_ablation_are_retried_counted_and_never_scored(tmp_path
     its turn no pairs; the key reaches no file and no output."""
     from fake_judge_server import ECHO_AUTH, FakeJudgeServer, Reply, official_json
 
-    from rpo_bench.data.conversations import build
+    from rpo_bench.data.verifiable import build
 
     tasks = [c.turns[0].task for c in build(8, 1, 3, 0, "train", "user")]
     good = Reply(content=official_json({"1": "是", "2": "否", "3": "是"}))  # SysBench format

@@ -10,7 +10,9 @@ import re
 import pytest
 
 from rpo_bench.constraints import from_ifeval
+from rpo_bench.constraints.conflicts import CONFLICTS, conflict, conflicts
 from rpo_bench.data import conversations as cv
+from rpo_bench.data import verifiable as vd
 from rpo_bench.data.prompt import render
 from rpo_bench.evaluate.multi_if import load_conversations as load_multi_if
 from rpo_bench.jsonl import read_jsonl
@@ -24,34 +26,34 @@ def words(n, relation):
 
 
 def test_same_seed_same_conversations_other_seed_others():
-    a = [c.to_dict() for c in cv.build(20, turns=3, k=2, seed=7)]
-    b = [c.to_dict() for c in cv.build(20, turns=3, k=2, seed=7)]
-    c = [c.to_dict() for c in cv.build(20, turns=3, k=2, seed=8)]
+    a = [c.to_dict() for c in vd.build(20, turns=3, k=2, seed=7)]
+    b = [c.to_dict() for c in vd.build(20, turns=3, k=2, seed=7)]
+    c = [c.to_dict() for c in vd.build(20, turns=3, k=2, seed=8)]
     assert a == b
     assert a != c
 
 
 def test_constraints_are_cumulative_and_k_new_per_turn():
-    for conv in cv.build(30, turns=4, k=2, seed=1):
+    for conv in vd.build(30, turns=4, k=2, seed=1):
         for t, turn in enumerate(conv.turns):
             assert len(turn.constraints) == 2 * (t + 1)
             if t:
                 assert turn.constraints[: 2 * t] == conv.turns[t - 1].constraints
-            assert set(c.instruction_id for c in turn.constraints) <= set(cv.SAMPLERS)
+            assert set(c.instruction_id for c in turn.constraints) <= set(vd.SAMPLERS)
 
 
 def test_seed_follow_up_turns_are_used_then_generic_ones():
-    convs = cv.build(len([s for s in cv.seed_tasks() if s.split == "train"]), turns=3)
-    seeds = {s.id: s for s in cv.seed_tasks()}
+    convs = vd.build(len([s for s in vd.seed_tasks() if s.split == "train"]), turns=3)
+    seeds = {s.id: s for s in vd.seed_tasks()}
     mt = [c for c in convs if c.seed_id.startswith("mtbench-")]
     si = [c for c in convs if c.seed_id.startswith("selfinstruct-")]
     assert mt and si
     for conv in mt:
         assert [t.task for t in conv.turns[:2]] == list(seeds[conv.seed_id].turns)
-        assert conv.turns[2].task in cv.FOLLOW_UPS
+        assert conv.turns[2].task in vd.FOLLOW_UPS
     for conv in si:
         assert conv.turns[0].task == seeds[conv.seed_id].turns[0]
-        assert all(t.task in cv.FOLLOW_UPS for t in conv.turns[1:])
+        assert all(t.task in vd.FOLLOW_UPS for t in conv.turns[1:])
     first = json.loads(resource("seeds", "self_instruct_seed_tasks.jsonl").open().readline())
     assert seeds["selfinstruct-0"].turns == (first["instruction"],)  # its input is empty
 
@@ -106,32 +108,32 @@ def test_seed_follow_up_turns_are_used_then_generic_ones():
     ],
 )
 def test_conflict_table(a, b, clash):
-    assert (cv.conflict(a, b) is not None) == clash
-    assert (cv.conflict(b, a) is not None) == clash
+    assert (conflict(a, b) is not None) == clash
+    assert (conflict(b, a) is not None) == clash
 
 
 def test_every_listed_conflict_is_enforced():
-    for pair in cv.CONFLICTS:
+    for pair in CONFLICTS:
         ids = sorted(pair)
-        a, b = (from_ifeval(i, cv.SAMPLERS[i](random.Random(0))) for i in ids)
-        assert cv.conflict(a, b) == cv.CONFLICTS[pair]
+        a, b = (from_ifeval(i, vd.SAMPLERS[i](random.Random(0))) for i in ids)
+        assert conflict(a, b) == CONFLICTS[pair]
 
 
 def test_no_turn_holds_a_contradictory_pair():
     for split in cv.SPLITS:
-        for conv in cv.build(150, turns=3, k=3, seed=5, split=split):
+        for conv in vd.build(150, turns=3, k=3, seed=5, split=split):
             for turn in conv.turns:
-                assert cv.conflicts(turn.constraints) == []
+                assert conflicts(turn.constraints) == []
 
 
 def test_train_and_heldout_use_disjoint_seed_tasks_whatever_the_seed():
-    splits = {s.id: s.split for s in cv.seed_tasks()}
+    splits = {s.id: s.split for s in vd.seed_tasks()}
     assert len(splits) == 255
     held = {k for k, v in splits.items() if v == "heldout"}
     assert 30 < len(held) < 80
     for seed in (0, 1, 2):
-        train = {c.seed_id for c in cv.build(300, turns=1, seed=seed, split="train")}
-        heldout = {c.seed_id for c in cv.build(300, turns=1, seed=seed, split="heldout")}
+        train = {c.seed_id for c in vd.build(300, turns=1, seed=seed, split="train")}
+        heldout = {c.seed_id for c in vd.build(300, turns=1, seed=seed, split="heldout")}
         assert train.isdisjoint(heldout)
         assert heldout == held and train == set(splits) - held  # 300 covers every seed task
 
@@ -170,15 +172,15 @@ def test_no_8gram_overlap_with_ifeval_ifbench_or_multi_if():
     types the evaluation sets state ("do not use any commas in your response"); they are
     excluded. 8-grams spanning the task and the block are checked."""
     evaluation = _eval_grams()
-    for seed in cv.seed_tasks():
+    for seed in vd.seed_tasks():
         for text in seed.turns:
             assert not _grams(text) & evaluation, seed.id
-    for text in cv.FOLLOW_UPS:
+    for text in vd.FOLLOW_UPS:
         assert not _grams(text) & evaluation
     checked = 0
     for split in cv.SPLITS:
         for slot in ("user", "system"):
-            for conv in cv.build(300, turns=3, k=2, seed=11, split=split, constraint_slot=slot):
+            for conv in vd.build(300, turns=3, k=2, seed=11, split=split, constraint_slot=slot):
                 history = []
                 for turn in conv.turns:
                     messages = render(turn.task, turn.constraints, slot, None, history)
@@ -192,7 +194,7 @@ def test_no_8gram_overlap_with_ifeval_ifbench_or_multi_if():
 
 
 def test_jsonl_round_trip_and_errors_name_line_and_field(tmp_path):
-    convs = cv.build(5, turns=2, k=2, seed=3, constraint_slot="system", system="Be brief.")
+    convs = vd.build(5, turns=2, k=2, seed=3, constraint_slot="system", system="Be brief.")
     path = tmp_path / "conv.jsonl"
     cv.write_conversations(path, convs)
     assert cv.read_conversations(path) == convs
@@ -210,18 +212,18 @@ def test_jsonl_round_trip_and_errors_name_line_and_field(tmp_path):
 
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="split"):
-        cv.build(1, split="test")
+        vd.build(1, split="test")
     with pytest.raises(ValueError, match="constraint_slot"):
-        cv.build(1, constraint_slot="assistant")
+        vd.build(1, constraint_slot="assistant")
     with pytest.raises(ValueError, match="no kwarg sampler"):
-        cv.build(1, ids=["combination:two_responses"])
+        vd.build(1, ids=["combination:two_responses"])
 
 
 def test_cli_writes_conversations(tmp_path, capsys):
     import argparse
 
     parser = argparse.ArgumentParser()
-    cv.add_parser(parser.add_subparsers(dest="command"))
+    vd.add_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "c.jsonl"
     args = parser.parse_args(
         ["conversations", "--n-conversations", "4", "--turns", "2", "--out", str(out)]

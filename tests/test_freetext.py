@@ -9,13 +9,13 @@ import json
 import pytest
 from fake_judge_server import FakeJudgeServer, Reply
 
-from rpo_bench.constraints.llm_reversal import OpenAICompleter
 from rpo_bench.data.freetext import (
     TYPES,
     generate_system_prompts,
     read_system_prompts,
     write_system_prompts,
 )
+from rpo_bench.llm import OpenAICompleter
 from rpo_bench.textcache import TextCache
 
 KEY_ENV = "RPO_TEST_TEACHER_KEY"

@@ -14,9 +14,11 @@ from transformers import AutoTokenizer
 from rpo_bench import models
 from rpo_bench.data.prompt import render
 from rpo_bench.pairs import build_pairs, pair_stats, turn_from_row
-from rpo_bench.train.data import Pair, _check, collate, make_batches, tokenize_pairs
+from rpo_bench.train.batches import collate, make_batches
+from rpo_bench.train.examples import Pair, _check
 from rpo_bench.train.logps import SequenceScorer
 from rpo_bench.train.loss import PairLogps, preference_loss
+from rpo_bench.train.tokenize import tokenize_pairs
 
 
 def test_iopo_pairs_by_hand():
@@ -144,7 +146,7 @@ def test_each_side_is_scored_under_its_own_prompt(prepared_model_dir):
 
 
 def test_pairs_file_round_trip(tmp_path):
-    from rpo_bench.train.data import read_pairs
+    from rpo_bench.train.examples import read_pairs
 
     turn = turn_from_row(row([(1, 1, 0), (0, 0, 0)]))
     path = tmp_path / "pairs.jsonl"

@@ -11,18 +11,19 @@ from fake_judge_server import FakeJudgeServer, Reply
 from rpo_bench.constraints import NON_REVERSIBLE, from_ifeval
 from rpo_bench.constraints.constraint import INSTRUCTION_IDS
 from rpo_bench.constraints.llm_reversal import (
-    HFCompleter,
     LLMReverser,
-    OpenAICompleter,
     ReversalCache,
     check_reversal,
-    examples,
-    matches_exact_reversal,
     parse_reversal,
     reversal_messages,
+)
+from rpo_bench.constraints.reversal_agreement import (
+    examples,
+    matches_exact_reversal,
     stated_bounds,
 )
-from rpo_bench.rollout.hf import HFBackend
+from rpo_bench.llm import OpenAICompleter
+from rpo_bench.rollout.hf import HFBackend, HFCompleter
 
 WORDS = from_ifeval("length_constraints:number_words", {"num_words": 300, "relation": "at least"})
 RIVER = from_ifeval("keywords:existence", {"keywords": ["river"]})

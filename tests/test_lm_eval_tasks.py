@@ -128,9 +128,10 @@ def test_single_turn_tasks(run, task):
 def test_report_numbers_equal_lm_eval_numbers(run, task):
     """The ablation's evaluation stage, given lm-eval's replies, reports lm-eval's numbers
     exactly: both score with the same document scorer and the same aggregation."""
-    from rpo_bench.ablate import evaluate
+    from rpo_bench.evaluate import metrics as evaluate
+    from rpo_bench.evaluate.tasks import TASKS
 
-    benchmark = evaluate.SINGLE_TURN[task]
+    benchmark = TASKS[task]
     rows = [
         benchmark.score_doc(s["doc"], s["filtered_resps"][0]) for s in run["out"]["samples"][task]
     ]

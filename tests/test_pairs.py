@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from rpo_bench.constraints import from_ifeval
 from rpo_bench.data.prompt import render
 from rpo_bench.pairs import (
-    STRATEGIES,
+    PAIR_STRATEGIES,
     add_parser,
     build_pairs,
     load_pairs,
@@ -251,7 +251,7 @@ def test_strategies_on_random_verdicts(case):
     constraints = [c if ok else BULLETS for c, ok in zip(POOL, reversible, strict=False)]
     turn = turn_from_row(row(matrix, constraints=constraints))
     distinct = {tuple(v) for v in matrix}
-    built = {s: build_pairs([turn], s) for s in STRATEGIES}
+    built = {s: build_pairs([turn], s) for s in PAIR_STRATEGIES}
     for strategy in ("rpo", "rpo_one_way", "drop_failed"):
         for p in built[strategy]:
             chosen, rejected = matrix[p.chosen], matrix[p.rejected]
@@ -272,7 +272,7 @@ def test_strategies_on_random_verdicts(case):
         assert all(vector[k] != (k in p.reversed) for k in range(len(vector)) if k not in p.dropped)
         assert p.margin == sum(not ok for ok in vector) >= 1 and p.rejected_dropped == ()
     assert len(built["iopo"]) == sum(1 for v in distinct if not all(v))
-    ordered = {s: {(p.chosen, p.rejected) for p in built[s]} for s in STRATEGIES}
+    ordered = {s: {(p.chosen, p.rejected) for p in built[s]} for s in PAIR_STRATEGIES}
     assert ordered["rpo_one_way"] == ordered["dpo_count"]
     assert ordered["dpo_perfect"] <= ordered["dpo_count"]
     assert ordered["drop_failed"] <= ordered["rpo"]
@@ -457,7 +457,7 @@ def test_rpo_rule_invariant_on_real_samples(real_turns, tmp_path):
     assert stats["pairs"] == len(pairs) and stats["pair_noise"] is None
     assert len(load_pairs(tmp_path / "pairs.jsonl")) == len(pairs)
     # Yield order the issue expects, on these samples.
-    count = {s: len(build_pairs(turns, s)) for s in STRATEGIES}
+    count = {s: len(build_pairs(turns, s)) for s in PAIR_STRATEGIES}
     assert count["rpo"] > count["dpo_count"] >= count["dpo_perfect"]
 
 
@@ -488,15 +488,18 @@ def test_pair_noise_on_real_samples(real_turns):
 
 
 def test_every_strategy_declares_its_training_loss():
-    from rpo_bench.pairs import KINDS, LOSSES, STRATEGIES
+    from rpo_bench.pairs import PAIR_STRATEGIES, STRATEGIES
+    from rpo_bench.train.config import example_kind
 
-    assert set(LOSSES) == set(KINDS) >= set(STRATEGIES)
-    assert {s for s, loss in LOSSES.items() if loss == "dpo"} == {
+    losses = {name: spec.loss for name, spec in STRATEGIES.items()}
+    assert {s for s, loss in losses.items() if loss == "dpo"} == {
         "dpo_count",
         "dpo_perfect",
         "iopo",
     }
     # single-response strategies train with the loss named after their example kind
-    assert {s: LOSSES[s] for s in set(KINDS) - set(STRATEGIES)} == {
+    assert {s: losses[s] for s in set(STRATEGIES) - set(PAIR_STRATEGIES)} == {
         "sft_chosen": "sft", "sft_golden": "sft", "kto": "kto", "kto_reversed": "kto"
     }  # fmt: skip
+    # the kind a strategy builds is the kind its loss trains on
+    assert all(spec.kind == example_kind(spec.loss) for spec in STRATEGIES.values())

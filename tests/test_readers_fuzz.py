@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 
 from rpo_bench.ablate import config as ablate_config
 from rpo_bench.data import conversations as cv
+from rpo_bench.data import verifiable
 from rpo_bench.data.freetext import read_system_prompts
 from rpo_bench.evaluate.multi_if.data import read_rows
 from rpo_bench.evaluate.sysbench.data import load_labels, load_sessions
 from rpo_bench.pairs import read_samples
 from rpo_bench.paths import data_dir
 from rpo_bench.train.config import TrainConfig
-from rpo_bench.train.data import read_pairs
+from rpo_bench.train.examples import read_pairs
 
 from conftest import REPO
 
@@ -60,7 +61,7 @@ def _pairs() -> str:
 
 def _conversations(tmp: Path) -> str:
     path = tmp / "c.jsonl"
-    cv.write_conversations(path, cv.build(3, turns=2, k=2, seed=1))
+    cv.write_conversations(path, verifiable.build(3, turns=2, k=2, seed=1))
     return path.read_text("utf-8")
 
 

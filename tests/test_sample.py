@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rpo_bench.constraints import from_dict
-from rpo_bench.data import conversations as cv
+from rpo_bench.data import verifiable
 from rpo_bench.data.prompt import render
 from rpo_bench.data.sample import add_parser, kept_index, sample
 from rpo_bench.jsonl import read_jsonl, write_jsonl
@@ -36,7 +36,7 @@ def backend(prepared_model_dir):
 
 @pytest.fixture(scope="module")
 def convs():
-    return cv.build(2, turns=2, k=2, seed=4)
+    return verifiable.build(2, turns=2, k=2, seed=4)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_same_seed_same_rows(backend, convs, rows):
 
 
 def test_noise_keeps_true_verdicts_and_system_slot(backend):
-    convs = cv.build(1, turns=2, k=2, seed=4, constraint_slot="system", system="Be kind.")
+    convs = verifiable.build(1, turns=2, k=2, seed=4, constraint_slot="system", system="Be kind.")
     short = GenerationSettings(temperature=1.0, max_new_tokens=12, seed=0, n=3)
     noisy = sample(convs, backend, short, noise=0.5, noise_seed=9, history="first")
     assert len(noisy) == 2

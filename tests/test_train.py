@@ -12,9 +12,12 @@ from safetensors.torch import load_file
 
 from rpo_bench import models
 from rpo_bench.train import NonFiniteLossError, TrainConfig, train
-from rpo_bench.train.data import Encoded, _check, collate, encode, read_pairs, tokenize_pairs
+from rpo_bench.train.batches import collate
+from rpo_bench.train.examples import _check, read_pairs
+from rpo_bench.train.launch import add_parser
 from rpo_bench.train.logps import SequenceScorer
-from rpo_bench.train.trainer import add_parser, reference_logps
+from rpo_bench.train.tokenize import Encoded, encode, tokenize_pairs
+from rpo_bench.train.trainer import reference_logps
 
 SYSTEM = {"role": "system", "content": "Be brief."}
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rpo_bench.train import TrainConfig
-from rpo_bench.train.data import Encoded, epoch_order, global_batches, make_batches, schedule, split
+from rpo_bench.train.batches import epoch_order, global_batches, make_batches, schedule, split
+from rpo_bench.train.tokenize import Encoded
 
 
 def examples(n: int) -> list[Encoded]:

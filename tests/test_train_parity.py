@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from rpo_bench import models
-from rpo_bench.train.data import Encoded, collate, encode
+from rpo_bench.train.batches import collate
 from rpo_bench.train.logps import SequenceScorer
 from rpo_bench.train.loss import PairLogps, preference_loss
+from rpo_bench.train.tokenize import Encoded, encode
 
 BETA = 0.1
 PAIRS = [
@@ -158,7 +159,7 @@ def test_margin_on_the_model_batch(setup):
 def test_shared_prompt_rows_equal_plain_rows(setup):
     """`prompt|chosen|rejected` in one row (4D mask, restarted positions) gives the plain
     path's log-probs, loss and gradients on the same pairs, float32."""
-    from rpo_bench.train.data import collate_shared
+    from rpo_bench.train.batches import collate_shared
 
     policy, _ = setup
     tok = policy.tokenizer

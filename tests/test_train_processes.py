@@ -96,7 +96,7 @@ def test_the_launch_commands_flags_are_valid():
 
     from accelerate.commands.launch import launch_command_parser
 
-    from rpo_bench.train.trainer import add_parser, launch
+    from rpo_bench.train.launch import add_parser, launch
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())

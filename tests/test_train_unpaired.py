@@ -11,8 +11,9 @@ import torch
 
 from rpo_bench import models
 from rpo_bench.train import KtoLogps, TrainConfig, kto_loss, sft_loss, train
-from rpo_bench.train.data import Encoded, collate_shared, encode
+from rpo_bench.train.batches import collate_shared
 from rpo_bench.train.logps import SequenceScorer
+from rpo_bench.train.tokenize import Encoded, encode
 from rpo_bench.train.unpaired import file_kind, mismatched, read_single, tokenize_single
 
 USER = [{"role": "user", "content": "List two fruits."}]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from fake_judge_server import FakeJudgeServer, Reply
 
-from rpo_bench.constraints.llm_reversal import OpenAICompleter
 from rpo_bench.judge.triggered import TriggeredSelector, parse_triggered, triggered_messages
+from rpo_bench.llm import OpenAICompleter
 from rpo_bench.textcache import TextCache
 
 SYSTEM = "You are a weather assistant for Wuhan."

@@ -10,11 +10,11 @@ from rpo_bench.data.prompt import render
 from rpo_bench.data.sample import kept_index
 from rpo_bench.judge.rule import RuleJudge
 from rpo_bench.pairs import (
-    KINDS,
     add_parser,
     build,
     build_pairs,
     example_stats,
+    kind_of,
     load_pairs,
     run,
     stats_path,
@@ -114,7 +114,7 @@ def test_cli_writes_examples_and_stats(tmp_path):
         args.func(args)
         stats = json.loads(stats_path(out).read_text())
         rows = [json.loads(line) for line in out.read_text().splitlines()]
-        assert stats["kind"] == kind == KINDS[strategy] and stats["examples"] == len(rows) == 3
+        assert stats["kind"] == kind == kind_of(strategy) and stats["examples"] == len(rows) == 3
         assert {r["kind"] for r in rows} == {kind} and rows[0]["strategy"] == strategy
         texts = [r["text"] for r in json.loads(samples.read_text())["responses"]]
         assert all(r["response"] == texts[r["response_index"]] for r in rows)

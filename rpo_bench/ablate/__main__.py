@@ -12,7 +12,7 @@ from rpo_bench.ablate import jobs as jobs_mod
 
 
 def plan(cfg: config_mod.AblationConfig) -> str:
-    from rpo_bench.pairs import KINDS
+    from rpo_bench.pairs import kind_of
 
     cells = cfg.cells()
     g = cfg.grid
@@ -52,7 +52,7 @@ def plan(cfg: config_mod.AblationConfig) -> str:
         pairs = cfg.pair_strategy(s)
         source = "" if pairs == s else f" of {pairs}"
         loss = cfg.train_settings(s)["loss"]
-        lines.append(f"  strategy {s}: {KINDS[pairs]} examples{source}, loss {loss}")
+        lines.append(f"  strategy {s}: {kind_of(pairs)} examples{source}, loss {loss}")
     if g.min_margin:
         lines.append(f"  min_margin (pairs): {', '.join(map(str, g.min_margin))}")
     if g.margin_mode:

@@ -12,9 +12,6 @@ from typing import Any
 from rpo_bench.ablate.config import Data, Judge, Reverser, Sampling
 from rpo_bench.rollout.settings import GenerationSettings
 
-OPENAI = "https://api.openai.com/v1"
-CLIENT_OPTIONS = ("api_key_env", "timeout", "backoff", "max_backoff", "max_attempts")
-
 
 def judge(j: Judge, root: Path) -> Any:
     """The constraint judge: the rule judge, or an LLM judge whose unjudged responses are
@@ -28,14 +25,17 @@ def judge(j: Judge, root: Path) -> Any:
     return LLMConstraintJudge(make_judge(j.kind, **args), keep_unjudged=True)
 
 
-def selector(j: Judge, root: Path) -> Any:
-    """The triggered filter (`judge.triggered: llm`): the judge's model, its client options."""
-    from rpo_bench.constraints.llm_reversal import OpenAICompleter
+def selector(triggered: dict[str, Any], root: Path) -> Any:
+    """The triggered filter (`judge.triggered: llm`): the judge's model, base_url and client
+    options (`runner.Runner.judged` names them)."""
     from rpo_bench.judge.triggered import TriggeredSelector
+    from rpo_bench.llm import OPENAI, OpenAICompleter
+    from rpo_bench.openai_client import CLIENT_OPTIONS
     from rpo_bench.textcache import TextCache
 
-    options = {k: v for k, v in j.options.items() if k in CLIENT_OPTIONS}
-    completer = OpenAICompleter(j.model or "gpt-4o-mini", j.base_url or OPENAI, **options)
+    t = triggered
+    options = {k: v for k, v in t.get("options", {}).items() if k in CLIENT_OPTIONS}
+    completer = OpenAICompleter(t["model"] or "gpt-4o-mini", t["base_url"] or OPENAI, **options)
     return TriggeredSelector(completer, TextCache(root / "triggered.sqlite", "triggered"))
 
 
@@ -61,7 +61,8 @@ def reverser(r: Reverser | None, root: Path) -> Any:
     """The LLM reverser of free-text constraints (None without one), its answers validated."""
     if r is None:
         return None
-    from rpo_bench.constraints.llm_reversal import CheckedReverser, LLMReverser, OpenAICompleter
+    from rpo_bench.constraints.llm_reversal import CheckedReverser, LLMReverser
+    from rpo_bench.llm import OpenAICompleter
 
     completer = OpenAICompleter(r.model, r.base_url, **r.options)
     return CheckedReverser(LLMReverser(completer, cache=root / "reversal.sqlite"))
@@ -74,7 +75,7 @@ def system_prompts(d: Data, root: Path, file: Path | None) -> tuple[list, str, d
 
     if file is not None:
         return freetext.read_system_prompts(file), str(d.file), None
-    from rpo_bench.constraints.llm_reversal import OpenAICompleter
+    from rpo_bench.llm import OpenAICompleter
     from rpo_bench.textcache import TextCache
 
     g = d.generate

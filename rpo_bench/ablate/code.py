@@ -17,15 +17,17 @@ PACKAGE = Path(__file__).resolve().parent.parent
 # the LLM clients, their caches and how a config builds them, for the stages that may call
 # an LLM (free-text data)
 LLM = ("openai_client.py", "textcache.py", "ablate/builders.py")
+# the stages' work, from their keyed arguments to the calls into the stages' packages
+WORK = "ablate/stages.py"
 STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "conversations": ("data/conversations.py", "data/prompt.py", "data/freetext.py",
-                      "constraints", "resources/seeds", *LLM),
-    "samples": ("data", "rollout", "judge", "constraints", "models.py", "cpu.py", *LLM),
-    "judged": ("judge/noise.py", "judge/triggered.py", "constraints", *LLM),
-    "pairs": ("pairs", "constraints", "data/prompt.py", *LLM),
-    "train": ("train", "models.py", "files.py", "cpu.py"),
-    "eval": ("evaluate", "judge", "ablate/evaluate.py", "rollout", "data", "constraints",
-             "models.py", "cpu.py", "resources/ifeval", "resources/ifbench", *LLM),
+    "conversations": ("data/conversations.py", "data/verifiable.py", "data/prompt.py",
+                      "data/freetext.py", "constraints", "resources/seeds", WORK, *LLM),
+    "samples": ("data", "rollout", "judge", "constraints", "models.py", "cpu.py", WORK, *LLM),
+    "judged": ("judge/noise.py", "judge/triggered.py", "constraints", WORK, *LLM),
+    "pairs": ("pairs", "constraints", "data/prompt.py", WORK, *LLM),
+    "train": ("train", "models.py", "files.py", "cpu.py", WORK),
+    "eval": ("evaluate", "judge", "rollout", "data", "constraints", "models.py", "cpu.py",
+             "resources/ifeval", "resources/ifbench", WORK, *LLM),
 }  # fmt: skip
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 
 from rpo_bench.files import read_text
+from rpo_bench.llm import OPENAI
+from rpo_bench.openai_client import CLIENT_OPTIONS
 from rpo_bench.rollout.settings import ENGINES
 from rpo_bench.typedconfig import build
 
@@ -26,8 +28,9 @@ HISTORY_CHOICES = ("best", "first", "teacher")
 POOLS = ("policy", "critic")
 BACKENDS = ("hf", "vllm")
 JUDGES = ("rule", "openai", "hf")
-EVAL_TASKS = ("ifeval_local", "ifbench", "heldout", "multi_if", "sysbench_multiturn")
 PRIMARY_METRICS = ("overall",)  # the per-prompt score, the only one with paired intervals
+# a rollout backend's own options, beside the client's (rollout.openai.OpenAIBackend)
+ENDPOINT_EXTRA = ("concurrency", "use_n")
 ROBUST_LOSSES = ("robust_dpo", "cdpo")  # losses built for flipped preference labels
 # Optional grid axes: left empty, a cell takes the base config's value and its name, stage
 # keys and results are those of a grid without the axis (stored stages are reused).
@@ -44,22 +47,31 @@ def trainer_keys(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Generate:
-    """System prompts written by a teacher LLM (`data.freetext.generate_system_prompts`, as
-    the authors made theirs): `per_domain` for each domain, `turns` user turns each; behind an
-    OpenAI-compatible endpoint (`options`: api_key_env, timeout, ...). Answers are cached."""
+class Endpoint:
+    """An LLM behind an OpenAI-compatible endpoint. `options` go to its client: those of
+    `rpo_bench.openai_client.CLIENT_OPTIONS` (api_key_env, timeout, max_attempts, backoff,
+    max_backoff), and for a rollout backend its own (`ENDPOINT_EXTRA`)."""
 
     model: str = "gpt-4o-mini"
-    base_url: str = "https://api.openai.com/v1"
-    domains: tuple[str, ...] = ("travel", "cooking", "customer support", "education")
-    per_domain: int = 8
-    turns: int = 3
+    base_url: str = OPENAI
     options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
+class Generate(Endpoint):
+    """System prompts written by a teacher LLM (`data.freetext.generate_system_prompts`, as
+    the authors made theirs): `per_domain` for each domain, `turns` user turns each. Answers
+    are cached."""
+
+    domains: tuple[str, ...] = ("travel", "cooking", "customer support", "education")
+    per_domain: int = 8
+    turns: int = 3
+
+
+@dataclass(frozen=True)
 class Data:
-    """Training and held-out conversations (rpo_bench.data.conversations)."""
+    """Training and held-out conversations (rpo_bench.data.verifiable builds them; the file
+    contract is rpo_bench.data.conversations)."""
 
     n_conversations: int = 32
     heldout_conversations: int = 32
@@ -78,18 +90,16 @@ class Data:
 
 
 @dataclass(frozen=True)
-class TeacherModel:
+class TeacherModel(Endpoint):
     """The teacher of `history: teacher` and `pool: critic` (data/teacher.py): best of `n`,
     refined by up to `critique_rounds` self-critiques towards `threshold` (share of the
-    constraints). An OpenAI-compatible endpoint (`options`: api_key_env, timeout, ...), or
-    with `base_url: null` a local model (name or folder) on the HF backend."""
+    constraints). An endpoint, or with `base_url: null` a local model (name or folder) on
+    the HF backend."""
 
-    model: str = "gpt-4o-mini"
-    base_url: str | None = "https://api.openai.com/v1"
+    base_url: str | None = OPENAI
     n: int = 4
     threshold: float = 0.7
     critique_rounds: int = 2
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,8 +114,9 @@ class Sampling:
     batch_size: int = 32
     seed: int = 0
     backend: str = "hf"  # hf (CPU or GPU) | vllm (GPU, the `gpu` extra)
-    # hf backend's engine, for sampling and evaluation alike (rollout.settings.ENGINES):
-    # fast (in-place KV cache, bfloat16 where the CPU has it) | fast_float32 | reference
+    # hf backend's engine for sampling (rollout.settings.ENGINES; evaluation has its own,
+    # `eval.engine`): fast (in-place KV cache, bfloat16 where the CPU has it) |
+    # fast_float32 | reference
     engine: str = "fast"
     teacher: TeacherModel | None = None  # for history: teacher (the authors' golden history)
     # policy: the policy's samples only | critic: the teacher's refined reply joins a turn
@@ -130,13 +141,8 @@ class Judge:
 
 
 @dataclass(frozen=True)
-class Reverser:
-    """The LLM that reverses free-text constraints (`constraints.llm_reversal`), behind an
-    OpenAI-compatible endpoint; `options` go to its client (api_key_env, timeout, ...)."""
-
-    model: str = "gpt-4o-mini"
-    base_url: str = "https://api.openai.com/v1"
-    options: dict[str, Any] = field(default_factory=dict)
+class Reverser(Endpoint):
+    """The LLM that reverses free-text constraints (`constraints.llm_reversal`)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,10 @@ class Eval:
     # lm-eval tasks' decoding protocol (official | greedy); the single-turn tasks and heldout
     # are decoded greedily by the rollout engine with max_new_tokens.
     decoding: str = "official"
+    # the rollout engine that decodes the single-turn tasks and heldout, with `batch_size`,
+    # for the base and trained models alike (as `sampling.backend` / `sampling.engine`)
+    backend: str = "hf"
+    engine: str = "fast"
 
 
 @dataclass(frozen=True)
@@ -165,7 +175,7 @@ class Variant:
     """A named grid strategy: a pair strategy's pairs trained with its own settings, e.g.
     `dpo_count_robust: {pairs: dpo_count, train: {loss: robust_dpo, label_smoothing: 0.2}}`."""
 
-    pairs: str  # a pair (or SFT/KTO example) strategy (rpo_bench.pairs.KINDS)
+    pairs: str  # a pair (or SFT/KTO example) strategy (rpo_bench.pairs.STRATEGIES)
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig keys over `train`
 
 
@@ -261,11 +271,11 @@ class AblationConfig:
         loss reads the margin mode, so other losses leave it out: their cells on that axis
         share one training stage, as a cell at the mode `train` already gives shares the
         stage of a grid without the axis."""
-        from rpo_bench.pairs import LOSSES
+        from rpo_bench.pairs import strategy as pair_strategy
 
         variant = self.strategies.get(strategy)
         own = variant.train if variant else {}
-        settings = {"loss": LOSSES[self.pair_strategy(strategy)], **self.train, **own}
+        settings = {"loss": pair_strategy(self.pair_strategy(strategy)).loss, **self.train, **own}
         if margin_mode is not None and settings["loss"] == "rpo":
             from rpo_bench.train.config import TrainConfig
 
@@ -292,7 +302,8 @@ def _one_of(value: Any, valid: tuple | list, where: str) -> None:
 def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     """Values checked against the registries they name."""
     from rpo_bench.data.prompt import SLOTS
-    from rpo_bench.pairs import KINDS
+    from rpo_bench.evaluate.tasks import TASKS
+    from rpo_bench.pairs import STRATEGIES, kind_of
     from rpo_bench.train.config import MARGIN_MODES, TrainConfig, example_kind
 
     _one_of(config.data.constraint_slot, SLOTS, f"{where}.data.constraint_slot")
@@ -320,8 +331,16 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
             raise ValueError(f"{where}.judge.kind: free-text constraints need an LLM judge")
         if config.pairs.reverser is None:
             raise ValueError(f"{where}.pairs.reverser: free-text constraints need an LLM reverser")
+    endpoints = {"data.generate": (config.data.generate, ()),
+                 "pairs.reverser": (config.pairs.reverser, ()),
+                 "sampling.teacher": (config.sampling.teacher, ENDPOINT_EXTRA)}  # fmt: skip
+    for name, (endpoint, extra) in endpoints.items():
+        for key in endpoint.options if endpoint else ():
+            _one_of(key, [*CLIENT_OPTIONS, *extra], f"{where}.{name}.options.{key}")
+    _one_of(config.eval.backend, BACKENDS, f"{where}.eval.backend")
+    _one_of(config.eval.engine, list(ENGINES), f"{where}.eval.engine")
     for i, task in enumerate(config.eval.tasks):
-        _one_of(task, EVAL_TASKS, f"{where}.eval.tasks[{i}]")
+        _one_of(task, list(TASKS), f"{where}.eval.tasks[{i}]")
     try:
         TrainConfig.from_dict(trainer_keys(config.train))
     except ValueError as err:
@@ -333,16 +352,16 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
     if accelerate_config is not None and not isinstance(accelerate_config, str):
         raise ValueError(f"{where}.train.accelerate_config: expected a file path")
     for name, variant in config.strategies.items():
-        if name in KINDS or name == BASE:
+        if name in STRATEGIES or name == BASE:
             raise ValueError(f"{where}.strategies.{name}: a variant needs a name of its own")
-        _one_of(variant.pairs, list(KINDS), f"{where}.strategies.{name}.pairs")
+        _one_of(variant.pairs, list(STRATEGIES), f"{where}.strategies.{name}.pairs")
     for i, strategy in enumerate(config.grid.strategy):
-        _one_of(strategy, [*KINDS, *config.strategies], f"{where}.grid.strategy[{i}]")
+        _one_of(strategy, [*STRATEGIES, *config.strategies], f"{where}.grid.strategy[{i}]")
         try:
             settings = TrainConfig.from_dict(trainer_keys(config.train_settings(strategy)))
         except ValueError as err:
             raise ValueError(f"{where}.grid.strategy[{i}] ({strategy}): {err}") from None
-        kind, reads = KINDS[config.pair_strategy(strategy)], example_kind(settings.loss)
+        kind, reads = kind_of(config.pair_strategy(strategy)), example_kind(settings.loss)
         if kind != reads:
             raise ValueError(
                 f"{where}.grid.strategy[{i}] ({strategy}): its examples are {kind}, but loss "
@@ -366,12 +385,13 @@ def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
 def _validate_analysis(config: AblationConfig, where: str) -> None:
     """Names checked against the registries; a primary cell missing from this grid is not
     an error (the report says so), so one analysis section serves every preset."""
-    from rpo_bench.pairs import KINDS
+    from rpo_bench.evaluate.tasks import TASKS
+    from rpo_bench.pairs import STRATEGIES
 
     a = config.analysis
-    _one_of(a.primary.task, EVAL_TASKS, f"{where}.primary.task")
+    _one_of(a.primary.task, list(TASKS), f"{where}.primary.task")
     _one_of(a.primary.metric, PRIMARY_METRICS, f"{where}.primary.metric")
-    names = [*KINDS, *config.strategies, BASE]  # pair strategies and the SFT/KTO baselines
+    names = [*STRATEGIES, *config.strategies, BASE]  # pair strategies and the SFT/KTO baselines
     _one_of(a.primary.strategy, names, f"{where}.primary.strategy")
     _one_of(a.primary.reference, names, f"{where}.primary.reference")
     for i, name in enumerate(a.robust):

@@ -22,12 +22,12 @@ from rpo_bench import faults
 from rpo_bench.ablate import analysis as analysis_mod
 from rpo_bench.ablate import sections
 from rpo_bench.ablate.config import BASE, MARGIN_AXES, axis_values
-from rpo_bench.ablate.evaluate import SINGLE_TURN
 from rpo_bench.ablate.groups import by_group
 from rpo_bench.ablate.plots import plot_all
 from rpo_bench.ablate.stats import seed_interval
 from rpo_bench.evaluate import decoding
 from rpo_bench.evaluate.metrics import METRICS
+from rpo_bench.evaluate.tasks import TASKS
 from rpo_bench.files import atomic_folder, write_atomic
 
 COLUMNS = ("overall", *METRICS)
@@ -133,7 +133,7 @@ def _data_table(results: dict[str, Any]) -> list[str]:
 
 def _decoding_line(e: dict[str, Any], task: str, model: str) -> str:
     """How the task's replies were decoded, next to its numbers."""
-    if task in SINGLE_TURN or task == "heldout":
+    if TASKS[task].engine:
         official = decoding.source(task, "official")
         return f"Decoding: greedy, at most {e['max_new_tokens']} new tokens (rollout engine)" + (
             f"; official protocol: {official}." if official else "."

@@ -9,9 +9,7 @@ built from (true ones kept).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import json
 import platform
 import subprocess
@@ -19,57 +17,35 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rpo_bench import models
-from rpo_bench.ablate import builders, evaluate, report
-from rpo_bench.ablate.config import AblationConfig, Cell, trainer_keys
+from rpo_bench.ablate import report
+from rpo_bench.ablate.config import AblationConfig, Cell
+from rpo_bench.ablate.keys import Upstream, inputs_of, work_args
 from rpo_bench.ablate.stages import (
     CONVERSATIONS,
     EVAL,
-    GENERATED,
     JUDGED,
     JUDGING,
     PAIR_STATS,
     PAIRS,
     SAMPLES,
-    SYSTEM_PROMPTS,
     TRAIN,
     TRAIN_LOG,
     TRAIN_SUMMARY,
     TRIGGERED,
+    Context,
     Stage,
+    build_pairs,
+    data_file,
+    evaluate_model,
+    file_digest,
+    judge_with_noise,
+    make_conversations,
+    sample_responses,
+    train_model,
 )
 from rpo_bench.ablate.store import Store
-from rpo_bench.files import write_atomic
-from rpo_bench.jsonl import read_jsonl, write_jsonl
+from rpo_bench.jsonl import read_jsonl
 from rpo_bench.paths import REPO_ROOT
-from rpo_bench.rollout.settings import GenerationSettings
-
-# Config fields added after stores existed: at these values they stay out of stage keys,
-# so stages stored before them keep their keys.
-ADDED = {
-    "Data": {"kind": "verifiable", "file": None, "generate": None},
-    "Judge": {"options": {}, "triggered": "all"},
-    "Pairs": {"reverser": None},
-    "Sampling": {"teacher": None, "pool": "policy"},
-}
-
-
-# Config fields renamed since: stage keys keep the old name.
-RENAMED = {"Pairs": {"keep_unanimous": "keep_untriggered"}}
-
-
-def keyed(section: Any) -> dict[str, Any]:
-    """A config section as it enters a stage key."""
-    name = type(section).__name__
-    added, renamed = ADDED.get(name, {}), RENAMED.get(name, {})
-    return {renamed.get(k, k): v for k, v in dataclasses.asdict(section).items()
-            if not (k in added and v == added[k])}  # fmt: skip
-
-
-def data_file(name: str) -> Path:
-    """A config's data file: as given, else under the repository (presets name repo paths)."""
-    path = Path(name)
-    return path if path.is_absolute() or path.exists() else REPO_ROOT / path
 
 
 class Runner:
@@ -85,191 +61,78 @@ class Runner:
     ):
         self.cfg, self.progress = config, progress
         self.store = Store(work, resume, wait=wait, reuse_stale=reuse_stale)
-        self._backends: dict[str, Any] = {}
+        self.context = Context(self.store.root, resume, progress)
 
-    # --- stages ---------------------------------------------------------------------------
+    # --- stages: each names the config slices its work reads, and nothing else ------------
 
-    def conversations(self, split: str) -> tuple[Path, dict]:
+    def conversations(self, split: str) -> Upstream:
         d = self.cfg.data
         n = d.n_conversations if split == "train" else d.heldout_conversations
-        inputs = {"data": keyed(d), "split": split, "n": n}
-        if d.file is not None:  # the file's contents, not only its name
-            inputs["file_sha256"] = hashlib.sha256(data_file(d.file).read_bytes()).hexdigest()
+        digest = file_digest(data_file(d.file)) if d.file is not None else None  # its contents
+        return self._run(CONVERSATIONS, "conversations", make_conversations,
+                         data=d, split=split, n=n, file_sha256=digest)  # fmt: skip
 
-        def work(folder: Path) -> None:
-            from rpo_bench.data.conversations import build, write_conversations
+    def samples(self, model: str) -> Upstream:
+        return self._run(SAMPLES, f"samples:{model}", sample_responses,
+                         conversations=self.conversations("train"), model=model,
+                         sampling=self.cfg.sampling, judge=self._judge_for_samples())  # fmt: skip
 
-            if d.kind == "freetext":
-                convs = self._freetext(split, folder)
-            else:
-                convs = build(n, d.turns, d.constraints_per_turn, d.seed, split, d.constraint_slot)
-            write_conversations(CONVERSATIONS.path(folder), convs)
-
-        return self._stage(CONVERSATIONS, "conversations", inputs, work), inputs
-
-    def samples(self, model: str) -> tuple[Path, dict]:
-        convs, conv_inputs = self.conversations("train")
-        s = self.cfg.sampling
-        inputs = {
-            "conversations": conv_inputs,
-            "model": model,
-            "sampling": keyed(s),
-            # the triggered filter works on the stored samples (the judged stage)
-            "judge": {k: v for k, v in keyed(self.cfg.judge).items() if k != "triggered"},
-        }
-
-        def work(folder: Path) -> None:
-            from rpo_bench.data.conversations import read_conversations
-            from rpo_bench.data.sample import sample
-
-            settings = GenerationSettings(s.temperature, s.top_p, s.max_new_tokens, s.seed, s.n)
-            judge = self._judge()
-            rows = sample(
-                read_conversations(CONVERSATIONS.path(convs)),
-                self._backend(model),
-                settings,
-                judge=judge,
-                history=s.history,
-                teacher=builders.teacher(s, self._backend),
-                pool=s.pool,
-            )
-            write_jsonl(SAMPLES.path(folder), rows)
-            if hasattr(judge, "counts"):  # an LLM judge: what judging took, and what it left
-                counts = {"judge": judge.name, **judge.counts}
-                write_atomic(SAMPLES.path(folder, JUDGING), json.dumps(counts))
-
-        return self._stage(SAMPLES, f"samples:{model}", inputs, work), inputs
-
-    def judged(self, model: str, noise: float, seed: int) -> tuple[Path, dict]:
-        samples, sample_inputs = self.samples(model)
-        inputs = {"samples": sample_inputs, "noise": noise, "seed": seed}
+    def judged(self, model: str, noise: float, seed: int) -> Upstream:
         j = self.cfg.judge
+        triggered = None
         if j.triggered != "all":
-            inputs["triggered"] = {"by": j.triggered, "model": j.model, "base_url": j.base_url}
+            triggered = {"by": j.triggered, "model": j.model, "base_url": j.base_url,
+                         **({"options": j.options} if j.options else {})}  # fmt: skip
+        return self._run(JUDGED, f"judge:p{noise:g}", judge_with_noise,
+                         samples=self.samples(model), noise=noise, seed=seed,
+                         triggered=triggered)  # fmt: skip
 
-        def work(folder: Path) -> None:
-            from rpo_bench.judge.noise import noisy_rows
-
-            rows = read_jsonl(SAMPLES.path(samples))
-            if j.triggered == "llm":
-                from rpo_bench.judge.triggered import restrict
-
-                selector = builders.selector(j, self.store.root)
-                rows = restrict(rows, selector)
-                counts = {"turns": len(rows), "calls": selector.calls,
-                          "unparsed": selector.unparsed}  # fmt: skip
-                write_atomic(JUDGED.path(folder, TRIGGERED), json.dumps(counts))
-            write_jsonl(JUDGED.path(folder), noisy_rows(rows, noise, seed))
-
-        return self._stage(JUDGED, f"judge:p{noise:g}", inputs, work), inputs
-
-    def pairs(self, cell: Cell) -> tuple[Path, dict]:
-        judged, judged_inputs = self.judged(cell.model, cell.noise, cell.seed)
+    def pairs(self, cell: Cell) -> Upstream:
         p, name = self.cfg.pairs, self.cfg.pair_strategy(cell.strategy)  # variants share pairs
         if cell.min_margin is not None:  # the grid's axis; otherwise the key is as before
             p = dataclasses.replace(p, min_margin=cell.min_margin)
-        inputs = {
-            "judged": judged_inputs,
-            "strategy": name,
-            "pairs": keyed(p),
-            "seed": cell.seed,
-        }
+        return self._run(PAIRS, f"pairs:{name}", build_pairs,
+                         judged=self.judged(cell.model, cell.noise, cell.seed), strategy=name,
+                         pairs=p, seed=cell.seed)  # fmt: skip
 
-        def work(folder: Path) -> None:
-            from rpo_bench.pairs import run
-
-            run(
-                JUDGED.path(judged),
-                name,
-                PAIRS.path(folder),
-                min_margin=p.min_margin,
-                max_pairs_per_turn=p.max_pairs_per_turn,
-                seed=cell.seed,
-                keep_unanimous=p.keep_unanimous,
-                reverser=builders.reverser(p.reverser, self.store.root),
-            )
-
-        return self._stage(PAIRS, f"pairs:{name}", inputs, work), inputs
-
-    def train(self, cell: Cell) -> tuple[Path | None, dict]:
-        """The trained model's folder, or None when the strategy produced no examples."""
-        pairs, pair_inputs = self.pairs(cell)
-        if self.examples(pairs) == 0:
-            return None, pair_inputs
+    def train(self, cell: Cell) -> Upstream | tuple[None, dict]:
+        """The trained model, or (None, the pairs' inputs) when the strategy produced no
+        examples."""
+        pairs = self.pairs(cell)
+        if self.examples(pairs.folder) == 0:
+            return None, pairs.inputs
         train = self.cfg.train_settings(cell.strategy, cell.margin_mode)
-        inputs = {"pairs": pair_inputs, "train": train, "seed": cell.seed}
+        # the model is in the key already, through the pairs' samples
+        return self._run(TRAIN, f"train:{cell.name}", train_model, implied={"model": cell.model},
+                         pairs=pairs, train=train, seed=cell.seed)  # fmt: skip
 
-        def work(folder: Path) -> None:
-            from rpo_bench.train import TrainConfig
-            from rpo_bench.train.trainer import train as run_training
-
-            settings = {**trainer_keys(train), "model": models.resolve(cell.model),
-                        "out": str(folder), "seed": cell.seed}  # fmt: skip
-            cfg = TrainConfig.from_dict(settings)
-            # the trainer's summary line goes above the bars and into the run's log
-            printing = self.progress.printing() if self.progress else contextlib.nullcontext()
-            with printing:
-                if train.get("processes", 1) > 1:
-                    from rpo_bench.train.trainer import train_in_processes
-
-                    launch = (train["processes"], train.get("accelerate_config"))
-                    print(train_in_processes(PAIRS.path(pairs), cfg, *launch,
-                                             resume=self.store.resume))  # fmt: skip
-                else:
-                    run_training(PAIRS.path(pairs), cfg, resume=self.store.resume, quiet=True)
-
-        return self._stage(TRAIN, f"train:{cell.name}", inputs, work), inputs
-
-    def evaluate(self, model: str, trained: Path | None, upstream: dict) -> dict[str, Any]:
-        e = self.cfg.eval
-        heldout, heldout_inputs = self.conversations("heldout")
-        inputs = {"model": upstream, "eval": dataclasses.asdict(e), "heldout": heldout_inputs}
-        if self.cfg.data.kind == "freetext":  # held-out turns are scored by the LLM judge
-            inputs["judge"] = keyed(self.cfg.judge)
-
-        def work(folder: Path) -> None:
-            path = str(TRAIN.path(trained)) if trained else model
-            backend = self._backend(path, cache=trained is None)
-            settings = GenerationSettings(max_new_tokens=e.max_new_tokens)
-            results = {}
-            for task in e.tasks:
-                if task == "heldout":
-                    rows = self._heldout(backend, settings, CONVERSATIONS.path(heldout))
-                elif task in evaluate.SINGLE_TURN:
-                    rows = evaluate.single_turn(task, backend, settings, e.limit)
-                else:  # judged multi-turn benchmarks: through lm-eval, aggregate metrics only
-                    results[task] = evaluate.lm_eval_task(task, path, e, folder / task)
-                    continue
-                write_jsonl(folder / f"samples_{task}.jsonl", rows)
-                judged = [r for r in rows if not r.get("unjudged")]
-                results[task] = {
-                    **({"unjudged": len(rows) - len(judged)} if len(judged) < len(rows) else {}),
-                    "metrics": evaluate.aggregate(judged),
-                    "per_prompt": [evaluate.prompt_score(r) for r in rows],
-                }
-            write_atomic(EVAL.path(folder), json.dumps(results, indent=1))
-
-        folder = self._stage(EVAL, f"eval:{Path(str(trained or model)).name}", inputs, work)
+    def evaluate(self, model: Upstream) -> dict[str, Any]:
+        """A model's scores: a train stage's, or an untrained model's (`Upstream(name,
+        {"base": name})`)."""
+        # free-text held-out turns are scored by the LLM judge (every constraint: the
+        # triggered filter restricts the training samples only)
+        judge = self._judge_for_samples() if self.cfg.data.kind == "freetext" else None
+        folder, _ = self._run(EVAL, f"eval:{Path(str(model.folder)).name}", evaluate_model,
+                              model=model, eval=self.cfg.eval,
+                              heldout=self.conversations("heldout"), judge=judge)  # fmt: skip
         return json.loads(EVAL.path(folder).read_text())
 
     # --- the grid -------------------------------------------------------------------------
 
     def base(self, model: str) -> dict[str, Any]:
         """The untrained model's evaluation, the reference row."""
-        return self.evaluate(model, None, {"base": model})
+        return self.evaluate(Upstream(model, {"base": model}))
 
     def cell(self, cell: Cell) -> dict[str, Any]:
         """One grid cell's pairs, training and evaluation (the base model's, untrained)."""
         self._advance(cell.name)
-        trained, upstream = self.train(cell)
-        pairs, _ = self.pairs(cell)
+        trained = self.train(cell)
+        pairs = self.pairs(cell)
         return {
             **cell.fields(),
-            "pairs": self.pair_stats(pairs),
-            "train": self._train_summary(trained),
-            "eval": self.evaluate(cell.model, trained, upstream)
-            if trained
-            else self.base(cell.model),
+            "pairs": self.pair_stats(pairs.folder),
+            "train": self._train_summary(trained[0]),
+            "eval": self.evaluate(trained) if trained[0] else self.base(cell.model),
         }
 
     def tasks(self) -> list[tuple[str, Any]]:
@@ -314,75 +177,26 @@ class Runner:
 
         return self.store.run(stage.kind, inputs, declared)
 
+    def _run(self, stage: Stage, label: str, work, implied: dict | None = None,
+             **args: Any) -> Upstream:  # fmt: skip
+        """Stage `work` on exactly `args`, under the key of those same arguments (`keys`).
+        `implied`: arguments the key already holds through an upstream stage (checked)."""
+        inputs = inputs_of(args)
+        for name, value in (implied or {}).items():
+            if not _holds(inputs, name, value):
+                raise ValueError(f"stage {stage.kind!r}: its key does not hold {name}={value!r}")
+        given = {**work_args(args), **(implied or {})}
+        folder = self._stage(stage, label, inputs, lambda f: work(f, self.context, **given))
+        return Upstream(folder, inputs)
+
+    def _judge_for_samples(self) -> Any:
+        """The judge as it judges replies: the triggered filter works on the stored samples
+        (the judged stage), so it is no part of judging a reply."""
+        return dataclasses.replace(self.cfg.judge, triggered="all")
+
     def _advance(self, name: str) -> None:
         if self.progress:
             self.progress.cell(name)
-
-    def _backend(self, model: str, cache: bool = True) -> Any:
-        from rpo_bench.rollout.hf import HFBackend
-        from rpo_bench.rollout.settings import engine
-
-        if self.cfg.sampling.backend == "vllm":
-            from rpo_bench.rollout.vllm import VLLMBackend
-
-            return VLLMBackend(model)
-        if not cache or model not in self._backends:
-            backend = HFBackend(
-                model,
-                batch_size=self.cfg.sampling.batch_size,
-                engine=engine(self.cfg.sampling.engine),
-            )
-            if not cache:
-                return backend
-            self._backends[model] = backend
-        return self._backends[model]
-
-    def _judge(self) -> Any:
-        return builders.judge(self.cfg.judge, self.store.root)
-
-    def _heldout(self, backend: Any, settings: GenerationSettings, path: Path) -> list[dict]:
-        """Greedy replies to the held-out conversations (own history), scored per turn:
-        verifiable constraints by their checkers; free-text ones by the LLM judge (strict
-        and loose alike); a turn it could not judge is scored None and counted."""
-        from rpo_bench.constraints import any_from_dict
-        from rpo_bench.data.conversations import read_conversations
-        from rpo_bench.data.sample import sample
-        from rpo_bench.evaluate.verifiable import score, score_verdicts
-
-        freetext = self.cfg.data.kind == "freetext"
-        judge = self._judge() if freetext else None  # free text: judged as it is sampled
-        rows = sample(read_conversations(path), backend, settings, judge=judge, history="first")
-        out = []
-        for row in rows:
-            reply = row["responses"][0]["text"]
-            if not freetext:
-                constraints = [any_from_dict(c) for c in row["constraints"]]
-                out.append({"key": row["id"], "reply": reply, **score(constraints, reply)})
-                continue
-            verdicts = row["responses"][0]["verdicts"]
-            if verdicts is None:  # unjudged: neither a pass nor a fail; the row stays, so
-                # every model's per-prompt scores line up, with None where unscored
-                out.append({"key": row["id"], "reply": reply, "unjudged": True,
-                            **dict.fromkeys(evaluate.METRICS)})  # fmt: skip
-            else:
-                out.append({"key": row["id"], "reply": reply, **score_verdicts(verdicts)})
-        return out
-
-    def _freetext(self, split: str, folder: Path) -> list[Any]:
-        """The split's conversations of the system prompts of `data.file`, or of those the
-        `data.generate` teacher writes (kept in the stage as system_prompts.jsonl, with the
-        rejected answers' count)."""
-        from rpo_bench.data import freetext
-
-        d = self.cfg.data
-        file = data_file(d.file) if d.file is not None else None
-        prompts, source, counts = builders.system_prompts(d, self.store.root, file)
-        if counts is not None:
-            freetext.write_system_prompts(CONVERSATIONS.path(folder, SYSTEM_PROMPTS), prompts)
-            write_atomic(CONVERSATIONS.path(folder, GENERATED), json.dumps(counts))
-        return freetext.split_conversations(
-            prompts, split, d.n_conversations, d.heldout_conversations, source
-        )
 
     @staticmethod
     def pair_stats(folder: Path) -> dict[str, Any]:
@@ -439,3 +253,12 @@ class Runner:
 
 def write_report(results: dict[str, Any], out: Path) -> Path:
     return report.write(results, out)
+
+
+def _holds(inputs: Any, name: str, value: Any) -> bool:
+    """Whether a key's inputs hold `name: value` at some depth (through an upstream's)."""
+    if isinstance(inputs, dict):
+        return inputs.get(name, object()) == value or any(
+            _holds(v, name, value) for v in inputs.values()
+        )
+    return False

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from rpo_bench.constraints import TextConstraint
-from rpo_bench.constraints.llm_reversal import Completer
 from rpo_bench.data.conversations import TrainingConversation, Turn
 from rpo_bench.fields import Field
 from rpo_bench.jsonl import iter_rows, write_jsonl
-from rpo_bench.textcache import TextCache, prompt_key
+from rpo_bench.llm import CachedCompleter, Completer
+from rpo_bench.textcache import TextCache
 
 TYPES = ("content", "format", "style", "role", "logic", "action")
 MIN_CONSTRAINTS, MAX_CONSTRAINTS = 6, 12
@@ -222,22 +222,16 @@ def generate_system_prompts(
     answers are cached by (teacher, prompt sha256), so a rerun costs no calls."""
     asks = [(d, i) for d in domains for i in range(per_domain)]
     chats = [teacher_messages(d, i, turns) for d, i in asks]
-    keys = [prompt_key(c) for c in chats]
-    answers: list[str | None] = [
-        cache.get_text(teacher.identity, k) if cache is not None else None for k in keys
-    ]
-    todo = [n for n, a in enumerate(answers) if a is None]
-    for n, text in zip(todo, teacher.complete_many([chats[n] for n in todo]), strict=True):
-        answers[n] = text
-    prompts, rejected = [], 0
-    for n, ((domain, i), text) in enumerate(zip(asks, answers, strict=True)):
+
+    def parse(n: int, text: str) -> SystemPrompt | None:
+        domain, i = asks[n]
         slug = re.sub(r"\W+", "-", domain.lower()).strip("-")
         try:
-            prompt = parse_teacher(text or "", f"{slug}-{i + 1}", turns)
+            return parse_teacher(text, f"{slug}-{i + 1}", turns)
         except ValueError:
-            rejected += 1
-            continue
-        if cache is not None and n in todo:
-            cache.put_text(teacher.identity, keys[n], text or "")
-        prompts.append(prompt)
+            return None
+
+    answers = CachedCompleter(teacher, cache).ask(chats, parse)
+    prompts = [p for p in answers if p is not None]
+    rejected = len(answers) - len(prompts)
     return prompts, rejected

@@ -26,8 +26,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rpo_bench.data import conversations as conv_mod
-from rpo_bench.data.conversations import TrainingConversation
+from rpo_bench.data import verifiable
+from rpo_bench.data.conversations import TrainingConversation, read_conversations
 from rpo_bench.data.prompt import Message, render
 from rpo_bench.data.teacher import Teacher, share_of
 from rpo_bench.jsonl import write_jsonl
@@ -191,9 +191,9 @@ def _run(args: argparse.Namespace) -> None:
     from rpo_bench.rollout.settings import engine
 
     if args.conversations:
-        convs = conv_mod.read_conversations(args.conversations)
+        convs = read_conversations(args.conversations)
     else:
-        convs = conv_mod.from_args(args)
+        convs = verifiable.from_args(args)
     settings = GenerationSettings(
         temperature=args.temperature,
         top_p=args.top_p,
@@ -223,7 +223,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "samples", help="sample n responses per turn and judge every constraint"
     )
-    conv_mod.add_arguments(p)
+    verifiable.add_arguments(p)
     p.add_argument("--conversations", default=None, help="read conversations JSONL instead")
     p.add_argument("--model", default="smollm2-135m", help="embedded name, folder or hub id")
     p.add_argument("--n", type=int, default=4, help="responses per turn")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from rpo_bench.judge.attempts import MAX_ATTEMPTS, log, temperature_for, try_parse
 from rpo_bench.judge.base import Judge
@@ -27,6 +28,7 @@ class OpenAIJudge(Judge):
     an unparseable answer or a failed call uses one attempt. HTTP 408/429/5xx, timeouts and
     connection errors back off exponentially (`backoff` * 2^k seconds, at most
     `max_backoff`, or the server's Retry-After). HTTP 401/403/404 raise JudgeUnavailable.
+    `client`: the endpoint options (`openai_client.CLIENT_OPTIONS`).
     """
 
     kind = "openai"
@@ -35,25 +37,21 @@ class OpenAIJudge(Judge):
         self,
         model: str = DEFAULT_MODEL,
         base_url: str = DEFAULT_BASE_URL,
-        api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 8,
-        timeout: float = 120.0,
-        max_attempts: int = MAX_ATTEMPTS,
-        backoff: float = 1.0,
-        max_backoff: float = 60.0,
         max_tokens: int | None = None,
         cache: JudgeCache | str | Path | None = None,
         prompt: str | JudgePrompt = DEFAULT_PROMPT,
         rejudge_errors: bool = False,
+        **client: Any,
     ) -> None:
         super().__init__(cache, prompt, rejudge_errors)
-        if concurrency < 1 or max_attempts < 1:
-            raise ValueError("concurrency and max_attempts must be at least 1")
-        self.client = ChatClient(model, base_url, api_key_env, timeout, backoff, max_backoff)
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.client = ChatClient(model, base_url, **{"max_attempts": MAX_ATTEMPTS, **client})
         self.model = model
-        self.api_key_env = api_key_env  # the variable's NAME only
+        self.api_key_env = self.client.api_key_env  # the variable's NAME only
         self.concurrency = concurrency
-        self.max_attempts = max_attempts
+        self.max_attempts = self.client.max_attempts
         self.max_tokens = max_tokens
         self.endpoint = self.client.endpoint
 

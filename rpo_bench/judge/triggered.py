@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from rpo_bench.constraints import any_from_dict
-from rpo_bench.constraints.llm_reversal import Completer
-from rpo_bench.textcache import TextCache, prompt_key
+from rpo_bench.llm import CachedCompleter, Completer
+from rpo_bench.textcache import TextCache
 
 RULES = """\
 You read an assistant's system prompt, its numbered constraints and the user's next \
@@ -48,39 +47,30 @@ def parse_triggered(text: str, n: int) -> list[int] | None:
     return sorted(set(numbers))
 
 
-@dataclass
 class TriggeredSelector:
-    """`select` -> for each (system, query, constraints), the 0-based indices to judge."""
+    """`select` -> for each (system, query, constraints), the 0-based indices to judge.
+    `calls`: chats sent to the LLM; `unparsed`: turns whose answer named no valid
+    constraint, of which every constraint is kept."""
 
-    completer: Completer
-    cache: TextCache | None = None
-    unparsed: int = 0  # turns whose answer named no valid constraint: all are kept
-    calls: int = field(default=0, init=False)
+    def __init__(self, completer: Completer, cache: TextCache | None = None) -> None:
+        self.llm = CachedCompleter(completer, cache)
+        self.unparsed = 0
+
+    @property
+    def calls(self) -> int:
+        return self.llm.calls
 
     def select(self, asks: Sequence[tuple[str, str, Sequence[str]]]) -> list[list[int]]:
+        sizes = [len(constraints) for _, _, constraints in asks]
         chats = [triggered_messages(*a) for a in asks]
-        keys = [prompt_key(c) for c in chats]
-        texts: list[str | None] = [
-            self.cache.get_text(self.completer.identity, k) if self.cache is not None else None
-            for k in keys
-        ]
-        todo = [i for i, t in enumerate(texts) if t is None]
-        if todo:
-            self.calls += len(todo)
-            for i, text in zip(
-                todo, self.completer.complete_many([chats[i] for i in todo]), strict=True
-            ):
-                texts[i] = text
+        chosen = self.llm.ask(chats, lambda i, text: parse_triggered(text, sizes[i]))
         out = []
-        for i, ((_, _, constraints), text) in enumerate(zip(asks, texts, strict=True)):
-            chosen = parse_triggered(text or "", len(constraints))
-            if chosen is None:
+        for n, numbers in zip(sizes, chosen, strict=True):
+            if numbers is None:
                 self.unparsed += 1
-                out.append(list(range(len(constraints))))
-                continue
-            if self.cache is not None and i in todo:
-                self.cache.put_text(self.completer.identity, keys[i], text or "")
-            out.append([k - 1 for k in chosen])
+                out.append(list(range(n)))
+            else:
+                out.append([k - 1 for k in numbers])
         return out
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from rpo_bench.files import write_atomic
 from rpo_bench.jsonl import write_jsonl
-from rpo_bench.pairs.examples import KINDS, PREFERENCE, build, kind_of
+from rpo_bench.pairs.examples import PREFERENCE, STRATEGIES, build, kind_of
 from rpo_bench.pairs.pair import Reverser
 from rpo_bench.pairs.stats import example_stats, pair_stats
 from rpo_bench.pairs.turn import read_samples
@@ -86,7 +86,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "the pairs (JSONL) and <out>.stats.json next to them, and prints the statistics.",
     )
     p.add_argument("--samples", required=True, help="samples JSONL (one row per turn)")
-    p.add_argument("--strategy", required=True, choices=sorted(KINDS))
+    p.add_argument("--strategy", required=True, choices=sorted(STRATEGIES))
     p.add_argument("--out", required=True, help="pairs JSONL to write")
     p.add_argument("--min-margin", type=int, default=1, help="drop pairs with a smaller margin")
     p.add_argument("--max-pairs-per-turn", type=int, default=None, help="keep the largest margins")

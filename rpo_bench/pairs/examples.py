@@ -1,57 +1,89 @@
-"""Every grid strategy in one registry: the kind of example it builds and the loss it trains
-with; building, and reading back, a pairs file of any kind."""
+"""Every strategy in one registry (its name, the loss it trains with, and how it builds its
+examples), and reading back a pairs file of any kind."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rpo_bench.fields import field_error
 from rpo_bench.jsonl import iter_rows
+from rpo_bench.pairs import strategy as plans
 from rpo_bench.pairs import unpaired
-from rpo_bench.pairs.pair import PAIR_FIELDS, Pair, build_pairs
-from rpo_bench.pairs.strategy import STRATEGIES
+from rpo_bench.pairs.pair import PAIR_FIELDS, Pair
+from rpo_bench.pairs.pair import build_pairs as _build_pairs
 from rpo_bench.pairs.turn import Turn
 
 PREFERENCE = "preference"  # the kind of a row without a `kind` field: a (chosen, rejected) pair
-
-# strategy -> example kind: preference pairs, or single responses (sft, kto)
-KINDS: dict[str, str] = {
-    **{name: PREFERENCE for name in STRATEGIES},
-    **{name: kind for name, (kind, _) in unpaired.BUILDERS.items()},
-}
-
-# The loss each strategy trains with: the paper's DPO baselines use the plain sigmoid loss,
-# strategies whose pairs carry a margin g the RPO loss, single responses the loss named
-# after their kind. A config's `train.loss` overrides it.
-LOSSES: dict[str, str] = {
-    "rpo": "rpo",
-    "rpo_one_way": "rpo",
-    "drop_failed": "rpo",
-    "dpo_count": "dpo",
-    "dpo_perfect": "dpo",
-    "iopo": "dpo",  # IOPO's pairs trained with the sigmoid loss, like the DPO baselines
-    **{name: kind for name, (kind, _) in unpaired.BUILDERS.items()},
-}
-
 FIELDS = {PREFERENCE: PAIR_FIELDS, "sft": unpaired.SFT_FIELDS, "kto": unpaired.KTO_FIELDS}
 
 Example = Pair | unpaired.Example
+Build = Callable[..., list[Example]]  # (turns, strategy name, **options) -> examples
 
 
-def kind_of(strategy: str) -> str:
-    """The example kind of a grid strategy (`preference`, `sft`, `kto`)."""
-    if strategy not in KINDS:
-        raise ValueError(f"unknown pair strategy {strategy!r}; known: {', '.join(KINDS)}")
-    return KINDS[strategy]
+def _paired(plan: plans.Strategy) -> Build:
+    return lambda turns, name, **options: _build_pairs(turns, name, plan, **options)
 
 
-def build(turns: Sequence[Turn], strategy: str, **options: Any) -> list[Example]:
-    """Pairs or single-response examples of any strategy; options as `build_pairs`."""
-    if kind_of(strategy) == PREFERENCE:
-        return list(build_pairs(turns, strategy, **options))
-    return list(unpaired.build_examples(turns, strategy, **options))
+@dataclass(frozen=True)
+class StrategySpec:
+    """A strategy: the loss it trains with (a config's `train.loss` overrides it) and its
+    builder. Its example kind follows from the loss, as `train.config.example_kind` maps it:
+    the single-response losses read examples of their own name, every other loss pairs."""
+
+    name: str
+    loss: str
+    build: Build
+
+    @property
+    def kind(self) -> str:
+        return self.loss if self.loss in unpaired.KINDS else PREFERENCE
+
+
+# The paper's DPO baselines train with the plain sigmoid loss, strategies whose pairs carry
+# a margin g with the RPO loss, single responses with the loss named after their kind.
+STRATEGIES: dict[str, StrategySpec] = {
+    spec.name: spec
+    for spec in (
+        StrategySpec("rpo", "rpo", _paired(plans.rpo)),
+        StrategySpec("rpo_one_way", "rpo", _paired(plans.rpo_one_way)),
+        StrategySpec("drop_failed", "rpo", _paired(plans.drop_failed)),
+        StrategySpec("dpo_count", "dpo", _paired(plans.dpo_count)),
+        StrategySpec("dpo_perfect", "dpo", _paired(plans.dpo_perfect)),
+        StrategySpec("iopo", "dpo", _paired(plans.iopo)),  # IOPO's pairs, like DPO's loss
+        StrategySpec("sft_chosen", "sft", unpaired.sft_chosen),
+        StrategySpec("sft_golden", "sft", unpaired.sft_golden),
+        StrategySpec("kto", "kto", unpaired.kto),
+        StrategySpec("kto_reversed", "kto", unpaired.kto_reversed),
+    )
+}
+PAIR_STRATEGIES = [name for name, spec in STRATEGIES.items() if spec.kind == PREFERENCE]
+
+
+def strategy(name: str) -> StrategySpec:
+    """The registered strategy called `name`; a ValueError lists the known ones."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown pair strategy {name!r}; known: {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]
+
+
+def kind_of(name: str) -> str:
+    """The example kind of a strategy (`preference`, `sft`, `kto`)."""
+    return strategy(name).kind
+
+
+def build(turns: Sequence[Turn], name: str, **options: Any) -> list[Example]:
+    """Pairs or single-response examples of any strategy; options as `pair.build_pairs`."""
+    return strategy(name).build(turns, name, **options)
+
+
+def build_pairs(turns: Sequence[Turn], name: str, **options: Any) -> list[Pair]:
+    """The (chosen, rejected) pairs of a preference strategy, by name."""
+    if kind_of(name) != PREFERENCE:
+        raise ValueError(f"{name!r} builds {kind_of(name)} examples, not pairs; use build()")
+    return build(turns, name, **options)
 
 
 def load_pairs(path: str | Path, *, as_messages: bool = False) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from rpo_bench.constraints import Constraint
 from rpo_bench.data.prompt import Message, render
-from rpo_bench.pairs import strategy as strategies
+from rpo_bench.pairs.strategy import Plan, Strategy
 from rpo_bench.pairs.turn import AnyConstraint, TextConstraint, Turn
 
 # free-text constraint -> its reversal, or None where it has none that can be used (an
@@ -121,7 +121,7 @@ class Rewriter:
         return tuple(sorted(flipped)), tuple(sorted(dropped)), shown, prompt
 
 
-def _capped(plans: list[tuple[int, strategies.Plan]], limit: int, rng: random.Random):
+def _capped(plans: list[tuple[int, Plan]], limit: int, rng: random.Random):
     """At most `limit` plans: larger margins first (they train better, paper Table 2),
     ties broken by a seeded shuffle; the kept plans stay in their original order."""
     order = sorted(plans, key=lambda kp: (-kp[1].margin, rng.random()))
@@ -132,13 +132,13 @@ def _capped(plans: list[tuple[int, strategies.Plan]], limit: int, rng: random.Ra
 def _turn_pairs(
     turn: Turn,
     strategy: str,
+    plan: Strategy,
     rewriter: Rewriter,
     min_margin: int,
     max_pairs: int | None,
     seed: int,
     keep_unanimous: bool,
 ) -> list[Pair]:
-    plan = strategies.get(strategy)
     reps = merged(turn.verdicts)
     skip = set() if keep_unanimous else set(unanimous(turn.verdicts))
     cols = [c for c in range(len(turn.constraints)) if c not in skip]
@@ -165,6 +165,7 @@ def _turn_pairs(
 def build_pairs(
     turns: Iterable[Turn],
     strategy: str,
+    plan: Strategy,
     *,
     min_margin: int = 1,
     max_pairs_per_turn: int | None = None,
@@ -172,7 +173,8 @@ def build_pairs(
     keep_unanimous: bool = True,
     reverser: Reverser | None = None,
 ) -> list[Pair]:
-    """Pairs of every turn, in turn order.
+    """Pairs of every turn, in turn order: `plan` is the `strategy`'s (by name:
+    `rpo_bench.pairs.build_pairs`).
 
     min_margin: pairs with a smaller margin are dropped (>= 1; margin 0 is no preference).
     max_pairs_per_turn: keep at most this many per turn, larger margins first, ties by a
@@ -182,7 +184,6 @@ def build_pairs(
     reverser: reverses free-text constraints; without it they are treated like the
     non-reversible ids (left out of a prompt whose chosen response failed them).
     """
-    strategies.get(strategy)
     if min_margin < 1:
         raise ValueError(f"min_margin must be >= 1, got {min_margin}")
     if max_pairs_per_turn is not None and max_pairs_per_turn < 1:
@@ -192,6 +193,6 @@ def build_pairs(
         pair
         for turn in turns
         for pair in _turn_pairs(
-            turn, strategy, rewriter, min_margin, max_pairs_per_turn, seed, keep_unanimous
+            turn, strategy, plan, rewriter, min_margin, max_pairs_per_turn, seed, keep_unanimous
         )
     ]

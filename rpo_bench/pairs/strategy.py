@@ -136,20 +136,3 @@ def iopo(vectors: Sequence[Vector], reversible: Sequence[bool]) -> list[Plan]:
         if flipped or dropped:
             plans.append(Plan(i, i, flipped, dropped, len(flipped) + len(dropped), True))
     return plans
-
-
-STRATEGIES: dict[str, Strategy] = {
-    "rpo": rpo,
-    "rpo_one_way": rpo_one_way,
-    "drop_failed": drop_failed,
-    "dpo_count": dpo_count,
-    "dpo_perfect": dpo_perfect,
-    "iopo": iopo,
-}
-
-
-def get(name: str) -> Strategy:
-    """The strategy registered under `name`."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown pair strategy {name!r}; known: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]

@@ -8,15 +8,16 @@ are merged first, as for every pair strategy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rpo_bench.data.prompt import Message
 from rpo_bench.pairs.pair import Reverser, Rewriter, Rewritten, build_pairs, merged, unanimous
-from rpo_bench.pairs.strategy import rewrite_failed
+from rpo_bench.pairs.strategy import rewrite_failed, rpo
 from rpo_bench.pairs.turn import AnyConstraint, Turn
 
+KINDS = ("sft", "kto")  # the single-response example kinds, named after their losses
 SFT_FIELDS = ("id", "kind", "prompt", "response", "strategy", "reversed")
 KTO_FIELDS = (*SFT_FIELDS, "desirable")
 
@@ -81,7 +82,7 @@ def sft_chosen(
     """Each response the `rpo` pairs (same options) use as chosen, once, under its rewritten
     prompt: the one prompt it satisfies completely (Crab's constraint back-translation)."""
     seen, out = set(), []
-    for p in build_pairs(turns, "rpo", **options):
+    for p in build_pairs(turns, "rpo", rpo, **options):
         if (p.turn.id, p.chosen) not in seen:  # a chosen's prompt is the same in all its pairs
             seen.add((p.turn.id, p.chosen))
             out.append(
@@ -160,23 +161,3 @@ def kto_reversed(
                 out.append(_labelled(turn, strategy, r, own, True))
             out.append(_labelled(turn, strategy, r, original, False))
     return out
-
-
-Builder = Callable[..., list[Example]]
-
-# Grid strategies that build single-response examples: name -> (example kind, builder).
-# The kind names the loss they train with (`rpo_bench.train`: sft, kto).
-BUILDERS: dict[str, tuple[str, Builder]] = {
-    "sft_chosen": ("sft", sft_chosen),
-    "sft_golden": ("sft", sft_golden),
-    "kto": ("kto", kto),
-    "kto_reversed": ("kto", kto_reversed),
-}
-
-
-def build_examples(turns: Sequence[Turn], strategy: str, **options: Any) -> list[Example]:
-    """The examples of an unpaired strategy; `options` are `build_pairs`' (min_margin and
-    max_pairs_per_turn only reach `sft_chosen`, through its `rpo` pairs)."""
-    if strategy not in BUILDERS:
-        raise ValueError(f"unknown unpaired strategy {strategy!r}; known: {', '.join(BUILDERS)}")
-    return BUILDERS[strategy][1](turns, strategy, **options)

@@ -267,3 +267,16 @@ def generate(
     backend = HFBackend(model, tokenizer, batch_size=batch_size)
     settings = GenerationSettings(max_new_tokens=max_new_tokens)
     return [r[0] for r in backend.generate(chats, settings)]
+
+
+class HFCompleter:
+    """A local model as an `rpo_bench.llm.Completer`: greedy (temperature 0), batched."""
+
+    def __init__(self, backend: HFBackend, max_new_tokens: int = 64) -> None:
+        self.backend = backend
+        self.settings = GenerationSettings(temperature=0.0, max_new_tokens=max_new_tokens)
+        name = getattr(backend.model.config, "_name_or_path", "") or type(backend.model).__name__
+        self.identity = f"hf|{name}|max_new_tokens={max_new_tokens}"
+
+    def complete_many(self, chats: Sequence[Sequence[dict[str, str]]]) -> list[str]:
+        return [r[0] for r in self.backend.generate(chats, self.settings)]

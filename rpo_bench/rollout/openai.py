@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from rpo_bench.openai_client import ChatClient
 from rpo_bench.rollout.settings import GenerationSettings
@@ -17,7 +18,9 @@ class OpenAIBackend:
     temperature, top_p, max_tokens (= max_new_tokens) and seed are sent with every request.
     `settings.n` samples come from one request with the `n` parameter, or, with
     `use_n=False` (servers without it), from n requests seeded seed, seed+1, ...
-    Transient failures are retried with exponential backoff (see ChatClient); a chat that
+    `client`: the endpoint options (`openai_client.CLIENT_OPTIONS`: api_key_env, timeout,
+    max_attempts, backoff, max_backoff). Transient failures are retried with exponential
+    backoff (see ChatClient); a chat that
     still fails raises RequestFailed, a configuration error (401/403/404)
     EndpointUnavailable: a rollout with a missing reply cannot go on.
     """
@@ -26,19 +29,15 @@ class OpenAIBackend:
         self,
         model: str,
         base_url: str,
-        api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 8,
-        timeout: float = 300.0,
-        max_attempts: int = 5,
-        backoff: float = 1.0,
-        max_backoff: float = 60.0,
         use_n: bool = True,
+        **client: Any,
     ) -> None:
-        if concurrency < 1 or max_attempts < 1:
-            raise ValueError("concurrency and max_attempts must be at least 1")
-        self.client = ChatClient(model, base_url, api_key_env, timeout, backoff, max_backoff)
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        # a long generation takes longer than a judgement: a longer default timeout
+        self.client = ChatClient(model, base_url, **{"timeout": 300.0, **client})
         self.concurrency = concurrency
-        self.max_attempts = max_attempts
         self.use_n = use_n
 
     def __repr__(self) -> str:
@@ -52,7 +51,7 @@ class OpenAIBackend:
             "seed": seed,
             "n": n if n > 1 else None,
         }
-        replies = self.client.request(chat, self.max_attempts, **params)
+        replies = self.client.request(chat, **params)
         if len(replies) != n:
             raise ValueError(
                 f"{self.client.endpoint} returned {len(replies)} choices for n={n}; "

@@ -46,7 +46,7 @@ class SequenceScorer(nn.Module):
         scored: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Summed reply log-probs per sequence: plain rows, or (with `scored`) the chosen
-        then rejected replies of shared-prompt rows (`data.collate_shared`)."""
+        then rejected replies of shared-prompt rows (`batches.collate_shared`)."""
         lm = causal_lm(self.model)
         backbone = getattr(lm, lm.base_model_prefix)
         head = lm.get_output_embeddings()

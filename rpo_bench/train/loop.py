@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from rpo_bench import faults
+from rpo_bench.train.batches import Batch, Step, epoch_order
 from rpo_bench.train.config import TrainConfig
-from rpo_bench.train.data import Batch, Step, epoch_order
 from rpo_bench.train.loss import KtoLogps, PairLogps, kto_loss, preference_loss, sft_loss
 from rpo_bench.train.progress import RunLog
 

@@ -1,20 +1,13 @@
-"""Set up a run (model, LoRA, data, reference log-probs, resume), run the loop, save the model.
-
-    rpo-bench train --pairs pairs.jsonl --model smollm2-135m --out runs/x [--config F] [--resume]
-
-Multi-GPU: `accelerate launch --config_file configs/accelerate/ddp.yaml -m rpo_bench.cli train ...`.
+"""The training recipe: set up a run (accelerator, examples, model, optimizer, reference
+log-probs, resume), run the loop, save the model. Processes and the CLI: `launch`.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import math
-import os
 import random
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +18,13 @@ import torch
 from rpo_bench import models
 from rpo_bench.files import atomic_folder, write_atomic
 from rpo_bench.train import checkpoint
+from rpo_bench.train.batches import Batch, Step, make_batches, schedule
 from rpo_bench.train.config import TrainConfig, example_kind
-from rpo_bench.train.data import Batch, make_batches, read_pairs, schedule, tokenize_pairs
+from rpo_bench.train.examples import read_pairs
 from rpo_bench.train.logps import SequenceScorer, causal_lm
 from rpo_bench.train.loop import Run, train_loop
 from rpo_bench.train.progress import RunLog
+from rpo_bench.train.tokenize import Tokenized, tokenize_pairs
 from rpo_bench.train.unpaired import file_kind, mismatched, read_single, tokenize_single
 
 # Settings that may change between a run and its resumption.
@@ -166,108 +161,172 @@ def _check_resumable(state: dict[str, Any], cfg: TrainConfig, path: Path) -> Non
         )
 
 
-def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool = False):
-    """Train on a pairs file (preference pairs, or SFT/KTO examples for those losses); returns
-    a TrainResult. Writes checkpoints, log.jsonl and final/."""
+@dataclass
+class _Data:
+    """The run's examples, tokenized and batched: this process's share of every step."""
+
+    rows: int  # examples in the file
+    tokenized: Tokenized
+    steps: list[Step]  # one epoch's steps, fixed for the run
+    left_out: int  # examples of a last global batch too small to share
+    held_out: int  # examples held out for validation
+    validation: list[Batch]
+
+    @property
+    def batches(self) -> list[Batch]:
+        """This process's training micro-batches of one epoch."""
+        return [b for step in self.steps for b in step.micro]
+
+
+def _setup_accelerator(cfg: TrainConfig) -> Any:
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
-    from transformers import get_cosine_schedule_with_warmup
 
     # accelerate keeps one process-wide state and refuses a second precision; an earlier
     # Accelerator in this process (lm-eval's HFLM, a previous train()) may have set another.
     # The partial state (the process group) is kept.
-    rows = _read_examples(pairs, cfg)  # a bad file fails here, before anything is loaded
     AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision="bf16" if _bf16(cfg) else "no")
     set_seed(cfg.seed)
-    out = Path(cfg.out)
-    clock = {"start": time.perf_counter()}
+    return acc
 
-    loaded = models.load(cfg.model)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer, model = loaded.tokenizer, loaded.model
+
+def _setup_data(rows: list, path: str | Path, cfg: TrainConfig, tokenizer: Any, acc: Any) -> _Data:
     tokenized, fill = _tokenized(rows, cfg, tokenizer)
     # the same global batches for any number of processes; each takes its share of every one
     # (equal step counts keep DDP/ZeRO-3 in lockstep)
     world = acc.num_processes
-    trained, held_out = _validation_split(tokenized.pairs, cfg, pairs)
-    steps_per_epoch, left_out = schedule(
+    trained, held_out = _validation_split(tokenized.pairs, cfg, path)
+    steps, left_out = schedule(
         trained, cfg.batch_size, cfg.grad_accum, world, acc.process_index,
         tokenizer.pad_token_id, cfg.seed, cfg.share_prompt, fill, cfg.batch_order,
     )  # fmt: skip
-    if not steps_per_epoch:
-        raise ValueError(f"{pairs}: {len(rows)} pairs are too few for {world} processes")
-    batches = [b for share in steps_per_epoch for b in share.micro]
+    if not steps:
+        raise ValueError(f"{path}: {len(rows)} pairs are too few for {world} processes")
     # every process scores the whole (small) validation set: no reduction needed
     validation = make_batches(held_out, cfg.batch_size, tokenizer.pad_token_id, cfg.seed,
                               cfg.share_prompt, fill)  # fmt: skip
-    clock["tokenize"] = time.perf_counter()
+    return _Data(len(rows), tokenized, steps, left_out, len(held_out), validation)
 
+
+def _setup_model(model: Any, cfg: TrainConfig) -> SequenceScorer:
     if cfg.lora is not None:
         model = _wrap_lora(model, cfg)
     if cfg.grad_checkpointing:
         causal_lm(model).gradient_checkpointing_enable({"use_reentrant": False})
-    scorer = SequenceScorer(model)
+    return SequenceScorer(model)
+
+
+def _setup_optimizer(
+    scorer: SequenceScorer, cfg: TrainConfig, steps: int
+) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW on the trainable parameters and its cosine schedule with warmup."""
+    from transformers import get_cosine_schedule_with_warmup
+
     optimizer = torch.optim.AdamW(
         [p for p in scorer.parameters() if p.requires_grad],
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
     )
-    raw_optimizer = optimizer
-    steps = len(steps_per_epoch) * cfg.epochs
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(steps * cfg.warmup_ratio), steps
     )
-    scorer, optimizer = acc.prepare(scorer, optimizer)
+    return optimizer, scheduler
+
+
+def _reference(scorer: Any, data: _Data, cfg: TrainConfig, acc: Any) -> torch.Tensor:
     if cfg.loss == "sft":  # the SFT loss has no reference model
-        ref = torch.zeros(len(rows), 2)
-    else:
-        ref = reference_logps(scorer, batches + validation, len(rows), acc)
-    clock["reference"] = time.perf_counter()
+        return torch.zeros(data.rows, 2)
+    return reference_logps(scorer, data.batches + data.validation, data.rows, acc)
 
-    start, last = 0, None
-    if resume and (last := checkpoint.latest(out)) is not None:
-        if _sharded(acc):
-            raise ValueError(
-                "resume is not supported under FSDP/DeepSpeed (checkpoints are not saved)"
-            )
-        state = json.loads((last / "state.json").read_text())
-        _check_resumable(state, cfg, last)
-        start = checkpoint.load(last, acc.unwrap_model(scorer).model, raw_optimizer, scheduler)[
-            "step"
-        ]
 
-    def save(step: int) -> Path | None:
-        if _sharded(acc):  # sharded weights: only the final model is gathered and saved
-            return None
-        path = None
-        if acc.is_main_process:
-            extra = {"config": cfg.to_dict(), "pairs": len(rows)}
-            model = acc.unwrap_model(scorer).model
-            path = checkpoint.save(out, step, model, raw_optimizer, scheduler, extra)
-        acc.wait_for_everyone()
-        return path
+def _resume(
+    out: Path, cfg: TrainConfig, acc: Any, scorer: Any, optimizer: Any, scheduler: Any
+) -> tuple[int, Path | None]:
+    """(step to start from, the checkpoint it comes from): (0, None) without a checkpoint.
+    `optimizer` is the unprepared one, whose state the checkpoint holds."""
+    last = checkpoint.latest(out)
+    if last is None:
+        return 0, None
+    if _sharded(acc):
+        raise ValueError("resume is not supported under FSDP/DeepSpeed (checkpoints are not saved)")
+    state = json.loads((last / "state.json").read_text())
+    _check_resumable(state, cfg, last)
+    return checkpoint.load(last, acc.unwrap_model(scorer).model, optimizer, scheduler)["step"], last
 
-    log = RunLog(out, steps, start, enabled=acc.is_main_process, quiet=quiet)
+
+def _save_checkpoint(
+    acc: Any, scorer: Any, optimizer: Any, scheduler: Any, cfg: TrainConfig, rows: int, step: int
+) -> Path | None:
+    """The checkpoint after `step` (`Run.save`); None on processes other than the main one,
+    and under FSDP/DeepSpeed, whose sharded weights only the final save gathers."""
+    if _sharded(acc):
+        return None
+    path = None
+    if acc.is_main_process:
+        extra = {"config": cfg.to_dict(), "pairs": rows}
+        model = acc.unwrap_model(scorer).model
+        path = checkpoint.save(Path(cfg.out), step, model, optimizer, scheduler, extra)
+    acc.wait_for_everyone()
+    return path
+
+
+def _describe(cfg: TrainConfig, data: _Data, world: int, steps: int) -> str:
+    """The run's first log line: examples, batch shape, steps and what was cut or set aside."""
     glob = cfg.batch_size * cfg.grad_accum * world
-    log.message(
-        f"{len(rows)} examples ({example_kind(cfg.loss)}), global batch {glob} = "
+    tokenized = data.tokenized
+    return (
+        f"{data.rows} examples ({example_kind(cfg.loss)}), global batch {glob} = "
         f"{cfg.batch_size} per process x {cfg.grad_accum} accumulation x {world} processes "
         f"({cfg.batch_order} order), {steps} steps, {tokenized.truncated} prompts truncated, "
         f"{tokenized.dropped} dropped (reply longer than max_length={cfg.max_length})"
-        + (f", {left_out} left out (a last batch smaller than {world * cfg.grad_accum})"
-           if left_out else "")
-        + (f", {len(held_out)} held out for validation" if held_out else "")
+        + (f", {data.left_out} left out (a last batch smaller than {world * cfg.grad_accum})"
+           if data.left_out else "")
+        + (f", {data.held_out} held out for validation" if data.held_out else "")
     )  # fmt: skip
+
+
+def _write_summary(result: TrainResult, cfg: TrainConfig) -> None:
+    summary = {k: v for k, v in result.__dict__.items() if k != "log"}
+    summary.update(out=str(result.out), final=str(result.final), config=cfg.to_dict())
+    write_atomic(result.out / "train_summary.json", json.dumps(summary, indent=1) + "\n")
+
+
+def train(
+    pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool = False
+) -> TrainResult:
+    """Train on a pairs file (preference pairs, or SFT/KTO examples for those losses); returns
+    a TrainResult. Writes checkpoints, log.jsonl and final/."""
+    rows = _read_examples(pairs, cfg)  # a bad file fails here, before anything is loaded
+    acc = _setup_accelerator(cfg)
+    out = Path(cfg.out)
+    clock = {"start": time.perf_counter()}
+    loaded = models.load(cfg.model)
+    out.mkdir(parents=True, exist_ok=True)
+    data = _setup_data(rows, pairs, cfg, loaded.tokenizer, acc)
+    clock["tokenize"] = time.perf_counter()
+
+    scorer = _setup_model(loaded.model, cfg)
+    steps = len(data.steps) * cfg.epochs
+    raw_optimizer, scheduler = _setup_optimizer(scorer, cfg, steps)
+    scorer, optimizer = acc.prepare(scorer, raw_optimizer)
+    ref = _reference(scorer, data, cfg, acc)
+    clock["reference"] = time.perf_counter()
+    start, last = _resume(out, cfg, acc, scorer, raw_optimizer, scheduler) if resume else (0, None)
+
+    save = functools.partial(_save_checkpoint, acc, scorer, raw_optimizer, scheduler, cfg,
+                             data.rows)  # fmt: skip
+    log = RunLog(out, steps, start, enabled=acc.is_main_process, quiet=quiet)
+    log.message(_describe(cfg, data, acc.num_processes, steps))
     try:
-        run = Run(cfg, acc, scorer, optimizer, scheduler, steps_per_epoch, ref, log, save,
-                  validation)  # fmt: skip
+        run = Run(cfg, acc, scorer, optimizer, scheduler, data.steps, ref, log, save,
+                  data.validation)  # fmt: skip
         reached = train_loop(run, start, last)
         clock["train"] = time.perf_counter()
         if reached > start:
             save(reached)
-        final = _save_final(acc, scorer, tokenizer, out)
+        final = _save_final(acc, scorer, loaded.tokenizer, out)
     finally:
         log.close()
     seconds = {
@@ -276,130 +335,9 @@ def train(pairs: str | Path, cfg: TrainConfig, resume: bool = False, quiet: bool
         "train": clock["train"] - clock["reference"],
     }
     result = TrainResult(
-        out, final, reached, len(rows), tokenized.truncated, tokenized.dropped, seconds,
-        sum(b.tokens for b in batches), log.rows,
+        out, final, reached, data.rows, data.tokenized.truncated, data.tokenized.dropped,
+        seconds, sum(b.tokens for b in data.batches), log.rows,
     )  # fmt: skip
     if acc.is_main_process:
-        summary = {k: v for k, v in result.__dict__.items() if k != "log"}
-        summary.update(out=str(out), final=str(final), config=cfg.to_dict())
-        write_atomic(out / "train_summary.json", json.dumps(summary, indent=1) + "\n")
+        _write_summary(result, cfg)
     return result
-
-
-def launch(args: argparse.Namespace) -> list[str]:
-    """The command that runs this `train` command in `args.processes` processes: torchrun
-    (gloo, DDP) on CPU; accelerate's launcher on GPUs, with `--accelerate-config` (DDP, FSDP
-    or ZeRO-3, configs/accelerate/)."""
-    again = ["train", "--pairs", args.pairs]
-    for flag, value in (("--model", args.model), ("--out", args.out), ("--config", args.config)):
-        if value is not None:
-            again += [flag, value]
-    again += [flag for flag, on in (("--resume", args.resume), ("--quiet", args.quiet)) if on]
-    n = str(args.processes)
-    if args.accelerate_config or torch.cuda.is_available():
-        config = ["--config_file", args.accelerate_config] if args.accelerate_config else []
-        return [sys.executable, "-m", "accelerate.commands.launch", *config,
-                "--num_processes", n, "-m", "rpo_bench.cli", *again]  # fmt: skip
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={n}", "-m", "rpo_bench.cli", *again]  # fmt: skip
-
-
-def train_in_processes(
-    pairs: str | Path,
-    cfg: TrainConfig,
-    processes: int,
-    accelerate_config: str | None = None,
-    resume: bool = False,
-) -> str:
-    """`train` in `processes` processes, as `rpo-bench train --processes N` runs it (the
-    config written beside the run as train_config.yaml); returns what it printed. A failed
-    run is a RuntimeError with its command and the end of its stderr."""
-    out = Path(cfg.out)
-    config = out / "train_config.yaml"  # JSON is YAML; tuples become lists
-    keys = {k: v for k, v in cfg.to_dict().items() if k not in ("model", "out")}
-    write_atomic(config, json.dumps(keys, indent=1))
-    cmd = [sys.executable, "-m", "rpo_bench.cli", "train", "--pairs", str(pairs),
-           "--model", cfg.model, "--out", str(out), "--config", str(config), "--quiet",
-           "--processes", str(processes)]  # fmt: skip
-    if accelerate_config:
-        cmd += ["--accelerate-config", accelerate_config]
-    if resume:
-        cmd.append("--resume")
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(
-            f"training in {processes} processes failed (exit {done.returncode}): "
-            f"{' '.join(cmd)}\n{done.stderr[-3000:]}"
-        )
-    return done.stdout.strip()
-
-
-def _run(args: argparse.Namespace) -> TrainResult | None:
-    if args.processes > 1 and "LOCAL_RANK" not in os.environ:  # not yet one of the processes
-        env = dict(os.environ)
-        if not (args.accelerate_config or torch.cuda.is_available()):
-            env["ACCELERATE_USE_CPU"] = "1"  # else accelerate looks for GPUs
-            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.processes)))
-        done = subprocess.run(launch(args), env=env)
-        if done.returncode:
-            sys.exit(done.returncode)
-        return None
-    overrides = {k: v for k, v in (("model", args.model), ("out", args.out)) if v is not None}
-    cfg = (
-        TrainConfig.from_yaml(args.config, **overrides)
-        if args.config
-        else TrainConfig.from_dict(overrides, "command line")
-    )
-    result = train(args.pairs, cfg, resume=args.resume, quiet=args.quiet)
-    print(f"trained {result.steps} steps; model: {result.final}")
-    return result
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register `train` on an argparse subparsers object (func=handler)."""
-    p = subparsers.add_parser(
-        "train",
-        help="RPO/DPO/IPO training on preference pairs, SFT/KTO on single responses (LoRA or full)",
-        description="Train a model on pairs.jsonl; writes checkpoints, log.jsonl and <out>/final.",
-    )
-    p.add_argument(
-        "--pairs",
-        required=True,
-        help="pairs JSONL (id, prompt, chosen, rejected, margin; or "
-        "kind sft/kto rows: id, prompt, response, desirable)",
-    )
-    p.add_argument("--model", default=None, help="embedded name, folder or hub id (config: model)")
-    p.add_argument("--out", default=None, help="run folder (config: out)")
-    p.add_argument(
-        "--config", default=None, help="YAML TrainConfig, e.g. configs/train/rpo_lora.yaml"
-    )
-    p.add_argument(
-        "--resume", action="store_true", help="continue from the last checkpoint in --out"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--processes",
-        type=int,
-        default=1,
-        help="run in N processes: torchrun (gloo) on CPU, accelerate's launcher on GPUs; "
-        "batch_size stays per process, so the global batch grows N times",
-    )
-    p.add_argument(
-        "--accelerate-config",
-        default=None,
-        help="accelerate config for --processes on GPUs, e.g. configs/accelerate/fsdp.yaml",
-    )
-    p.set_defaults(func=_run)
-    return p
-
-
-def main(argv: list[str] | None = None) -> TrainResult:
-    """`train` on its own (also the entry for `accelerate launch -m rpo_bench.train.trainer`)."""
-    parser = argparse.ArgumentParser(prog="rpo-bench")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["train", *(argv if argv is not None else sys.argv[1:])])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    main()

@@ -3,9 +3,9 @@ them, and give each KTO example the mismatched reply its KL reference point is s
 
 A row: `{"id", "kind": "sft"|"kto", "prompt": [messages], "response": str,
 "desirable": bool (kto)}`; other fields are ignored. Each example is tokenized as
-`data.Encoded` with the response as its first reply, so the pair machinery (batching,
-shared-prompt rows, reference pass, scorer) serves it unchanged. The second reply is empty
-for SFT; for KTO it is filled per batch (`mismatched`).
+`tokenize.Encoded` with the response as its chosen reply (`Encoded.response_ids`), so the
+pair machinery (batching, shared-prompt rows, reference pass, scorer) serves it unchanged.
+The rejected reply is empty for SFT; for KTO it is filled per batch (`mismatched`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 
 from rpo_bench.fields import field_error
 from rpo_bench.jsonl import iter_rows
-from rpo_bench.train.data import Encoded, Message, Tokenized, check_row, fit
+from rpo_bench.train.examples import Message, check_row
+from rpo_bench.train.tokenize import Encoded, Tokenized, fit
 
 KINDS = ("preference", "sft", "kto")
 
@@ -79,8 +80,8 @@ def mismatched(batch: list[Encoded], max_length: int) -> list[Encoded]:
     (x_1, y_n), (x_2, y_1), ..., (x_n, y_{n-1}); a mismatched response is cut at its end to
     fit max_length (TRL truncates its KL sequences the same way). A batch of one pairs an
     example with itself."""
-    rotated = [batch[-1].chosen_ids, *(e.chosen_ids for e in batch[:-1])]
-    return [
+    rotated = [batch[-1].response_ids, *(e.response_ids for e in batch[:-1])]
+    return [  # scored in the rejected reply's place
         dataclasses.replace(e, rejected_ids=y[: max_length - len(e.prompt_ids)])
         for e, y in zip(batch, rotated, strict=True)
     ]

@@ -1,0 +1,94 @@
+"""Every evaluation task in one registry: its kind, its documents and its per-document scorer.
+
+Kinds:
+- `single_turn` (IFEval, IFBench): documents and a scorer that lm-eval's task calls too;
+  the ablation decodes them greedily with the rollout engine (the same text, faster).
+- `heldout`: the study's own held-out conversations (`evaluate.heldout`), played by the
+  rollout engine with the model's own history.
+- `lm_eval` (Multi-IF, SysBench: multi-turn, SysBench judged): run through lm-eval; the
+  per-document scores come from its logged samples (every turn for Multi-IF, sessions for
+  SysBench), for the report's paired intervals.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rpo_bench.jsonl import read_jsonl
+from rpo_bench.rollout.settings import GenerationSettings
+
+SINGLE_TURN, HELDOUT, LM_EVAL = "single_turn", "heldout", "lm_eval"
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """A task; `module` holds its `docs(limit)` and `score_doc(doc, reply)` (single-turn) or
+    its `document_scores(logged_sample)` (lm-eval), imported when first used."""
+
+    name: str
+    kind: str
+    module: str | None = None
+
+    @property
+    def engine(self) -> bool:
+        """Whether the rollout engine decodes it (greedy), rather than lm-eval."""
+        return self.kind != LM_EVAL
+
+    def _module(self) -> Any:
+        return importlib.import_module(f"rpo_bench.evaluate.{self.module}")
+
+    def docs(self, limit: int | None) -> list[dict[str, Any]]:
+        return self._module().docs(limit)
+
+    def score_doc(self, doc: dict[str, Any], reply: str) -> dict[str, Any]:
+        return self._module().score_doc(doc, reply)
+
+    def document_scores(self, sample: dict[str, Any]) -> list[float | None]:
+        return self._module().document_scores(sample)
+
+
+TASKS: dict[str, EvalTask] = {t.name: t for t in (
+    EvalTask("ifeval_local", SINGLE_TURN, "ifeval"),
+    EvalTask("ifbench", SINGLE_TURN, "ifbench"),
+    EvalTask("heldout", HELDOUT),
+    EvalTask("multi_if", LM_EVAL, "multi_if.task"),
+    EvalTask("sysbench_multiturn", LM_EVAL, "sysbench.task"),
+)}  # fmt: skip
+
+
+def task(name: str) -> EvalTask:
+    if name not in TASKS:
+        raise ValueError(f"unknown evaluation task {name!r}; known: {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def single_turn(
+    name: str, backend: Any, settings: GenerationSettings, limit: int | None
+) -> list[dict[str, Any]]:
+    """Per-prompt rows of a single-turn task: key, prompt, reply and the four metrics."""
+    t = task(name)
+    docs = t.docs(limit)
+    replies = backend.generate([[{"role": "user", "content": d["prompt"]}] for d in docs], settings)
+    return [{"key": doc["key"], "prompt": doc["prompt"], "reply": reply, **t.score_doc(doc, reply)}
+            for doc, (reply,) in zip(docs, replies, strict=True)]  # fmt: skip
+
+
+def through_lm_eval(name: str, model: str, out: Path, **options: Any) -> dict[str, Any]:
+    """A task run by lm-eval (`evaluate.harness.run`, `options` its settings): its numeric
+    metrics, and per-document scores from its logged samples (doc order)."""
+    from rpo_bench.evaluate import harness
+
+    summary = harness.run(model=model, tasks=[name], out=out, **options)
+    metrics = {
+        k.split(",")[0]: float(v)
+        for k, v in summary["results"][name].items()
+        if isinstance(v, int | float) and "stderr" not in k
+    }
+    per_prompt = []
+    for path in sorted(out.glob(f"samples_{name}*.jsonl")):  # a group: one file per subtask
+        for sample in sorted(read_jsonl(path), key=lambda s: s["doc_id"]):
+            per_prompt += task(name).document_scores(sample)
+    return {"metrics": metrics, "per_prompt": per_prompt}
