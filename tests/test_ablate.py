@@ -80,6 +80,7 @@ def test_paper_preset_is_the_papers_setting():
     assert cfg.train["lora"] == {"r": 8, "alpha": 16, "target_modules": "all-linear"}
     assert (cfg.train["beta"], cfg.train["gamma"], cfg.train["lr"]) == (0.1, 0.05, 5e-4)
     assert cfg.train["epochs"] == 3 and "sysbench_multiturn" in cfg.eval.tasks
+    assert (cfg.eval.backend, cfg.sampling.backend) == ("vllm", "vllm")  # one engine
     # every example kind and loss the paper's Table 1 and the noise controls need
     from rpo_bench.pairs import STRATEGIES
 
