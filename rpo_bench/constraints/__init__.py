@@ -8,9 +8,17 @@ from rpo_bench.constraints.constraint import (
     from_ifeval,
 )
 from rpo_bench.constraints.specs import NON_REVERSIBLE
-from rpo_bench.constraints.text import AnyConstraint, TextConstraint, any_from_dict
+from rpo_bench.constraints.text import (
+    AnyConstraint,
+    Criterion,
+    Describable,
+    TextConstraint,
+    any_from_dict,
+)
 
 __all__ = [
+    "Criterion",
+    "Describable",
     "INSTRUCTION_IDS",
     "NON_REVERSIBLE",
     "AnyConstraint",

@@ -4,9 +4,25 @@ its own text, by an LLM judge and an LLM reverser."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from rpo_bench.constraints.constraint import Constraint, from_dict
+
+
+class Describable(Protocol):
+    """Whatever is shown as a constraint, to a model or a judge: it describes itself."""
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A free-text constraint as SysBench numbers and types it (also the shape of the
+    authors' generated system prompts' constraints)."""
+
+    id: int
+    content: str
+    type: str
 
 
 @dataclass(frozen=True)

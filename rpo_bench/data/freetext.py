@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rpo_bench.constraints import TextConstraint
+from rpo_bench.constraints import Criterion, TextConstraint
 from rpo_bench.data.conversations import TrainingConversation, Turn
 from rpo_bench.fields import Field
 from rpo_bench.jsonl import iter_rows, write_jsonl
@@ -32,13 +32,6 @@ from rpo_bench.textcache import TextCache
 
 TYPES = ("content", "format", "style", "role", "logic", "action")
 MIN_CONSTRAINTS, MAX_CONSTRAINTS = 6, 12
-
-
-@dataclass(frozen=True)
-class Criterion:
-    id: int
-    content: str
-    type: str
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,13 @@ exactly what its chosen response satisfies.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal
+
+from rpo_bench.constraints.text import Describable
 
 Message = dict[str, str]
 Slot = Literal["user", "system"]
 SLOTS: tuple[str, ...] = ("user", "system")
-
-
-class Describable(Protocol):
-    def describe(self) -> str: ...
 
 
 def constraint_block(constraints: Sequence[Describable]) -> str:

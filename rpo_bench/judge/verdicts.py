@@ -10,16 +10,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from rpo_bench.constraints.text import Describable
 from rpo_bench.judge.base import Judge
 from rpo_bench.judge.types import JudgeRequest
 
 Message = dict[str, str]
-
-
-class Describable(Protocol):
-    def describe(self) -> str: ...
 
 
 ConstraintLike = Describable | str  # a verifiable Constraint, or a free-text rule

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rpo_bench import paths
+from rpo_bench.constraints.text import Criterion
 from rpo_bench.fields import Field, field_error
 from rpo_bench.jsonl import iter_rows, write_jsonl
 
@@ -38,13 +39,6 @@ PUBLISHED = {
     "llama3_8b": (66.5, 46.9, 24.9),
     "qwen2_7b": (47.0, 26.9, 15.0),
 }
-
-
-@dataclass(frozen=True)
-class Criterion:
-    id: int
-    content: str
-    type: str
 
 
 @dataclass(frozen=True)
