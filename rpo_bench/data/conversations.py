@@ -22,7 +22,7 @@ SPLITS = ("train", "heldout")
 
 
 @dataclass(frozen=True)
-class Turn:
+class PlannedTurn:
     """One user turn: the request without constraints, and the turn's cumulative constraints."""
 
     task: str
@@ -34,7 +34,7 @@ class TrainingConversation:
     id: str
     seed_id: str
     split: str
-    turns: tuple[Turn, ...]
+    turns: tuple[PlannedTurn, ...]
     constraint_slot: Slot = "user"
     system: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -69,7 +69,7 @@ class TrainingConversation:
                 constraints = tuple(any_from_dict(c) for c in raw["constraints"])
             except ValueError as err:
                 raise t_at("constraints").error(f"is invalid: {err}") from None
-            turns.append(Turn(raw["task"], constraints))
+            turns.append(PlannedTurn(raw["task"], constraints))
         if not turns:
             raise at("turns").error("is empty: a conversation needs at least one turn")
         slot = at.of(row, "constraint_slot", str)

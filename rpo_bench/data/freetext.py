@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rpo_bench.constraints import Criterion, TextConstraint
-from rpo_bench.data.conversations import TrainingConversation, Turn
+from rpo_bench.data.conversations import PlannedTurn, TrainingConversation
 from rpo_bench.fields import Field
 from rpo_bench.jsonl import iter_rows, write_jsonl
 from rpo_bench.llm import CachedCompleter, Completer
@@ -135,7 +135,8 @@ def to_conversations(prompts: Sequence[SystemPrompt], split: str) -> list[Traini
             seed_id=p.id,
             split=split,
             turns=tuple(
-                Turn(user, tuple(TextConstraint(c.content) for c in p.criteria)) for user in p.turns
+                PlannedTurn(user, tuple(TextConstraint(c.content) for c in p.criteria))
+                for user in p.turns
             ),
             constraint_slot="system",
             system=p.system,

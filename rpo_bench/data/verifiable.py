@@ -21,7 +21,12 @@ from typing import Any
 from rpo_bench.constraints import Constraint, from_ifeval
 from rpo_bench.constraints.conflicts import conflict
 from rpo_bench.constraints.specs import AT_LEAST, LESS_THAN
-from rpo_bench.data.conversations import SPLITS, TrainingConversation, Turn, write_conversations
+from rpo_bench.data.conversations import (
+    SPLITS,
+    PlannedTurn,
+    TrainingConversation,
+    write_conversations,
+)
 from rpo_bench.data.prompt import SLOTS, Slot
 from rpo_bench.jsonl import iter_rows
 from rpo_bench.paths import resource
@@ -192,7 +197,7 @@ def build(
         for t in range(turns):
             text = task.turns[t] if t < len(task.turns) else rng.choice(FOLLOW_UPS)
             constraints = constraints + _new_constraints(rng, constraints, k, ids)
-            conv_turns.append(Turn(text, tuple(constraints)))
+            conv_turns.append(PlannedTurn(text, tuple(constraints)))
         out.append(
             TrainingConversation(
                 id=task.id + (f"-r{repeat}" if repeat else ""),

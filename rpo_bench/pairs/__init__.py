@@ -16,7 +16,7 @@ from rpo_bench.pairs.examples import (
 from rpo_bench.pairs.pair import PAIR_FIELDS, Pair, Reverser
 from rpo_bench.pairs.stats import example_stats, pair_stats, true_failures
 from rpo_bench.pairs.strategy import Plan
-from rpo_bench.pairs.turn import TextConstraint, Turn, parse_turn, read_samples, turn_from_row
+from rpo_bench.pairs.turn import JudgedTurn, TextConstraint, parse_turn, read_samples, turn_from_row
 from rpo_bench.pairs.unpaired import Example
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
     "Reverser",
     "StrategySpec",
     "TextConstraint",
-    "Turn",
+    "JudgedTurn",
     "add_parser",
     "build",
     "build_pairs",

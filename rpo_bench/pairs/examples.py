@@ -14,7 +14,7 @@ from rpo_bench.pairs import strategy as plans
 from rpo_bench.pairs import unpaired
 from rpo_bench.pairs.pair import PAIR_FIELDS, Pair
 from rpo_bench.pairs.pair import build_pairs as _build_pairs
-from rpo_bench.pairs.turn import Turn
+from rpo_bench.pairs.turn import JudgedTurn
 
 PREFERENCE = "preference"  # the kind of a row without a `kind` field: a (chosen, rejected) pair
 FIELDS = {PREFERENCE: PAIR_FIELDS, "sft": unpaired.SFT_FIELDS, "kto": unpaired.KTO_FIELDS}
@@ -74,12 +74,12 @@ def kind_of(name: str) -> str:
     return strategy(name).kind
 
 
-def build(turns: Sequence[Turn], name: str, **options: Any) -> list[Example]:
+def build(turns: Sequence[JudgedTurn], name: str, **options: Any) -> list[Example]:
     """Pairs or single-response examples of any strategy; options as `pair.build_pairs`."""
     return strategy(name).build(turns, name, **options)
 
 
-def build_pairs(turns: Sequence[Turn], name: str, **options: Any) -> list[Pair]:
+def build_pairs(turns: Sequence[JudgedTurn], name: str, **options: Any) -> list[Pair]:
     """The (chosen, rejected) pairs of a preference strategy, by name."""
     if kind_of(name) != PREFERENCE:
         raise ValueError(f"{name!r} builds {kind_of(name)} examples, not pairs; use build()")

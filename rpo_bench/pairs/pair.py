@@ -15,7 +15,7 @@ from typing import Any
 from rpo_bench.constraints import Constraint
 from rpo_bench.data.prompt import Message, render
 from rpo_bench.pairs.strategy import Plan, Strategy
-from rpo_bench.pairs.turn import AnyConstraint, TextConstraint, Turn
+from rpo_bench.pairs.turn import AnyConstraint, JudgedTurn, TextConstraint
 
 # free-text constraint -> its reversal, or None where it has none that can be used (an
 # LLM reversal that failed validation): such a constraint is treated as non-reversible
@@ -27,7 +27,7 @@ PAIR_FIELDS = ("id", "prompt", "chosen", "rejected", "margin", "strategy", "reve
 class Pair:
     """One training pair; indices refer to the turn's responses and constraints."""
 
-    turn: Turn
+    turn: JudgedTurn
     strategy: str
     chosen: int
     rejected: int
@@ -110,7 +110,7 @@ class Rewriter:
             self.memo[text] = self.reverser(text)  # type: ignore[misc]
         return self.memo[text]
 
-    def prompt(self, turn: Turn, flipped: set[int], dropped: set[int]) -> Rewritten:
+    def prompt(self, turn: JudgedTurn, flipped: set[int], dropped: set[int]) -> Rewritten:
         """The turn's prompt with `flipped` constraints reversed and `dropped` left out."""
         shown = tuple(
             self.reverse(c) if k in flipped else c
@@ -130,7 +130,7 @@ def _capped(plans: list[tuple[int, Plan]], limit: int, rng: random.Random):
 
 
 def _turn_pairs(
-    turn: Turn,
+    turn: JudgedTurn,
     strategy: str,
     plan: Strategy,
     rewriter: Rewriter,
@@ -163,7 +163,7 @@ def _turn_pairs(
 
 
 def build_pairs(
-    turns: Iterable[Turn],
+    turns: Iterable[JudgedTurn],
     strategy: str,
     plan: Strategy,
     *,

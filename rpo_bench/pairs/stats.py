@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rpo_bench.pairs.pair import Pair, merged
-from rpo_bench.pairs.turn import Turn
+from rpo_bench.pairs.turn import JudgedTurn
 from rpo_bench.pairs.unpaired import Example
 
 
@@ -31,7 +31,7 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def _common(
-    turns: Sequence[Turn], examples: Sequence[Pair | Example], kind: str, judged: int, noise
+    turns: Sequence[JudgedTurn], examples: Sequence[Pair | Example], kind: str, judged: int, noise
 ) -> dict[str, Any]:
     """The fields every kind of example set reports, so strategies compare side by side."""
     responses = sum(len(t.responses) for t in turns)
@@ -50,7 +50,7 @@ def _common(
     }
 
 
-def pair_stats(turns: Sequence[Turn], pairs: Sequence[Pair]) -> dict[str, Any]:
+def pair_stats(turns: Sequence[JudgedTurn], pairs: Sequence[Pair]) -> dict[str, Any]:
     """Yield and margin statistics of `pairs` built from `turns`.
 
     pair_noise: share of pairs (among those whose turn has true verdicts) in which the
@@ -88,7 +88,9 @@ def pair_stats(turns: Sequence[Turn], pairs: Sequence[Pair]) -> dict[str, Any]:
     }
 
 
-def example_stats(turns: Sequence[Turn], examples: Sequence[Example], kind: str) -> dict[str, Any]:
+def example_stats(
+    turns: Sequence[JudgedTurn], examples: Sequence[Example], kind: str
+) -> dict[str, Any]:
     """Yield statistics of SFT or KTO examples built from `turns`.
 
     example_noise, under the TRUE verdicts: SFT, the share of examples whose response fails

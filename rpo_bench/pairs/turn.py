@@ -23,7 +23,7 @@ Verdicts = tuple[bool, ...]
 
 
 @dataclass(frozen=True)
-class Turn:
+class JudgedTurn:
     """A turn's prompt parts, its sampled responses and their judged verdicts."""
 
     id: str
@@ -92,7 +92,7 @@ def _required(row: dict[str, Any], key: str, at: Field) -> Any:
     return row[key]
 
 
-def parse_turn(row: dict[str, Any], where: str) -> Turn:
+def parse_turn(row: dict[str, Any], where: str) -> JudgedTurn:
     """Validate one samples row; errors name `where` (file:line) and the field."""
     at = Field(where)
     turn_id = _required(row, "id", at)
@@ -138,7 +138,7 @@ def parse_turn(row: dict[str, Any], where: str) -> Turn:
             truths.append(_verdicts(resp["true_verdicts"], len(cons), r_at("true_verdicts")))
     if truths and len(truths) != len(responses):
         raise at("responses").error("must give true_verdicts for every response or none")
-    return Turn(
+    return JudgedTurn(
         id=str(turn_id),
         task=_string(_required(row, "task", at), at("task")),
         constraints=cons,
@@ -153,7 +153,7 @@ def parse_turn(row: dict[str, Any], where: str) -> Turn:
     )
 
 
-def iter_turns(path: str | Path) -> Iterator[Turn]:
+def iter_turns(path: str | Path) -> Iterator[JudgedTurn]:
     """The turns of a samples file; a bad row or a repeated id names file, line and field."""
     seen: dict[str, int] = {}
     for line, row in iter_rows(path):
@@ -165,11 +165,11 @@ def iter_turns(path: str | Path) -> Iterator[Turn]:
         yield turn
 
 
-def read_samples(path: str | Path) -> list[Turn]:
+def read_samples(path: str | Path) -> list[JudgedTurn]:
     """All turns of a samples JSONL file, validated."""
     return list(iter_turns(path))
 
 
-def turn_from_row(row: dict[str, Any]) -> Turn:
+def turn_from_row(row: dict[str, Any]) -> JudgedTurn:
     """A samples row built in memory (tests, benchmarks): validated like a file row."""
     return parse_turn(row, f"row {row.get('id', '?')!r}")

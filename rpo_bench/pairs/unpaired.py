@@ -15,7 +15,7 @@ from typing import Any
 from rpo_bench.data.prompt import Message
 from rpo_bench.pairs.pair import Reverser, Rewriter, Rewritten, build_pairs, merged, unanimous
 from rpo_bench.pairs.strategy import rewrite_failed, rpo
-from rpo_bench.pairs.turn import AnyConstraint, Turn
+from rpo_bench.pairs.turn import AnyConstraint, JudgedTurn
 
 KINDS = ("sft", "kto")  # the single-response example kinds, named after their losses
 SFT_FIELDS = ("id", "kind", "prompt", "response", "strategy", "reversed")
@@ -26,7 +26,7 @@ KTO_FIELDS = (*SFT_FIELDS, "desirable")
 class Example:
     """One SFT or KTO example; indices refer to the turn's responses and constraints."""
 
-    turn: Turn
+    turn: JudgedTurn
     strategy: str
     response: int
     reversed: tuple[int, ...]  # constraints shown reversed
@@ -62,12 +62,12 @@ class Example:
         return row
 
 
-def _skipped(turn: Turn, keep_unanimous: bool) -> set[int]:
+def _skipped(turn: JudgedTurn, keep_unanimous: bool) -> set[int]:
     return set() if keep_unanimous else set(unanimous(turn.verdicts))
 
 
 def _rewrite(
-    turn: Turn, response: int, skip: set[int], rewriter: Rewriter
+    turn: JudgedTurn, response: int, skip: set[int], rewriter: Rewriter
 ) -> tuple[set[int], set[int]]:
     """(reversed, dropped) original indices that make `response` pass every shown constraint."""
     shown = [c for c in range(len(turn.constraints)) if c not in skip]
@@ -77,7 +77,7 @@ def _rewrite(
 
 
 def sft_chosen(
-    turns: Sequence[Turn], strategy: str = "sft_chosen", **options: Any
+    turns: Sequence[JudgedTurn], strategy: str = "sft_chosen", **options: Any
 ) -> list[Example]:
     """Each response the `rpo` pairs (same options) use as chosen, once, under its rewritten
     prompt: the one prompt it satisfies completely (Crab's constraint back-translation)."""
@@ -92,7 +92,7 @@ def sft_chosen(
 
 
 def sft_golden(
-    turns: Sequence[Turn],
+    turns: Sequence[JudgedTurn],
     strategy: str = "sft_golden",
     *,
     keep_unanimous: bool = True,
@@ -111,12 +111,12 @@ def sft_golden(
     return out
 
 
-def _labelled(turn: Turn, strategy: str, r: int, rewritten: Rewritten, ok: bool) -> Example:
+def _labelled(turn: JudgedTurn, strategy: str, r: int, rewritten: Rewritten, ok: bool) -> Example:
     return Example(turn, strategy, r, *rewritten, desirable=ok)
 
 
 def kto(
-    turns: Sequence[Turn],
+    turns: Sequence[JudgedTurn],
     strategy: str = "kto",
     *,
     keep_unanimous: bool = True,
@@ -136,7 +136,7 @@ def kto(
 
 
 def kto_reversed(
-    turns: Sequence[Turn],
+    turns: Sequence[JudgedTurn],
     strategy: str = "kto_reversed",
     *,
     keep_unanimous: bool = True,

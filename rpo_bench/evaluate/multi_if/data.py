@@ -37,7 +37,7 @@ ALL, AVERAGE = "all_languages", "average"
 _BLANK = {"", "none", "null", "nan"}
 
 
-class Turn(NamedTuple):
+class MultiIfTurn(NamedTuple):
     """One user turn: its text and the (cumulative) instructions its reply must follow."""
 
     prompt: str
@@ -51,10 +51,10 @@ class Conversation:
 
     key: str
     language: str
-    turns: tuple[Turn | None, ...]
+    turns: tuple[MultiIfTurn | None, ...]
     where: str  # "file: row 'key' (line n)", for error messages
 
-    def present(self) -> list[tuple[int, Turn]]:
+    def present(self) -> list[tuple[int, MultiIfTurn]]:
         """(turn number, turn) for every turn that was not skipped."""
         return [(k, t) for k, t in enumerate(self.turns, 1) if t is not None]
 
@@ -146,7 +146,7 @@ def _decode(value: Any, at: Field) -> Any:
         raise at.error(f"is not valid JSON ({err.msg})") from err
 
 
-def _parse_turn(raw: Mapping[str, Any], k: int, at: Field) -> Turn | None:
+def _parse_turn(raw: Mapping[str, Any], k: int, at: Field) -> MultiIfTurn | None:
     p_field, id_field, kw_field = (f"turn_{k}_{f}" for f in TURN_FIELDS)
     cell = raw.get(p_field)
     if _is_blank(cell):
@@ -183,7 +183,7 @@ def _parse_turn(raw: Mapping[str, Any], k: int, at: Field) -> Turn | None:
         except ValueError as err:
             raise at(kw_field).error(f"item {i} is invalid: {err}") from err
         kwargs.append(kw)
-    return Turn(message["content"], tuple(ids), tuple(kwargs))
+    return MultiIfTurn(message["content"], tuple(ids), tuple(kwargs))
 
 
 def _responses(raw: Mapping[str, Any], conv: Conversation) -> list[str]:

@@ -42,7 +42,7 @@ PUBLISHED = {
 
 
 @dataclass(frozen=True)
-class Turn:
+class SysbenchRound:
     round_index: int
     user: str
     alignment: str
@@ -57,7 +57,7 @@ class Session:
     scene: str | None
     rounds_related: bool
     system_prompt: str
-    turns: tuple[Turn, ...]
+    turns: tuple[SysbenchRound, ...]
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def _criterion_order(c: Any) -> tuple[int, str]:
     return (int(cid), "") if isinstance(cid, int) or str(cid).isdigit() else (2**63, str(cid))
 
 
-def _turn(raw: Any, index: int, at: Field) -> Turn:
+def _turn(raw: Any, index: int, at: Field) -> SysbenchRound:
     if not isinstance(raw, dict):
         raise at.error("must be an object")
     round_index = at.of(raw, "round_index", int)
@@ -154,7 +154,7 @@ def _turn(raw: Any, index: int, at: Field) -> Turn:
     reference = raw.get("reference")
     if reference is not None and not isinstance(reference, str):
         raise at("reference").error("must be a string or null")
-    return Turn(round_index, user, alignment, tuple(criteria), reference)
+    return SysbenchRound(round_index, user, alignment, tuple(criteria), reference)
 
 
 def session_from_row(row: dict[str, Any], where: str) -> Session:
