@@ -1,9 +1,11 @@
-"""JSON Lines: errors name the file and line; files are written atomically."""
+"""JSON Lines: errors name the file and line; files are written atomically. A command's input
+file without rows is an error naming it unless the command's `--allow-empty` lets it pass."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +37,25 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     """All rows as JSON Lines, atomically."""
     write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def no_rows(path: str | Path, what: str) -> str:
+    """`<path>: no <what> (the file is empty)` (or `holds only blank lines`): how every
+    message about an input file without rows begins."""
+    why = "is empty" if Path(path).stat().st_size == 0 else "holds only blank lines"
+    return f"{path}: no {what} (the file {why})"
+
+
+def refuse_empty(
+    path: str | Path, rows: Sized, what: str, instead: str, *, allow_empty: bool
+) -> None:
+    """A command's check of the `rows` it read from its input file: none is a ValueError
+    naming the file, unless `allow_empty` (the `--allow-empty` flag, which writes `instead`).
+    Checked on the rows read, not by reading the file again: a pipe can be read only once."""
+    if not len(rows) and not allow_empty:
+        raise ValueError(f"{no_rows(path, what)}; pass --allow-empty to write {instead} anyway")
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, shaped like the CLI's errors: `rpo-bench: warning: <message>`."""
+    print(f"rpo-bench: warning: {message}", file=sys.stderr)

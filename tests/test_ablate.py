@@ -37,23 +37,29 @@ def write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("name: x\ngrid: {strategy: [rpo, magic]}\n", "grid.strategy[1]: unknown value 'magic'"),
-        ("name: x\nsampling: {temprature: 1.0}\n", "sampling: unknown key 'temprature'"),
-        ("name: x\nfoo: 1\n", "unknown key 'foo'"),
-        ("name: x\ngrid: {noise: [0.7]}\n", "grid.noise[0]: 0.7 is not a flip probability"),
-        ("name: x\neval: {tasks: [ifeval]}\n", "eval.tasks[0]: unknown value 'ifeval'"),
-        ("name: x\ndata: {turns: two}\n", "data.turns: expected int"),
-        ("name: x\ntrain: {beta2: 0.1}\n", "train:"),
-        ("name: x\ngrid: {seed: []}\n", "grid.seed: needs at least one value"),
-        ("name: x\nsampling: {backend: tgi}\n", "valid values: hf, vllm"),
-        ("name: x\ntrain: {processes: 0}\n", "train.processes: 0 is not a number of processes"),
+        ("name: x\ngrid: {strategy: [rpo, magic]}\n",
+         ":2: field 'grid.strategy[1]' has the unknown value 'magic'"),
+        ("name: x\nsampling: {temprature: 1.0}\n",
+         ":2: field 'sampling.temprature' is an unknown key"),
+        ("name: x\nfoo: 1\n", ":2: field 'foo' is an unknown key"),
+        ("name: x\ngrid: {noise: [0.7]}\n",
+         ":2: field 'grid.noise[0]' is 0.7, not a flip probability"),
+        ("name: x\neval: {tasks: [ifeval]}\n",
+         ":2: field 'eval.tasks[0]' has the unknown value 'ifeval'"),
+        ("name: x\ndata: {turns: two}\n", ":2: field 'data.turns' expected int"),
+        ("name: x\ntrain: {beta2: 0.1}\n", ":2: field 'train.beta2' is an unknown key"),
+        ("name: x\ngrid: {seed: []}\n", ":2: field 'grid.seed' needs at least one value"),
+        ("name: x\nsampling: {backend: tgi}\n",
+         ":2: field 'sampling.backend' has the unknown value 'tgi'; valid values: hf, vllm"),
+        ("name: x\ntrain: {processes: 0}\n",
+         ":2: field 'train.processes' is 0, not a number of processes"),
     ],
-)
+)  # fmt: skip
 def test_config_errors_name_the_key_and_the_valid_values(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(ValueError) as err:
         config_mod.load(path)
-    assert message in str(err.value) and str(path) in str(err.value)
+    assert f"{path}{message}" in str(err.value)  # the file, its line, the key path once
 
 
 def test_unknown_strategy_lists_the_registry(tmp_path):
@@ -63,15 +69,35 @@ def test_unknown_strategy_lists_the_registry(tmp_path):
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in ABLATIONS.glob("*.yaml")))
-def test_presets_validate_and_dry_run_prints_the_plan(preset):
+def test_presets_validate_and_dry_run_checks_what_a_run_checks(preset, tmp_path):
+    """On this machine (no API key, no hub) a preset that needs either stops with exit 2
+    and names each missing thing; the others pass every check."""
+    from rpo_bench.models import EMBEDDED
+
     cfg = config_mod.load(ABLATIONS / f"{preset}.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     out = subprocess.run(
         [sys.executable, "-m", "rpo_bench.ablate", "--config", str(ABLATIONS / f"{preset}.yaml"),
-         "--dry-run"],
-        capture_output=True, text=True, check=True, cwd=REPO,
+         "--work", str(tmp_path / "work"), "--dry-run"],
+        capture_output=True, text=True, cwd=REPO, env={**env, "HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
     assert f"{len(cfg.cells())} cells" in out.stdout
     assert all(c.name in out.stdout for c in cfg.cells())
+    assert f"report: runs/reports/{cfg.name}" in out.stdout  # never reports/ by default
+    hub = [m for m in cfg.grid.model if m not in EMBEDDED]
+    roles = [name for name, section in (("judge", cfg.judge.kind == "openai" or None),
+             ("sampling.teacher", cfg.sampling.teacher), ("pairs.reverser", cfg.pairs.reverser))
+             if section]  # fmt: skip
+    if not hub and not roles:
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert "dry run: every check a run makes before its first stage passed" in out.stdout
+        return
+    assert out.returncode == 2 and "this run cannot start" in out.stderr
+    for model in hub:
+        assert f"model {model!r}: it is not an embedded model" in out.stderr
+    for role in roles:
+        assert f"config.{role} (" in out.stderr and "$OPENAI_API_KEY is not set" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "work").exists()
 
 
 def test_paper_preset_is_the_papers_setting():
@@ -359,11 +385,15 @@ grid: {strategy: [dpo_count, dpo_count_robust, rpo]}
     robust = {"loss": "robust_dpo", "beta": 0.2, "label_smoothing": 0.2}
     assert cfg.train_settings("dpo_count_robust") == robust
     bad = {
-        "strategies: {rpo: {pairs: dpo_count}}\n": r"strategies\.rpo: a variant needs a name",
-        "strategies: {x: {pairs: nope}}\n": r"strategies\.x\.pairs: unknown value 'nope'",
-        "strategies: {x: {pairs: rpo, loss: dpo}}\n": r"strategies\.x: unknown key 'loss'",
+        "strategies: {rpo: {pairs: dpo_count}}\n":
+            r":2: field 'strategies\.rpo' is a pair strategy's name: a variant needs a name",
+        "strategies: {x: {pairs: nope}}\n":
+            r":2: field 'strategies\.x\.pairs' has the unknown value 'nope'",
+        "strategies: {x: {pairs: rpo, loss: dpo}}\n":
+            r":2: field 'strategies\.x\.loss' is an unknown key",
         "strategies: {x: {pairs: rpo, train: {label_smoothing: 0.7}}}\ngrid: {strategy: [x]}\n":
-            r"grid\.strategy\[0\] \(x\): invalid training config value\(s\): label_smoothing",
+            r":2: field 'strategies\.x\.train\.label_smoothing' must be in \[0, 0\.5\), got 0\.7 "
+            r"\(grid strategy x\)",
     }  # fmt: skip
     for body, message in bad.items():
         with pytest.raises(ValueError, match=message):

@@ -68,7 +68,7 @@ def test_a_wrongly_typed_train_config_exits_2_naming_the_key(tmp_path, capsys):
         cli.main(["train", "--pairs", str(pairs), "--config", str(config), "--out",
                   str(tmp_path / "run")])  # fmt: skip
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and f"{config}: config.lora: unknown key 'rank'" in err
+    assert exit_.value.code == 2 and f"{config}:1: field 'lora.rank' is an unknown key" in err
     assert "Traceback" not in err and not (tmp_path / "run").exists()
 
 

@@ -23,6 +23,7 @@ from rpo_bench.judge import (
     parse_judgement,
     render_prompt,
 )
+from rpo_bench.judge.attempts import MAX_ATTEMPTS
 from rpo_bench.paths import sysbench_file
 from rpo_bench.textcache import prompt_key
 
@@ -459,3 +460,27 @@ def test_hf_judge_on_the_embedded_model(prepared_model_dir, one_torch_thread, ca
         for k in (1, 2)
     ]
     assert "2 of 2 turns could not be judged (judge errors)" in caplog.text
+
+
+@pytest.mark.parametrize("judged", ["never_parses", "nothing_listening"])
+def test_calibrate_cli_with_nothing_judged_exits_nonzero(sysbench, secret, tmp_path, capsys,
+                                                         judged):  # fmt: skip
+    """No agreement figure from a judge that judged nothing: an endpoint that cannot work
+    stops before the first turn (exit 2), one whose answers never parse after them (1)."""
+    from test_fail_fast import closed_port
+
+    _, labels = sysbench
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    with FakeJudgeServer(respond=lambda prompt: Reply(content="no verdicts here")) as server:
+        url = server.url if judged == "never_parses" else closed_port()
+        argv = ["judge-calibrate", "--judge", "openai", "--base-url", url, "--limit", "3",
+                "--labels", str(labels), "--api-key-env", KEY_ENV, "--cache", "none"]  # fmt: skip
+        args = parser.parse_args(argv)
+        with pytest.raises(SystemExit if judged == "never_parses" else ConnectionError) as err:
+            args.func(args)
+    if judged == "never_parses":
+        assert err.value.code == 1 and len(server.requests) == 3 * MAX_ATTEMPTS
+        assert "could judge none of the 3 turns" in capsys.readouterr().err
+    else:  # the CLI turns this ConnectionError into exit 2 with its message
+        assert "nothing is listening there (connection refused)" in str(err.value)

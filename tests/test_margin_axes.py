@@ -63,10 +63,13 @@ def test_the_axes_parse_and_expand_into_named_cells(tmp_path):
 @pytest.mark.parametrize(
     ("grid", "message"),
     [
-        ("{min_margin: [0]}", r"grid\.min_margin\[0\]: 0 is not a margin >= 1"),
+        (
+            "{min_margin: [0]}",
+            r"axes\.yaml:2: field 'grid\.min_margin\[0\]' is 0, not a margin >= 1",
+        ),
         (
             "{margin_mode: [middle]}",
-            r"grid\.margin_mode\[0\]: unknown value 'middle'; valid "
+            r"axes\.yaml:2: field 'grid\.margin_mode\[0\]' has the unknown value 'middle'; valid "
             r"values: outside_beta, inside_beta",
         ),  # fmt: skip
         ("{min_margin: [two]}", r"grid\.min_margin"),

@@ -4,11 +4,13 @@ verdict on the primary endpoint, and a report from synthetic results that opens 
 import dataclasses
 import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rpo_bench.ablate import analysis, report
+from rpo_bench.ablate import analysis, plots, report, sections
 from rpo_bench.ablate.config import AblationConfig, Analysis, Grid, Primary, Variant
 from rpo_bench.ablate.stats import (
     Z_MDE,
@@ -112,14 +114,18 @@ def _eval(scores: list[float]) -> dict:
     return {"metrics": metrics, "per_prompt": list(scores)}
 
 
-def synthetic(seeds=(0, 1), strategies=("dpo_count", "rpo"), shift=None, variants=None):
-    """Two tasks x noise {0, 0.2}; `shift[strategy]`: points added to every prompt."""
+def synthetic(
+    seeds=(0, 1), strategies=("dpo_count", "rpo"), shift=None, variants=None, reference=None
+):
+    """Two tasks x noise {0, 0.2}; `shift[strategy]`: points added to every prompt (base
+    gets none)."""
     shift = shift or {}
+    primary = Primary(task="heldout", reference=reference or Primary.reference)
     cfg = AblationConfig(
         name="synthetic",
         grid=Grid(strategy=tuple(strategies), noise=(0.0, 0.2), seed=tuple(seeds)),
         strategies=variants or {},
-        analysis=Analysis(primary=Primary(task="heldout"), effect_of_interest=3.0),
+        analysis=Analysis(primary=primary, effect_of_interest=3.0),
     )
     rng = np.random.default_rng(0)
     prompts = {"heldout": rng.uniform(0.2, 0.8, 40), "ifeval_local": rng.uniform(0.2, 0.8, 30)}
@@ -151,6 +157,7 @@ def test_report_opens_with_the_verdict_and_carries_power(tmp_path):
     first = md.split("\n\n")[1]  # the paragraph after the title
     assert first.startswith("**Verdict.**") and "`rpo` minus `dpo_count` on `heldout`" in first
     assert first.count(f"**{analysis.DETECTED}**") == 2 and "p=0:" in first and "p=0.2:" in first
+    assert re.search(r"At p=0: `rpo` scored \d\.\d points above `dpo_count` \(Δ = \+", first)
     assert "## Power" in md and "## Reversal vs a noise-robust loss" in md
     assert "Not answerable from this grid" in md
     results = json.loads((tmp_path / "results.json").read_text())
@@ -199,5 +206,106 @@ def test_a_baseline_can_be_the_primary_comparison(tmp_path):
     path.write_text("name: a\nanalysis: {primary: {strategy: rpo, reference: sft_chosen}}\n")
     assert load(path).analysis.primary.reference == "sft_chosen"
     path.write_text("name: a\nanalysis: {primary: {strategy: nonsense}}\n")
-    with pytest.raises(ValueError, match=r"primary\.strategy: unknown value 'nonsense'"):
+    with pytest.raises(
+        ValueError,
+        match=r"a\.yaml:2: field 'analysis\.primary\.strategy' has the unknown value 'nonsense'",
+    ):
         load(path)
+
+
+# --- what the report says in words ---------------------------------------------------------
+
+
+def test_the_verdict_says_below_and_compares_both_arms_with_base(tmp_path):
+    """rpo 5 points below base, dpo_count 2 above: the opening says so, with intervals."""
+    report.write(synthetic(shift={"rpo": -5.0, "dpo_count": 2.0}), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    first = md.split("\n\n")[1]
+    said = re.findall(r"`rpo` scored (\d+\.\d) points below `dpo_count` \(Δ = -", first)
+    assert len(said) == 2 and all(6.0 <= float(x) <= 8.0 for x in said)
+    base = (
+        r"`{}` scored \d\.\d points {} `base` \([-+]\d\.\d \[[-+]\d\.\d, [-+]\d\.\d\], detected\)"
+    )
+    assert len(re.findall(base.format("rpo", "below"), first)) == 2
+    assert len(re.findall(base.format("dpo_count", "above"), first)) == 2
+    results = json.loads((tmp_path / "results.json").read_text())
+    vs_base = results["analysis"]["vs_base"]
+    # every strategy x task x noise level, paired over the strategy's seeds and all prompts
+    assert len(vs_base) == 2 * 2 * 2 and {r["reference"] for r in vs_base} == {"base"}
+    for r in vs_base:
+        lo, hi = r["ci95_points"]
+        assert lo < r["delta_points"] < hi and r["n_seeds"] == 2
+        assert abs(r["delta_points"] - {"rpo": -5.0, "dpo_count": 2.0}[r["strategy"]]) < 1.5
+    entry = results["summary"]["smollm2-135m"]["heldout"]["dpo_count|0.0"]["delta_vs_base"]
+    assert entry["reference"] == "base" and len(entry["ci95_points"]) == 2
+    rows = {(r["strategy"], r["noise p"]): r for r in _table(md, "## heldout (smollm2-135m)")}
+    assert rows[("dpo_count", "0.0")]["Δ score vs base [95% CI]"].endswith("] *")
+    assert rows[("rpo", "0.2")]["Δ score vs base [95% CI]"].startswith("-")
+    assert rows[("base", "-")]["Δ score vs base [95% CI]"] == ""
+
+
+def _table(md: str, heading: str) -> list[dict[str, str]]:
+    """The rows of the first table under `heading`, by column name."""
+    lines = md.split(heading)[1].split("\n\n")[2].splitlines()
+
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip("|").split("|")]
+
+    return [dict(zip(cells(lines[0]), cells(line), strict=True)) for line in lines[2:]]
+
+
+def test_direction_words():
+    def said(delta):
+        return sections.direction({"strategy": "a", "reference": "b", "delta_points": delta})
+
+    assert said(-3.14) == "`a` scored 3.1 points below `b`"
+    assert said(0.96) == "`a` scored 1.0 points above `b`"
+    assert said(-0.04) == said(0.04) == "`a` scored equal to `b`"  # as shown: 0.0
+
+
+def test_with_base_as_the_reference_nothing_is_said_twice(tmp_path):
+    report.write(synthetic(shift={"rpo": -5.0}, reference="base"), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    first = md.split("\n\n")[1]
+    assert first.count("`rpo` scored") == 2 and "Against the untrained model" not in first
+    assert md.count("| Δ score vs base [95% CI] |") == 2  # one column per task table
+    found = json.loads((tmp_path / "results.json").read_text())["analysis"]
+    assert found["vs_base"] == found["comparisons"]
+
+
+def test_every_statistic_shown_is_defined(tmp_path):
+    report.write(synthetic(), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    pairs = md.split("## Pairs")[1].split("\n## ")[0]
+    for name in ("examples / sampled response", "turns used (share)", "mean margin",
+                 "label noise", "pair inversion"):  # fmt: skip
+        assert f"| {name} |" in pairs and f"`{name}`: " in pairs, name
+    power_text = md.split("## Power")[1].split("\n\n")[1]
+    assert "`σ seed`, `σ prompt`, `σ resid`: their square roots" in power_text
+    assert "`SE` = √Var(Δ̂)" in power_text
+    docs = (Path(__file__).parents[1] / "docs" / "report.md").read_text()
+    glossary = docs.split("## Statistics in the report")[1]
+    for name in ("label noise", "pair inversion", "σ seed", "Δ vs base", "SE", "MDE"):
+        assert f"**{name}" in glossary or f", {name}" in glossary, name
+
+
+def test_a_plot_of_a_subset_names_it(tmp_path, monkeypatch):
+    titles: dict[str, list[str]] = {}
+    save = plots._save
+
+    def spy(fig, path):
+        found = [ax.get_title() for ax in fig.axes]
+        titles[path.name] = found + ([fig._suptitle.get_text()] if fig._suptitle else [])
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", spy)
+    results = synthetic(seeds=(3, 4))
+    results["cells"].sort(key=lambda c: c["seed"])
+    report.write(results, tmp_path)
+    assert all(t.endswith("(seed 3)") for t in titles["training.png"]) and titles["training.png"]
+    assert "preference strategies only" not in titles["pairs.png"][-1]
+    for png in ("forest_smollm2-135m.png", "noise_smollm2-135m.png", "strategies_smollm2-135m.png"):
+        assert any(t.startswith("smollm2-135m: ") for t in titles[png]), png
+    results["cells"][0]["pairs"] = {**PAIR_STATS, "kind": "sft"}
+    report.write(results, tmp_path)
+    assert titles["pairs.png"][-1].endswith("preference strategies only)")

@@ -55,12 +55,12 @@ def test_config_yaml_rejects_unknown_keys(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("loss: rpo\nbeta: 0.2\nlearning_rate: 1e-4\n")
     with pytest.raises(
-        ValueError, match=r"c\.yaml: config: unknown key 'learning_rate'; valid keys:.*lr"
+        ValueError, match=r"c\.yaml:3: field 'learning_rate' is an unknown key; valid keys:.*lr"
     ):
         TrainConfig.from_yaml(path)
     path.write_text("lora:\n  rank: 8\n")
     with pytest.raises(
-        ValueError, match=r"c\.yaml: config\.lora: unknown key 'rank'; valid keys: r, alpha"
+        ValueError, match=r"c\.yaml:2: field 'lora\.rank' is an unknown key; valid keys: r, alpha"
     ):
         TrainConfig.from_yaml(path)
     for name in ("rpo_lora", "dpo_lora"):

@@ -81,5 +81,7 @@ def test_bucketed_batches_mix_lengths_across_the_epoch_and_keep_padding_low():
 
 
 def test_batch_order_is_checked():
-    with pytest.raises(ValueError, match="batch_order='random'"):
+    with pytest.raises(
+        ValueError, match="field 'batch_order' must be one of length, bucketed, got 'random'"
+    ):
         TrainConfig(batch_order="random")

@@ -114,7 +114,7 @@ def test_bad_examples_name_file_line_and_field(tmp_path, prepared_model_dir):
     sft = _write(tmp_path / "sft.jsonl", _rows("sft", 2))
     with pytest.raises(ValueError, match=r"holds sft examples, but loss 'rpo' trains on pref"):
         train(sft, TrainConfig(out=str(tmp_path / "x"), loss="rpo"), quiet=True)
-    with pytest.raises(ValueError, match="batch_size=1"):
+    with pytest.raises(ValueError, match="field 'batch_size' must be >= 2 for loss kto, got 1"):
         TrainConfig(loss="kto", batch_size=1)
     tok = models.load(str(prepared_model_dir)).tokenizer
     tokenized = tokenize_single(read_single(sft, "sft"), tok, max_length=64)

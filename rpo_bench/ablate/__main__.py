@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from rpo_bench.ablate import config as config_mod
@@ -64,10 +65,19 @@ def plan(cfg: config_mod.AblationConfig) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m rpo_bench.ablate", description=__doc__)
     parser.add_argument("--config", required=True, help="ablations/<name>.yaml")
-    parser.add_argument("--out", help="report folder (default reports/<name>)")
+    parser.add_argument(
+        "--out",
+        help="report folder (default runs/reports/<name>; --out reports/<name> rewrites the "
+        "committed report)",
+    )
     parser.add_argument("--work", help="stage store (default runs/ablate/<name>)")
     parser.add_argument("--resume", action="store_true", help="continue interrupted stages")
-    parser.add_argument("--dry-run", action="store_true", help="validate and print the plan")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="make every check a run makes before its first stage (report folder, models, "
+        "endpoints), print the plan, the folders and a time estimate, and stop",
+    )
     parser.add_argument(
         "--no-wait",
         action="store_true",
@@ -120,21 +130,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         return _worker(cfg, args)
     print(plan(cfg))
+    out = Path(args.out or default_out(cfg.name))
+    work = Path(args.work or f"runs/ablate/{cfg.name}")
+    problems = preflight(cfg, args, out, work)
+    if problems:  # before any stage runs, not hours later
+        print("rpo_bench.ablate: error: this run cannot start:", file=sys.stderr)
+        print("\n".join(f"  {p}" for p in problems), file=sys.stderr)
+        sys.exit(2)
     if args.dry_run:
+        print("dry run: every check a run makes before its first stage passed")
         return
     from rpo_bench.ablate.console import Progress, log, log_to_file
     from rpo_bench.ablate.runner import Runner, write_report
     from rpo_bench.ablate.store import StageBusy
+    from rpo_bench.judge import NothingJudged
 
-    out = Path(args.out or f"reports/{cfg.name}")
-    from rpo_bench.ablate.report import check_folder
-
-    try:  # before any stage runs, not hours later
-        check_folder(out)
-    except ValueError as err:
-        print(f"rpo_bench.ablate: error: --out {err}", file=sys.stderr)
-        sys.exit(2)
-    work = Path(args.work or f"runs/ablate/{cfg.name}")
     log_path = log_to_file(work)
     log.info("python -m rpo_bench.ablate %s\n%s", " ".join(raw), plan(cfg))
     computed: list[str] = []
@@ -159,9 +169,56 @@ def main(argv: list[str] | None = None) -> None:
     except StageBusy as err:
         print(f"rpo_bench.ablate: {err}", file=sys.stderr)
         sys.exit(2)
+    except (NothingJudged, ConnectionError) as err:  # an endpoint failed for good mid-run
+        log.error("%s", err)
+        print(f"rpo_bench.ablate: error: {err}\nlog: {log_path}", file=sys.stderr)
+        sys.exit(1)
     report = write_report(results, out)
     log.info("report: %s", report)
     print(f"report: {report}\nlog: {log_path}")
+
+
+def default_out(name: str) -> Path:
+    """Where a run's report goes unless --out says otherwise: outside `reports/`, so a run
+    never replaces a committed reference report without being told to."""
+    return Path("runs/reports") / name
+
+
+def preflight(cfg: config_mod.AblationConfig, args: argparse.Namespace, out: Path,
+              work: Path) -> list[str]:  # fmt: skip
+    """Check what the run would do before its first stage and print it: the folders, the
+    stages still to compute, the time they should take; the problems that stop it."""
+    from rpo_bench import hub
+    from rpo_bench.ablate import preflight as checks
+    from rpo_bench.ablate.report import check_folder
+    from rpo_bench.ablate.runner import Runner
+
+    problems = []
+    try:
+        check_folder(out)
+    except ValueError as err:
+        problems.append(f"--out {err}")
+    runner = Runner(cfg, work, args.resume, reuse_stale=args.reuse_stale)
+    stages = runner.plan()
+    counts = Counter(folder.parent.name for folder in stages)
+    print(f"work: {work}\nreport: {out}")
+    todo = ", ".join(f"{kind} {n}" for kind, n in counts.items()) or "none"
+    found = len(runner.store.seen) - len(stages)
+    print(f"stages: {len(stages)} to compute ({todo}), {found} found in the store")
+    if stages:
+        seconds, unmeasured = checks.estimate(runner.store, stages)
+        if len(unmeasured) < len(counts):
+            print(f"estimate: {_duration(seconds)} at this store's median stage times"
+                  + (f", plus {', '.join(unmeasured)} (not measured here yet)"
+                     if unmeasured else ""))  # fmt: skip
+        else:
+            print("estimate: none yet (this store has no measured stage of these kinds)")
+    return problems + checks.check(cfg, stages, hub.reachable)
+
+
+def _duration(seconds: float) -> str:
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"about {hours} h {minutes} min" if hours else f"about {minutes} min"
 
 
 def worker_args(raw: list[str]) -> list[str]:

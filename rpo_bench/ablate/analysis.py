@@ -149,8 +149,8 @@ def level(scores: Scores, model: str, task: str, strategy: str, noise: float, n_
 
 
 def analyze(results: dict[str, Any], n_boot: int = 1000) -> dict[str, Any]:
-    """Comparisons vs the reference, the primary verdicts, the robustness comparisons and
-    the power per task (results.json's `analysis` and `power`)."""
+    """Comparisons vs the reference and vs the base model, the primary verdicts, the
+    robustness comparisons and the power per task (results.json's `analysis` and `power`)."""
     cfg = results["config"]
     s = settings(cfg)
     prim, effect = s["primary"], s["effect_of_interest"]
@@ -188,6 +188,10 @@ def analyze(results: dict[str, Any], n_boot: int = 1000) -> dict[str, Any]:
                 if found
                 else {"model": m, "task": prim["task"], "noise": p, "missing": missing}
             )
+    # Did training help at all? Each strategy against the untrained model, paired by prompt
+    # as above; base's one evaluation stands in for every seed, so only the strategy's seeds
+    # vary. With base as the reference these are the comparisons already made.
+    vs_base = comparisons if ref == BASE else [r for st in strategies for r in run(st, BASE)]
     robustness = {
         "variants": s["robust"],
         "comparisons": [r for v in s["robust"] for r in run(prim["strategy"], v)],
@@ -211,6 +215,7 @@ def analyze(results: dict[str, Any], n_boot: int = 1000) -> dict[str, Any]:
         "noise": noises,
         "verdicts": verdicts,
         "comparisons": comparisons,
+        "vs_base": vs_base,
         "robustness": robustness,
         "levels": levels,
         "power": power_by_task(comparisons, tasks, prim),

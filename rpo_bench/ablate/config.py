@@ -3,7 +3,7 @@
 A config is a base setup (data, sampling, judge, pairs, train, eval) and a grid over
 the study's axes: reversal strategy, judge noise p, model, seed, and optionally the margin
 settings `pairs.min_margin` and `train.margin_mode`. An unknown key or value is an error
-that names it and lists the valid ones.
+that names its file, line and key and lists the valid ones.
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rpo_bench.files import read_text
 from rpo_bench.llm import OPENAI
 from rpo_bench.openai_client import CLIENT_OPTIONS
 from rpo_bench.rollout.settings import ENGINES
-from rpo_bench.typedconfig import build
+from rpo_bench.typedconfig import ConfigError, build, one_of, read_yaml, unknown_key
 
 BASE = "base"  # the untrained model, evaluated once per model as the reference row
 DATA_KINDS = ("verifiable", "freetext")
@@ -294,122 +291,132 @@ class AblationConfig:
         return dataclasses.asdict(self)
 
 
-def _one_of(value: Any, valid: tuple | list, where: str) -> None:
-    if value not in valid:
-        raise ValueError(f"{where}: unknown value {value!r}; valid values: {', '.join(valid)}")
-
-
-def validate(config: AblationConfig, where: str = "config") -> AblationConfig:
-    """Values checked against the registries they name."""
+def validate(config: AblationConfig) -> AblationConfig:
+    """Values checked against the registries they name; errors are ConfigErrors with the
+    key path of the value at fault."""
     from rpo_bench.data.prompt import SLOTS
     from rpo_bench.evaluate.tasks import TASKS
     from rpo_bench.pairs import STRATEGIES, kind_of
     from rpo_bench.train.config import MARGIN_MODES, TrainConfig, example_kind
 
-    _one_of(config.data.constraint_slot, SLOTS, f"{where}.data.constraint_slot")
-    _one_of(config.sampling.history, HISTORY_CHOICES, f"{where}.sampling.history")
-    _one_of(config.sampling.pool, POOLS, f"{where}.sampling.pool")
+    one_of(config.data.constraint_slot, SLOTS, ("data", "constraint_slot"))
+    one_of(config.sampling.history, HISTORY_CHOICES, ("sampling", "history"))
+    one_of(config.sampling.pool, POOLS, ("sampling", "pool"))
     if (config.sampling.history == "teacher") != (config.sampling.teacher is not None):
-        raise ValueError(f"{where}.sampling.teacher: set it exactly when history is teacher")
+        raise ConfigError(("sampling", "teacher"), "must be set exactly when history is teacher")
     if config.sampling.pool == "critic" and config.sampling.history != "teacher":
-        raise ValueError(f"{where}.sampling.pool: critic takes the teacher's replies "
-                         "(history: teacher)")  # fmt: skip
-    _one_of(config.sampling.backend, BACKENDS, f"{where}.sampling.backend")
-    _one_of(config.sampling.engine, list(ENGINES), f"{where}.sampling.engine")
-    _one_of(config.judge.kind, JUDGES, f"{where}.judge.kind")
-    _one_of(config.data.kind, DATA_KINDS, f"{where}.data.kind")
-    _one_of(config.judge.triggered, ("all", "llm"), f"{where}.judge.triggered")
+        raise ConfigError(("sampling", "pool"), "critic takes the teacher's replies "
+                          "(history: teacher)")  # fmt: skip
+    one_of(config.sampling.backend, BACKENDS, ("sampling", "backend"))
+    one_of(config.sampling.engine, ENGINES, ("sampling", "engine"))
+    one_of(config.judge.kind, JUDGES, ("judge", "kind"))
+    one_of(config.data.kind, DATA_KINDS, ("data", "kind"))
+    one_of(config.judge.triggered, ("all", "llm"), ("judge", "triggered"))
     if config.judge.triggered == "llm" and config.judge.kind != "openai":
-        raise ValueError(f"{where}.judge.triggered: llm asks the judge's endpoint (kind openai)")
+        raise ConfigError(("judge", "triggered"), "llm asks the judge's endpoint (kind openai)")
     if config.data.kind == "freetext":
         if (config.data.file is None) == (config.data.generate is None):
-            raise ValueError(
-                f"{where}.data: free-text data needs a JSONL of system prompts (file) or a "
-                "teacher that writes them (generate), one of the two"
+            raise ConfigError(
+                ("data",),
+                "free-text data needs a JSONL of system prompts (file) or a teacher that "
+                "writes them (generate), one of the two",
             )
         if config.judge.kind == "rule":
-            raise ValueError(f"{where}.judge.kind: free-text constraints need an LLM judge")
+            raise ConfigError(("judge", "kind"), "free-text constraints need an LLM judge")
         if config.pairs.reverser is None:
-            raise ValueError(f"{where}.pairs.reverser: free-text constraints need an LLM reverser")
-    endpoints = {"data.generate": (config.data.generate, ()),
-                 "pairs.reverser": (config.pairs.reverser, ()),
-                 "sampling.teacher": (config.sampling.teacher, ENDPOINT_EXTRA)}  # fmt: skip
-    for name, (endpoint, extra) in endpoints.items():
+            raise ConfigError(("pairs", "reverser"), "free-text constraints need an LLM reverser")
+    endpoints = {("data", "generate"): (config.data.generate, ()),
+                 ("pairs", "reverser"): (config.pairs.reverser, ()),
+                 ("sampling", "teacher"): (config.sampling.teacher, ENDPOINT_EXTRA)}  # fmt: skip
+    for at, (endpoint, extra) in endpoints.items():
+        valid = (*CLIENT_OPTIONS, *extra)
         for key in endpoint.options if endpoint else ():
-            _one_of(key, [*CLIENT_OPTIONS, *extra], f"{where}.{name}.options.{key}")
-    _one_of(config.eval.backend, BACKENDS, f"{where}.eval.backend")
-    _one_of(config.eval.engine, list(ENGINES), f"{where}.eval.engine")
+            if key not in valid:
+                raise unknown_key((*at, "options", key), valid)
+    one_of(config.eval.backend, BACKENDS, ("eval", "backend"))
+    one_of(config.eval.engine, ENGINES, ("eval", "engine"))
     for i, task in enumerate(config.eval.tasks):
-        _one_of(task, list(TASKS), f"{where}.eval.tasks[{i}]")
+        one_of(task, TASKS, ("eval", "tasks", i))
     try:
         TrainConfig.from_dict(trainer_keys(config.train))
-    except ValueError as err:
-        raise ValueError(f"{where}.train: {err}") from None
+    except ConfigError as err:
+        raise err.under("train") from None
     processes = config.train.get("processes", 1)
     if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
-        raise ValueError(f"{where}.train.processes: {processes!r} is not a number of processes")
+        raise ConfigError(("train", "processes"), f"is {processes!r}, not a number of processes")
     accelerate_config = config.train.get("accelerate_config")
     if accelerate_config is not None and not isinstance(accelerate_config, str):
-        raise ValueError(f"{where}.train.accelerate_config: expected a file path")
+        raise ConfigError(("train", "accelerate_config"), "expected a file path")
     for name, variant in config.strategies.items():
         if name in STRATEGIES or name == BASE:
-            raise ValueError(f"{where}.strategies.{name}: a variant needs a name of its own")
-        _one_of(variant.pairs, list(STRATEGIES), f"{where}.strategies.{name}.pairs")
+            raise ConfigError(("strategies", name), "is a pair strategy's name: a variant "
+                              "needs a name of its own")  # fmt: skip
+        one_of(variant.pairs, STRATEGIES, ("strategies", name, "pairs"))
     for i, strategy in enumerate(config.grid.strategy):
-        _one_of(strategy, [*STRATEGIES, *config.strategies], f"{where}.grid.strategy[{i}]")
+        one_of(strategy, [*STRATEGIES, *config.strategies], ("grid", "strategy", i))
         try:
             settings = TrainConfig.from_dict(trainer_keys(config.train_settings(strategy)))
-        except ValueError as err:
-            raise ValueError(f"{where}.grid.strategy[{i}] ({strategy}): {err}") from None
+        except ConfigError as err:  # `train` passed alone: the variant's keys or its loss
+            raise _in_variant(config, strategy, err) from None
         kind, reads = kind_of(config.pair_strategy(strategy)), example_kind(settings.loss)
         if kind != reads:
-            raise ValueError(
-                f"{where}.grid.strategy[{i}] ({strategy}): its examples are {kind}, but loss "
-                f"{settings.loss!r} trains on {reads} examples"
+            raise ConfigError(
+                ("grid", "strategy", i),
+                f"({strategy}) builds {kind} examples, but loss {settings.loss!r} trains on "
+                f"{reads} examples",
             )
-    _validate_analysis(config, f"{where}.analysis")
+    _validate_analysis(config)
     for i, p in enumerate(config.grid.noise):
         if not 0.0 <= p <= 0.5:
-            raise ValueError(f"{where}.grid.noise[{i}]: {p} is not a flip probability in [0, 0.5]")
+            raise ConfigError(("grid", "noise", i), f"is {p}, not a flip probability in [0, 0.5]")
     for i, g in enumerate(config.grid.min_margin):
         if g < 1:
-            raise ValueError(f"{where}.grid.min_margin[{i}]: {g} is not a margin >= 1")
+            raise ConfigError(("grid", "min_margin", i), f"is {g}, not a margin >= 1")
     for i, mode in enumerate(config.grid.margin_mode):
-        _one_of(mode, MARGIN_MODES, f"{where}.grid.margin_mode[{i}]")
+        one_of(mode, MARGIN_MODES, ("grid", "margin_mode", i))
     for axis in ("strategy", "noise", "model", "seed"):
         if not getattr(config.grid, axis):
-            raise ValueError(f"{where}.grid.{axis}: needs at least one value")
+            raise ConfigError(("grid", axis), "needs at least one value")
     return config
 
 
-def _validate_analysis(config: AblationConfig, where: str) -> None:
+def _in_variant(config: AblationConfig, strategy: str, err: ConfigError) -> ConfigError:
+    """A grid strategy's training-settings error at the key that sets the value: the
+    variant's own `train`, else `train` (where a default the strategy's loss rejects is
+    left out, the section)."""
+    variant = config.strategies.get(strategy)
+    own = variant is not None and bool(err.path) and err.path[0] in variant.train
+    at = ("strategies", strategy, "train") if own else ("train",)
+    return ConfigError((*at, *err.path), f"{err.problem} (grid strategy {strategy})")
+
+
+def _validate_analysis(config: AblationConfig) -> None:
     """Names checked against the registries; a primary cell missing from this grid is not
     an error (the report says so), so one analysis section serves every preset."""
     from rpo_bench.evaluate.tasks import TASKS
     from rpo_bench.pairs import STRATEGIES
 
     a = config.analysis
-    _one_of(a.primary.task, list(TASKS), f"{where}.primary.task")
-    _one_of(a.primary.metric, PRIMARY_METRICS, f"{where}.primary.metric")
+    one_of(a.primary.task, TASKS, ("analysis", "primary", "task"))
+    one_of(a.primary.metric, PRIMARY_METRICS, ("analysis", "primary", "metric"))
     names = [*STRATEGIES, *config.strategies, BASE]  # pair strategies and the SFT/KTO baselines
-    _one_of(a.primary.strategy, names, f"{where}.primary.strategy")
-    _one_of(a.primary.reference, names, f"{where}.primary.reference")
+    one_of(a.primary.strategy, names, ("analysis", "primary", "strategy"))
+    one_of(a.primary.reference, names, ("analysis", "primary", "reference"))
     for i, name in enumerate(a.robust):
-        _one_of(name, list(config.strategies), f"{where}.robust[{i}]")
+        one_of(name, config.strategies, ("analysis", "robust", i))
     if not a.effect_of_interest > 0:
-        raise ValueError(f"{where}.effect_of_interest: {a.effect_of_interest} is not > 0 points")
+        raise ConfigError(
+            ("analysis", "effect_of_interest"), f"is {a.effect_of_interest}, not > 0 points"
+        )
 
 
 def load(path: str | Path) -> AblationConfig:
-    """Read, build and validate a config file; errors name the file and the key."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(read_text(path))
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    """Read, build and validate a config file; errors name the file, the line and the key."""
+    source = read_yaml(path)
+    raw = source.data
     if isinstance(raw, dict):
-        raw.setdefault("name", path.stem)
+        raw.setdefault("name", Path(path).stem)
     try:
-        return validate(build(AblationConfig, raw, "config"))
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+        return validate(build(AblationConfig, raw))
+    except ConfigError as err:
+        raise source.locate(err) from None

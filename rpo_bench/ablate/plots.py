@@ -15,9 +15,14 @@ from rpo_bench.ablate.config import BASE, axis_values
 
 PAIR_STATS = (
     ("pairs_per_response", "pairs per sampled response"),
-    ("pair_noise", "pair noise (chosen fails a true check)"),
+    ("pair_noise", "label noise (chosen fails a true check)"),
     ("pair_inversion", "pair inversion (no true preference)"),
 )
+
+
+# Every name a report's plot takes (`*`: a model's name): a report folder holds no other PNG.
+PLOT_NAMES = ("strategies_*.png", "noise_*.png", "forest_*.png", "pairs.png", "model_size.png",
+              "margins.png", "training.png")  # fmt: skip
 
 
 def plot_all(
@@ -32,12 +37,12 @@ def plot_all(
     for model in dict.fromkeys(lv["model"] for lv in levels):
         safe = re.sub(r"[^\w.-]+", "_", model)  # a group may name margin axes: "m, g=3"
         own = [lv for lv in levels if lv["model"] == model]
-        made.append(_strategies(own, out / f"strategies_{safe}.png"))
-        made.append(_noise(own, out / f"noise_{safe}.png"))
+        made.append(_strategies(own, model, out / f"strategies_{safe}.png"))
+        made.append(_noise(own, model, out / f"noise_{safe}.png"))
         rows = [r for r in analysis["comparisons"] if r["model"] == model]
         if rows:
             effect = analysis["settings"]["effect_of_interest"]
-            made.append(_forest(rows, effect, out / f"forest_{safe}.png"))
+            made.append(_forest(rows, effect, model, out / f"forest_{safe}.png"))
     made += [_pairs(results, out / "pairs.png")]
     # across models only: with margin axes the table's groups are settings, not sizes
     grouped = any(axis_values(c) for c in results["cells"])
@@ -54,7 +59,7 @@ def _by_task(levels: list[dict]) -> dict[str, list[dict]]:
     return tasks
 
 
-def _strategies(levels: list[dict], path: Path) -> str:
+def _strategies(levels: list[dict], model: str, path: Path) -> str:
     import matplotlib.pyplot as plt
 
     tasks = _by_task(levels)
@@ -80,12 +85,12 @@ def _strategies(levels: list[dict], path: Path) -> str:
         ax.set_xticklabels(strategies, rotation=30, ha="right")
         ax.set_title(task)
         ax.set_ylabel("per-prompt score (points)")
-    fig.suptitle("score by strategy (bars: 95% hierarchical bootstrap)", fontsize=9)
+    fig.suptitle(f"{model}: score by strategy (bars: 95% hierarchical bootstrap)", fontsize=9)
     _legend_right(fig, axes[0][0])
     return _save(fig, path)
 
 
-def _noise(levels: list[dict], path: Path) -> str:
+def _noise(levels: list[dict], model: str, path: Path) -> str:
     """Small multiples (task rows x strategy columns): the bands overlap too much to share
     an axis, as the prompt-to-prompt spread dominates every level's interval."""
     import matplotlib.pyplot as plt
@@ -119,12 +124,14 @@ def _noise(levels: list[dict], path: Path) -> str:
                 ax.set_title(s, fontsize=9)
             if task == list(tasks)[-1]:
                 ax.set_xlabel("judge noise p", fontsize=8)
-    fig.suptitle("score vs noise (band: 95% hierarchical bootstrap; dotted: base)", fontsize=9)
+    fig.suptitle(
+        f"{model}: score vs noise (band: 95% hierarchical bootstrap; dotted: base)", fontsize=9
+    )
     fig.tight_layout()
     return _save(fig, path)
 
 
-def _forest(rows: list[dict], effect: float, path: Path) -> str:
+def _forest(rows: list[dict], effect: float, model: str, path: Path) -> str:
     """Δ vs the reference per task and noise level; grey bar: ±MDE of that comparison."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -159,6 +166,7 @@ def _forest(rows: list[dict], effect: float, path: Path) -> str:
     ax.set_yticklabels(labels, fontsize=8)
     ref = rows[0]["reference"]
     ax.set_xlabel(f"Δ per-prompt score vs {ref} (points, 95% hierarchical bootstrap)")
+    ax.set_title(f"{model}: Δ vs {ref}", fontsize=9)
     handles = [Line2D([], [], color=f"C{k}", marker="o", ls="", label=s) for k, s in
                enumerate(strategies)]  # fmt: skip
     handles.append(Patch(color="0.88", label="±MDE (80% power)"))
@@ -198,7 +206,10 @@ def _pairs(results: dict[str, Any], path: Path) -> str:
         ax.set_xticks(sorted({c["noise"] for c in results["cells"]}))
         ax.set_xlabel("judge noise p")
         ax.set_title(title, fontsize=9)
-    fig.suptitle("pair statistics (mean over seeds, bars: min-max)", fontsize=9)
+    # SFT and KTO examples have no pair statistics: name the subset shown
+    only = any(c["pairs"].get("kind", "preference") != "preference" for c in results["cells"])
+    subset = ", preference strategies only" if only else ""
+    fig.suptitle(f"pair statistics (mean over seeds, bars: min-max{subset})", fontsize=9)
     _legend_right(fig, axes[0])
     return _save(fig, path)
 
@@ -226,6 +237,7 @@ def _model_size(table: dict[str, Any], path: Path) -> str | None:
         ]
         ax.plot(models, ys, marker="o", label=s)
     ax.set_ylabel(f"{task} overall (%)")
+    ax.set_title(f"{task} only, mean over noise levels and seeds", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
@@ -255,16 +267,18 @@ def _training(results: dict[str, Any], path: Path) -> str:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.4))
+    seed = results["cells"][0]["seed"]  # one seed's curves: all of them would not read
+    many = len({c["model"] for c in results["cells"]}) > 1
     for c in results["cells"]:
         log = c["train"].get("log", [])
-        if c["seed"] != results["cells"][0]["seed"] or not log:
+        if c["seed"] != seed or not log:
             continue
-        label = f"{c['strategy']} p={c['noise']:g}"
+        label = f"{c['strategy']} p={c['noise']:g}" + (f" ({c['model']})" if many else "")
         steps = [r["step"] for r in log]
         axes[0].plot(steps, [r["loss"] for r in log], label=label)
         axes[1].plot(steps, [r["reward_margin"] for r in log], label=label)
-    axes[0].set_title("training loss")
-    axes[1].set_title("reward margin (chosen - rejected)")
+    axes[0].set_title(f"training loss (seed {seed})")
+    axes[1].set_title(f"reward margin, chosen - rejected (seed {seed})")
     for ax in axes:
         ax.set_xlabel("step")
     _legend_right(fig, axes[0], right=0.85)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from rpo_bench.ablate import analysis as analysis_mod
 from rpo_bench.ablate import sections
 from rpo_bench.ablate.config import BASE, MARGIN_AXES, axis_values
 from rpo_bench.ablate.groups import by_group
-from rpo_bench.ablate.plots import plot_all
+from rpo_bench.ablate.plots import PLOT_NAMES, plot_all
 from rpo_bench.ablate.stats import seed_interval
 from rpo_bench.evaluate import decoding
 from rpo_bench.evaluate.metrics import METRICS
@@ -31,7 +33,9 @@ from rpo_bench.evaluate.tasks import TASKS
 from rpo_bench.files import atomic_folder, write_atomic
 
 COLUMNS = ("overall", *METRICS)
-ENTRY_EXTRAS = ("n_seeds", "score", "delta_vs_reference")  # summary keys that are no metric
+# summary keys that are no metric
+ENTRY_EXTRAS = ("n_seeds", "score", "delta_vs_reference", "delta_vs_base")
+DELTA_KEYS = ("reference", "delta_points", "ci95_points", "mde_points", "verdict")
 SHORT = {
     "overall": "overall",
     "prompt_level_strict_acc": "prompt strict",
@@ -44,7 +48,8 @@ SHORT = {
 def summarize(results: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
     """Per (model, task, strategy, noise): each metric's mean over seeds (with its t-interval,
     kept in results.json only: two seeds make it meaningless), the per-prompt score with its
-    hierarchical bootstrap interval, and Δ vs the reference with interval and MDE (points)."""
+    hierarchical bootstrap interval, and Δ vs the reference and vs base with interval and
+    MDE (points)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for cell in results["cells"]:
         for task, ev in cell["eval"].items():
@@ -55,9 +60,8 @@ def summarize(results: dict[str, Any], analysis: dict[str, Any]) -> dict[str, An
     levels = {(r["model"], r["task"], r["strategy"], r["noise"]): r for r in analysis["levels"]}
     ref = analysis["settings"]["primary"]["reference"]
     deltas = {
-        (r["model"], r["task"], r["strategy"], r["noise"]): r
-        for r in analysis["comparisons"]
-        if r["reference"] == ref
+        "delta_vs_reference": _by_cell(r for r in analysis["comparisons"] if r["reference"] == ref),
+        "delta_vs_base": _by_cell(analysis["vs_base"]),
     }
     table: dict[str, Any] = {}
     for key, evals in groups.items():
@@ -69,13 +73,15 @@ def summarize(results: dict[str, Any], analysis: dict[str, Any]) -> dict[str, An
         if key in levels:
             lv = levels[key]
             entry["score"] = {k: lv[k] for k in ("mean_points", "ci95_points", "n_seeds")}
-        if key in deltas:
-            d = deltas[key]
-            entry["delta_vs_reference"] = {"reference": ref} | {
-                k: d[k] for k in ("delta_points", "ci95_points", "mde_points", "verdict")
-            }
+        for name, found in deltas.items():
+            if key in found:
+                entry[name] = {k: found[key][k] for k in DELTA_KEYS}
         table.setdefault(model, {}).setdefault(task, {})[f"{strategy}|{noise}"] = entry
     return table
+
+
+def _by_cell(rows: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    return {(r["model"], r["task"], r["strategy"], r["noise"]): r for r in rows}
 
 
 def _columns(metrics: dict[str, Any]) -> list[str]:
@@ -85,8 +91,10 @@ def _columns(metrics: dict[str, Any]) -> list[str]:
 
 def _task_table(entries: dict[str, Any], reference: str) -> list[str]:
     columns = [c for c in next(iter(entries.values())) if c not in ENTRY_EXTRAS]
-    head = ["strategy", "noise p", *(SHORT.get(c, c) for c in columns),
-            "score [95% CI]", f"Δ score vs {reference} [95% CI]", "MDE"]  # fmt: skip
+    # with base as the reference, Δ vs base is already the reference's column
+    vs_base = [] if reference == BASE else [f"Δ score vs {BASE} [95% CI]"]
+    head = ["strategy", "noise p", *(SHORT.get(c, c) for c in columns), "score [95% CI]",
+            *vs_base, f"Δ score vs {reference} [95% CI]", "MDE"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, e in entries.items():
         strategy, noise = key.split("|")
@@ -96,19 +104,47 @@ def _task_table(entries: dict[str, Any], reference: str) -> list[str]:
             lo, hi = e["score"]["ci95_points"]
             score = f"{e['score']['mean_points']:.1f} [{lo:.1f}, {hi:.1f}]"
         d = e.get("delta_vs_reference")
-        delta, mde = "", ""
-        if d:
-            mark = " *" if d["verdict"] == analysis_mod.DETECTED else ""
-            delta = sections.interval(d) + mark
-            mde = "" if d["mde_points"] is None else f"{d['mde_points']:.1f}"
+        mde = "" if not d or d["mde_points"] is None else f"{d['mde_points']:.1f}"
+        base = [_delta_cell(e.get("delta_vs_base"))] if vs_base else []
         p = "-" if noise == "None" else noise
-        lines.append("| " + " | ".join([strategy, p, *cells, score, delta, mde]) + " |")
+        row = [strategy, p, *cells, score, *base, _delta_cell(d), mde]
+        lines.append("| " + " | ".join(row) + " |")
     return lines
 
 
+def _delta_cell(d: dict[str, Any] | None) -> str:
+    """Δ [95% CI], starred where the interval excludes 0; empty without a comparison."""
+    if not d:
+        return ""
+    return sections.interval(d) + (" *" if d["verdict"] == analysis_mod.DETECTED else "")
+
+
+BASE_DELTA = (
+    f"Δ vs `{BASE}` = the same paired difference against the untrained model, whose one "
+    "evaluation stands in for every seed (the interval resamples the prompts and the "
+    "strategy's seeds); "
+)
+# One line per column the table does not explain itself (docs/report.md, Statistics).
+PAIRS_LEGEND = [
+    "- `examples`: the training examples built (pairs; single responses for SFT and KTO); "
+    "`examples / sampled response`: per sampled response; `turns used (share)`: share of "
+    "sampled turns yielding at least one.",
+    "- `mean margin`: constraints separating a pair's chosen from its rejected response, as "
+    "judged (the g of the margin term), mean over pairs.",
+    "- `label noise`: under the true verdicts (the judge's, before noise p is injected), the "
+    "share of examples that teach something false: a pair whose chosen response fails a "
+    "constraint of its own prompt, an SFT response that fails one, a wrong KTO label. Not 0 "
+    "at p=0 for count-ranked pairs (`dpo_count`): their chosen is only the better response "
+    "and usually still fails a constraint of the original prompt, which `rpo` rewrites so "
+    "that its chosen passes every one.",
+    "- `pair inversion`: the share of pairs whose chosen fails, under the true verdicts, at "
+    "least as many of its prompt's constraints as the rejected: no true preference left.",
+]
+
+
 def _data_table(results: dict[str, Any]) -> list[str]:
-    # Pairs and single-response examples (SFT, KTO) side by side: "examples" counts either;
-    # label noise is the pairs' pair noise, SFT's imperfect responses, KTO's wrong labels.
+    # Pairs and single-response examples (SFT, KTO) side by side (PAIRS_LEGEND): their
+    # stats name the shared columns examples_* and example_noise, older pair sets pairs_*.
     axes = [a for a in MARGIN_AXES if any(a in axis_values(c) for c in results["cells"])]
     head = ["model", "strategy", "kind", "noise p", "seed", *axes, "examples",
             "examples / sampled response", "turns used (share)", "mean margin", "label noise",
@@ -156,6 +192,17 @@ def write(results: dict[str, Any], out: str | Path) -> Path:
     return out / "report.md"
 
 
+# What a run collected (`Runner.run`); results.json adds what the report derives from it.
+COLLECTED = ("config", "base", "cells", "judging", "provenance")
+
+
+def rewrite(results_json: str | Path, out: str | Path) -> Path:
+    """A report written again from a results.json: the numbers it holds, this code's
+    analysis and text. `python -m rpo_bench.ablate.report RESULTS_JSON --out FOLDER`."""
+    results = json.loads(Path(results_json).read_text())
+    return write({k: results[k] for k in COLLECTED if k in results}, out)
+
+
 def check_folder(out: Path) -> None:
     """A report folder is replaced whole, so it may hold nothing but a report's files."""
     if out.is_dir():
@@ -168,8 +215,8 @@ def check_folder(out: Path) -> None:
 
 
 def _ours(name: str) -> bool:
-    """A file a report writes: report.md, results.json, its PNG plots."""
-    return name in ("report.md", "results.json") or name.endswith(".png")
+    """A file a report writes, by its name: report.md, results.json, one of its plots."""
+    return name in ("report.md", "results.json") or any(fnmatch(name, p) for p in PLOT_NAMES)
 
 
 def _write(results: dict[str, Any], out: Path) -> None:
@@ -192,8 +239,10 @@ def _write(results: dict[str, Any], out: Path) -> None:
         "with a 95% hierarchical bootstrap interval "
         f"({cfg['eval']['bootstrap']} resamples of seeds and, crossed with them, prompts). "
         f"Δ = paired difference vs `{ref}` at the same p (same prompts, same seeds' noise "
-        "flips); MDE = its minimum detectable effect (see Power); * marks an interval that "
-        "excludes 0.",
+        "flips); MDE = its minimum detectable effect (see Power); "
+        + ("" if ref == BASE else BASE_DELTA)
+        + "* marks an interval that excludes 0. Every statistic is defined in the project's "
+        "docs/report.md (Statistics in the report).",
         "",
     ]
     for name, tasks in table.items():
@@ -208,7 +257,7 @@ def _write(results: dict[str, Any], out: Path) -> None:
         md += ["## Stale stages", "",
                "Reused with --reuse-stale although the code that computes them has changed "
                "since: " + ", ".join(f"`{s}`" for s in stale) + ".", ""]  # fmt: skip
-    md += ["## Pairs", "", *_data_table(results), ""]
+    md += ["## Pairs", "", *PAIRS_LEGEND, "", *_data_table(results), ""]
     md += ["## Plots", ""] + [f"![{p}]({p})" for p in pngs] + [""]
     md += sections.paper_section(analysis, cfg)
     prov = results["provenance"]
@@ -238,3 +287,19 @@ def _write(results: dict[str, Any], out: Path) -> None:
     ]
     write_atomic(out / "results.json", json.dumps(results, indent=2, default=str) + "\n")
     write_atomic(out / "report.md", "\n".join(md))
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m rpo_bench.ablate.report",
+                                     description=rewrite.__doc__)  # fmt: skip
+    parser.add_argument("results", help="a report's results.json")
+    parser.add_argument("--out", required=True, help="the report folder to (re)write")
+    args = parser.parse_args()
+    try:
+        print(f"report: {rewrite(args.results, args.out)}")
+    except (ValueError, OSError, KeyError) as err:
+        print(f"python -m rpo_bench.ablate.report: error: {err}", file=sys.stderr)
+        sys.exit(2)

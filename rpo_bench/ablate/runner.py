@@ -99,7 +99,7 @@ class Runner:
         """The trained model, or (None, the pairs' inputs) when the strategy produced no
         examples."""
         pairs = self.pairs(cell)
-        if self.examples(pairs.folder) == 0:
+        if Path(pairs.folder).is_dir() and self.examples(pairs.folder) == 0:  # planned: absent
             return None, pairs.inputs
         train = self.cfg.train_settings(cell.strategy, cell.margin_mode)
         # the model is in the key already, through the pairs' samples
@@ -115,6 +115,8 @@ class Runner:
         folder, _ = self._run(EVAL, f"eval:{Path(str(model.folder)).name}", evaluate_model,
                               model=model, eval=self.cfg.eval,
                               heldout=self.conversations("heldout"), judge=judge)  # fmt: skip
+        if self.store.planning:
+            return {}
         return json.loads(EVAL.path(folder).read_text())
 
     # --- the grid -------------------------------------------------------------------------
@@ -139,6 +141,20 @@ class Runner:
         """The grid's independent units, in run order: each model's base evaluation, then the
         cells (`ablate.jobs` deals them out to workers)."""
         return [("base", m) for m in self.cfg.grid.model] + [("cell", c) for c in self.cfg.cells()]
+
+    def plan(self) -> list[Path]:
+        """The stage folders this run would compute, in order, computing none. A stage
+        after one still to compute is listed as if that one made training examples."""
+        self.store.planning = True
+        try:
+            for kind, unit in self.tasks():
+                if kind == "base":
+                    self.base(unit)
+                elif (trained := self.train(unit))[0] is not None:
+                    self.evaluate(trained)
+            return list(self.store.planned)
+        finally:
+            self.store.planning = False
 
     def compute(self, tasks: list[tuple[str, Any]]) -> None:
         """Compute (or reuse) the stages of these units, collecting nothing: a worker's job."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rpo_bench.ablate.config import ROBUST_LOSSES
+from rpo_bench.ablate.config import BASE, ROBUST_LOSSES
 
 ONE_SEED = (
     "with one seed the seed-to-seed variance is not measured: the interval and the MDE "
@@ -30,17 +30,31 @@ def _sd(var: float | None) -> str:
     return "not measured" if var is None else f"{var**0.5:.1f}"
 
 
+def direction(r: dict[str, Any]) -> str:
+    """The sign of Δ in words, at the precision shown: "`rpo` scored 3.1 points below
+    `dpo_count`" (or "equal to" where Δ rounds to 0.0)."""
+    d = round(r["delta_points"], 1)
+    if d == 0:
+        return f"`{r['strategy']}` scored equal to `{r['reference']}`"
+    return (
+        f"`{r['strategy']}` scored {abs(d):.1f} points {'above' if d > 0 else 'below'} "
+        f"`{r['reference']}`"
+    )
+
+
 def verdict_paragraph(analysis: dict[str, Any]) -> list[str]:
-    """The report's opening: the primary comparison's Δ, interval, MDE and verdict at each
-    noise level."""
+    """The report's opening: at each noise level, the primary comparison in words with its
+    Δ, interval, MDE and verdict, then both of its arms against the untrained model."""
     s = analysis["settings"]
     prim, effect = s["primary"], s["effect_of_interest"]
     models = {v["model"] for v in analysis["verdicts"]}
+    vs_base = {(r["model"], r["task"], r["strategy"], r["noise"]): r for r in analysis["vs_base"]}
     text = [
         f"**Verdict.** Primary endpoint: `{prim['strategy']}` minus `{prim['reference']}` on "
         f"`{prim['task']}` (per-prompt `{prim['metric']}` score, points; 95% hierarchical "
         f"bootstrap interval; MDE at 80% power, 5% two-sided), effect of interest "
-        f"{effect:g} points."
+        f"{effect:g} points; `detected`: the interval excludes 0, else `not detected` where the "
+        "MDE is at most the effect of interest and `underpowered` where it exceeds it."
     ]
     one_seed = False
     for v in analysis["verdicts"]:
@@ -51,9 +65,16 @@ def verdict_paragraph(analysis: dict[str, Any]) -> list[str]:
             continue
         one_seed |= not v["seed_variance_measured"]
         text.append(
-            f"At {where}: Δ = {interval(v)}, MDE {_num(v['mde_points'])} "
+            f"At {where}: {direction(v)} (Δ = {interval(v)}), MDE {_num(v['mde_points'])} "
             f"({_count(v['n_seeds'], 'seed')} x {v['n_prompts']} prompts): **{v['verdict']}**."
         )
+        arms = (prim["strategy"], prim["reference"])
+        if BASE in arms:  # the sentence above already compares with it
+            continue
+        found = [vs_base.get((v["model"], v["task"], a, v["noise"])) for a in arms]
+        said = [f"{direction(r)} ({interval(r)}, {r['verdict']})" for r in found if r]
+        if said:
+            text.append("Against the untrained model: " + "; ".join(said) + ".")
     if one_seed:
         text.append(ONE_SEED[0].upper() + ONE_SEED[1:] + ".")
     return [" ".join(text), ""]
@@ -69,7 +90,10 @@ def power_section(analysis: dict[str, Any]) -> list[str]:
         "Prompts are shared by all cells and seed s shares its noise flips across "
         "strategies, so the per-(seed, prompt) differences form a crossed table with "
         "Var(Δ̂) = σ²_seed/S + σ²_prompt/P + σ²_resid/(S·P), components from its two-way "
-        "ANOVA (rpo_bench.ablate.stats.power). `seeds needed`: seeds for MDE ≤ "
+        "ANOVA (rpo_bench.ablate.stats.power). `σ seed`, `σ prompt`, `σ resid`: their "
+        "square roots, in points: how far Δ moves from seed to seed (training and noise "
+        "flips), from prompt to prompt, and in the seed x prompt interaction (0: estimated "
+        "below 0, truncated). `SE` = √Var(Δ̂). `seeds needed`: seeds for MDE ≤ "
         f"{effect:g} points at these prompts (`more prompts`: the prompt term alone exceeds "
         "it). The normal approximation is optimistic with few seeds: σ²_seed has S - 1 "
         "degrees of freedom, so from 2 seeds it (and the MDE) is itself very uncertain.",
@@ -167,8 +191,7 @@ def _answer(rows: list[dict[str, Any]], strategy: str, task: str) -> str:
     parts = []
     for r in sorted((r for r in rows if r["task"] == task), key=lambda r: r["noise"]):
         if r["verdict"] == DETECTED:
-            said = "better" if r["delta_points"] > 0 else "worse"
-            said = f"`{strategy}` does {said} than `{r['reference']}`"
+            said = direction(r)
         else:
             said = f"`{strategy}` vs `{r['reference']}`: {r['verdict']}"
         parts.append(f"at p={r['noise']:g}, {said} ({interval(r)})")

@@ -14,6 +14,7 @@ from typing import Any
 
 from rpo_bench.files import write_atomic
 from rpo_bench.jsonl import read_jsonl, write_jsonl
+from rpo_bench.outputs import TRAIN_FINAL, TRAIN_LOG, TRAIN_SUMMARY, stats_path
 from rpo_bench.paths import REPO_ROOT
 from rpo_bench.rollout.settings import GenerationSettings
 
@@ -46,15 +47,13 @@ JUDGING = "judging.json"  # an LLM judge's counts, beside the samples it judged
 TRIGGERED = "triggered.json"  # the triggered filter's counts, beside the judged samples
 SYSTEM_PROMPTS = "system_prompts.jsonl"  # free text: the system prompts a teacher wrote
 GENERATED = "generated.json"  # ... and how many of its answers were rejected
-PAIR_STATS = "pairs.stats.json"  # pairs.stats_path: the pairs' statistics, beside them
-TRAIN_LOG = "log.jsonl"  # per-step loss and reward margins
-TRAIN_SUMMARY = "train_summary.json"  # seconds and steps
+PAIR_STATS = stats_path("pairs.jsonl").name
 
 CONVERSATIONS = Stage("conversations", "conversations.jsonl", optional=(SYSTEM_PROMPTS, GENERATED))
 SAMPLES = Stage("samples", "samples.jsonl", optional=(JUDGING,))
 JUDGED = Stage("judged", "samples.jsonl", optional=(TRIGGERED,))
 PAIRS = Stage("pairs", "pairs.jsonl", also=(PAIR_STATS,))
-TRAIN = Stage("train", "final", also=(TRAIN_LOG, TRAIN_SUMMARY))
+TRAIN = Stage("train", TRAIN_FINAL, also=(TRAIN_LOG, TRAIN_SUMMARY))
 EVAL = Stage("eval", "eval.json")
 
 
@@ -158,6 +157,14 @@ def sample_responses(
     write_jsonl(SAMPLES.path(folder), rows)
     if hasattr(judging, "counts"):  # an LLM judge: what judging took, and what it left
         counts = {"judge": judging.name, **judging.counts}
+        if counts["responses"] and not counts["judged"]:
+            from rpo_bench.judge import NothingJudged
+
+            raise NothingJudged(
+                f"judge {judging.name} could judge none of the {counts['responses']} "
+                "responses, so no pair can be built; see the log for its errors (answers it "
+                "gave are kept in the store's judge cache)"
+            )
         write_atomic(SAMPLES.path(folder, JUDGING), json.dumps(counts))
 
 
@@ -223,8 +230,9 @@ def evaluate_model(
     train stage), or the untrained model by name; `judge` scores free-text held-out turns."""
     from rpo_bench.ablate import builders
     from rpo_bench.evaluate import heldout as heldout_task
+    from rpo_bench.evaluate.harness import run_task
     from rpo_bench.evaluate.metrics import aggregate, prompt_score
-    from rpo_bench.evaluate.tasks import HELDOUT, task, through_lm_eval
+    from rpo_bench.evaluate.tasks import HELDOUT, task
 
     e, trained = eval, isinstance(model, Path)
     path = str(TRAIN.path(model)) if trained else model
@@ -240,7 +248,7 @@ def evaluate_model(
 
             rows = single_turn(name, engine, settings, e.limit)
         else:  # multi-turn benchmarks through lm-eval: aggregate metrics, per-document scores
-            results[name] = through_lm_eval(
+            results[name] = run_task(
                 name, path, folder / name, limit=e.limit, batch_size=e.batch_size,
                 max_gen_toks=e.max_new_tokens, metadata=dict(e.metadata) or None,
                 decoding_protocol=e.decoding)  # fmt: skip

@@ -69,6 +69,10 @@ class Store:
         self.code = code
         self.computed: list[str] = []  # stages run (not reused) by this process, in order
         self.stale: list[str] = []  # stages reused although other code computed them
+        # planning: `run` computes nothing and lists here the folders it would compute
+        self.planning = False
+        self.planned: list[Path] = []
+        self.seen: set[Path] = set()  # every stage folder planning met
 
     def folder(self, stage: str, inputs: dict[str, Any]) -> Path:
         return self.root / stage / key_of(stage, inputs)
@@ -93,7 +97,13 @@ class Store:
     def run(self, stage: str, inputs: dict[str, Any], work: Callable[[Path], None]) -> Path:
         """The stage's folder; `work(partial_folder)` fills it unless it is already done."""
         final = self.folder(stage, inputs)
+        if self.planning:
+            self.seen.add(final)
         if self._reusable(stage, final):
+            return final
+        if self.planning:
+            if final not in self.planned:
+                self.planned.append(final)
             return final
         with self._lock(final):
             if self._reusable(stage, final):  # another process finished it while we waited
@@ -139,6 +149,11 @@ class Store:
         finally:
             owner.unlink(missing_ok=True)
             lock.release()
+
+    def measured(self, stage: str) -> list[float]:
+        """The seconds each finished folder of this stage took, as its timing.json says."""
+        folders = (self.root / stage).glob(f"*/{TIMING}") if self.root.is_dir() else ()
+        return [self.seconds(t.parent) for t in folders if "." not in t.parent.name]
 
     @staticmethod
     def seconds(folder: Path) -> float:

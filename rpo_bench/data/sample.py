@@ -30,7 +30,7 @@ from rpo_bench.data import verifiable
 from rpo_bench.data.conversations import TrainingConversation, read_conversations
 from rpo_bench.data.prompt import Message, render
 from rpo_bench.data.teacher import Teacher, share_of
-from rpo_bench.jsonl import write_jsonl
+from rpo_bench.jsonl import no_rows, refuse_empty, warn, write_jsonl
 from rpo_bench.judge.noise import NoisyJudge
 from rpo_bench.judge.rule import RuleJudge
 from rpo_bench.judge.verdicts import ConstraintJudge, VerdictRequest
@@ -187,11 +187,12 @@ def sample(
 
 
 def _run(args: argparse.Namespace) -> None:
-    from rpo_bench.rollout.hf import HFBackend
-    from rpo_bench.rollout.settings import engine
-
     if args.conversations:
         convs = read_conversations(args.conversations)
+        path, empty = args.conversations, "an empty samples file"
+        refuse_empty(path, convs, "conversations", empty, allow_empty=args.allow_empty)
+        if not convs:
+            warn(f"{no_rows(path, 'conversations')}; writing an empty {args.out} (--allow-empty)")
     else:
         convs = verifiable.from_args(args)
     settings = GenerationSettings(
@@ -201,10 +202,16 @@ def _run(args: argparse.Namespace) -> None:
         seed=args.seed,
         n=args.n,
     )
-    backend = HFBackend(args.model, batch_size=args.batch_size, engine=engine(args.engine))
-    start = time.perf_counter()
-    rows = sample(convs, backend, settings, noise=args.noise, history=args.history)
-    seconds = time.perf_counter() - start
+    rows: list[dict[str, Any]] = []
+    seconds = 0.0
+    if convs:  # no conversations, no model to load
+        from rpo_bench.rollout.hf import HFBackend
+        from rpo_bench.rollout.settings import engine
+
+        backend = HFBackend(args.model, batch_size=args.batch_size, engine=engine(args.engine))
+        start = time.perf_counter()
+        rows = sample(convs, backend, settings, noise=args.noise, history=args.history)
+        seconds = time.perf_counter() - start
     write_jsonl(args.out, rows)
     verdicts = [v for row in rows for r in row["responses"] for v in r["verdicts"] or ()]
     summary = {
@@ -225,6 +232,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     verifiable.add_arguments(p)
     p.add_argument("--conversations", default=None, help="read conversations JSONL instead")
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="an empty --conversations file writes an empty samples file (with a warning), "
+        "not an error",
+    )
     p.add_argument("--model", default="smollm2-135m", help="embedded name, folder or hub id")
     p.add_argument("--n", type=int, default=4, help="responses per turn")
     p.add_argument("--temperature", type=float, default=1.0)

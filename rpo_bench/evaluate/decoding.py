@@ -62,7 +62,8 @@ SOURCES = {
 }
 
 
-def _family(task: str) -> str:
+def task_family(task: str) -> str:
+    """The task a Multi-IF language belongs to (multi_if); any other task is its own."""
     return "multi_if" if task.startswith("multi_if") else task
 
 
@@ -71,7 +72,7 @@ def settings(task: str, protocol: str = DEFAULT_PROTOCOL, model: str | None = No
     name or path) picks SysBench's per-model reference settings."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown decoding protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-    family = _family(task)
+    family = task_family(task)
     if family == "sysbench_multiturn":
         name = (model or "").lower().replace("meta-llama-", "llama-")
         match = next((k for k in SYSBENCH_MODELS if k in name), None)

@@ -11,6 +11,7 @@ from typing import Any
 from rpo_bench import models
 from rpo_bench.evaluate import decoding
 from rpo_bench.files import write_atomic
+from rpo_bench.jsonl import read_jsonl
 from rpo_bench.paths import TASKS_DIR
 
 
@@ -61,7 +62,8 @@ def run(
     the tasks (e.g. sysbench_multiturn's `judge` and `judge_args`). `engine`: `hf` is
     lm-eval's HF model; any rollout engine name runs lm-eval model `rpo_fast` with it.
     `decoding_protocol`: each task's `official` settings, or `greedy` with the same token
-    budget; results.json records, per task, the protocol and the settings lm-eval used."""
+    budget; results.json records, per task, the protocol and the settings lm-eval used.
+    Unknown task names and missing data stop it before the model loads (`preflight`)."""
     if not (TASKS_DIR / "ifeval_local").is_dir():
         raise FileNotFoundError(
             f"task definitions not found at {TASKS_DIR}: install rpo_bench from its checkout "
@@ -71,8 +73,9 @@ def run(
     import torch
     from lm_eval.tasks import TaskManager
 
+    from rpo_bench.evaluate import preflight
+
     tasks = tasks or ["ifeval_local"]
-    path = models.resolve(model)
     if decoding_protocol not in decoding.PROTOCOLS:
         raise ValueError(f"unknown decoding protocol {decoding_protocol!r}")
     gen_kwargs: dict[str, Any] = dict(decoding.GREEDY) if decoding_protocol == "greedy" else {}
@@ -84,6 +87,11 @@ def run(
         **(metadata or {}),
         "decoding": decoding_protocol,
     }
+    preflight.check_data(tasks, metadata)  # first: it needs no index of lm-eval's tasks
+    started = time.time()
+    task_manager = TaskManager(include_path=str(TASKS_DIR), metadata=metadata)
+    preflight.check_tasks(tasks, TASKS_DIR, task_manager)
+    path = models.resolve(model)
     config = {
         "model": model,
         "model_path": path,
@@ -97,7 +105,6 @@ def run(
         "metadata": metadata,
         "engine": engine,
     }
-    started = time.time()
     model_args: dict[str, Any] = {"pretrained": path, "dtype": "float32"}
     lm_name = "hf"
     if engine != "hf":
@@ -111,7 +118,7 @@ def run(
         model_args=model_args,
         device="cuda" if torch.cuda.is_available() else "cpu",
         tasks=tasks,
-        task_manager=TaskManager(include_path=str(TASKS_DIR), metadata=metadata),
+        task_manager=task_manager,
         apply_chat_template=True,
         limit=limit,
         batch_size=batch_size,
@@ -148,3 +155,21 @@ def run(
             write_atomic(out / f"samples_{task}.jsonl", lines)
     summary["table"] = lm_eval.utils.make_table(results)
     return summary
+
+
+def run_task(name: str, model: str, out: Path, **options: Any) -> dict[str, Any]:
+    """One task run by lm-eval (`run`, `options` its settings): its numeric metrics, and
+    per-document scores from its logged samples (doc order; the registry's scorer)."""
+    from rpo_bench.evaluate.tasks import task
+
+    summary = run(model=model, tasks=[name], out=out, **options)
+    metrics = {
+        k.split(",")[0]: float(v)
+        for k, v in summary["results"][name].items()
+        if isinstance(v, int | float) and "stderr" not in k
+    }
+    per_prompt = []
+    for path in sorted(out.glob(f"samples_{name}*.jsonl")):  # a group: one file per subtask
+        for sample in sorted(read_jsonl(path), key=lambda s: s["doc_id"]):
+            per_prompt += task(name).document_scores(sample)
+    return {"metrics": metrics, "per_prompt": per_prompt}

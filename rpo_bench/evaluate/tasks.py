@@ -13,11 +13,11 @@ Kinds:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from rpo_bench.jsonl import read_jsonl
+from rpo_bench.evaluate.decoding import task_family
 from rpo_bench.rollout.settings import GenerationSettings
 
 SINGLE_TURN, HELDOUT, LM_EVAL = "single_turn", "heldout", "lm_eval"
@@ -49,6 +49,13 @@ class EvalTask:
     def document_scores(self, sample: dict[str, Any]) -> list[float | None]:
         return self._module().document_scores(sample)
 
+    def check_data(self, metadata: Mapping[str, Any]) -> None:
+        """FileNotFoundError now if the task's data is missing, for tasks whose module has a
+        `check_data(**metadata)` (lm-eval's task metadata); others read vendored data."""
+        check = getattr(self._module(), "check_data", None) if self.module else None
+        if check is not None:
+            check(**metadata)
+
 
 TASKS: dict[str, EvalTask] = {t.name: t for t in (
     EvalTask("ifeval_local", SINGLE_TURN, "ifeval"),
@@ -57,6 +64,11 @@ TASKS: dict[str, EvalTask] = {t.name: t for t in (
     EvalTask("multi_if", LM_EVAL, "multi_if.task"),
     EvalTask("sysbench_multiturn", LM_EVAL, "sysbench.task"),
 )}  # fmt: skip
+
+
+def registered(name: str) -> EvalTask | None:
+    """The task an lm-eval task or group name is (a Multi-IF language: multi_if), or None."""
+    return TASKS.get(task_family(name))
 
 
 def task(name: str) -> EvalTask:
@@ -74,21 +86,3 @@ def single_turn(
     replies = backend.generate([[{"role": "user", "content": d["prompt"]}] for d in docs], settings)
     return [{"key": doc["key"], "prompt": doc["prompt"], "reply": reply, **t.score_doc(doc, reply)}
             for doc, (reply,) in zip(docs, replies, strict=True)]  # fmt: skip
-
-
-def through_lm_eval(name: str, model: str, out: Path, **options: Any) -> dict[str, Any]:
-    """A task run by lm-eval (`evaluate.harness.run`, `options` its settings): its numeric
-    metrics, and per-document scores from its logged samples (doc order)."""
-    from rpo_bench.evaluate import harness
-
-    summary = harness.run(model=model, tasks=[name], out=out, **options)
-    metrics = {
-        k.split(",")[0]: float(v)
-        for k, v in summary["results"][name].items()
-        if isinstance(v, int | float) and "stderr" not in k
-    }
-    per_prompt = []
-    for path in sorted(out.glob(f"samples_{name}*.jsonl")):  # a group: one file per subtask
-        for sample in sorted(read_jsonl(path), key=lambda s: s["doc_id"]):
-            per_prompt += task(name).document_scores(sample)
-    return {"metrics": metrics, "per_prompt": per_prompt}

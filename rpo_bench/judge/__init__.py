@@ -25,7 +25,13 @@ from rpo_bench.judge.prompt import (
 )
 from rpo_bench.judge.replay import ReplayJudge
 from rpo_bench.judge.rule import RuleJudge
-from rpo_bench.judge.types import Judgement, JudgeRequest, JudgeUnavailable, ParseError
+from rpo_bench.judge.types import (
+    Judgement,
+    JudgeRequest,
+    JudgeUnavailable,
+    NothingJudged,
+    ParseError,
+)
 from rpo_bench.judge.verdicts import ConstraintJudge, LLMConstraintJudge
 
 JUDGES: dict[str, Callable[..., Judge]] = {
@@ -64,6 +70,7 @@ __all__ = [
     "JudgeCache",
     "JudgeRequest",
     "JudgeUnavailable",
+    "NothingJudged",
     "Judgement",
     "OpenAIJudge",
     "ParseError",

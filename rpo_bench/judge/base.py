@@ -65,6 +65,11 @@ class Judge(abc.ABC):
             # If one turn raised (e.g. JudgeUnavailable), the queued ones are not started.
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def check(self) -> None:
+        """Pre-flight before any generation: raise JudgeUnavailable if this judge cannot
+        work. A judge on this machine has nothing to check."""
+        return None
+
     def judge(self, request: JudgeRequest) -> Judgement:
         """Judge one turn."""
         return self.judge_many([request])[0]

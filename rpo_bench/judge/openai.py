@@ -27,7 +27,8 @@ class OpenAIJudge(Judge):
     Each turn gets up to `max_attempts` calls (temperature 0 for the first five, then 0.5);
     an unparseable answer or a failed call uses one attempt. HTTP 408/429/5xx, timeouts and
     connection errors back off exponentially (`backoff` * 2^k seconds, at most
-    `max_backoff`, or the server's Retry-After). HTTP 401/403/404 raise JudgeUnavailable.
+    `max_backoff`, or the server's Retry-After). What cannot heal (no such host, nothing
+    listening, HTTP 401/403/404) raises JudgeUnavailable at once.
     `client`: the endpoint options (`openai_client.CLIENT_OPTIONS`).
     """
 
@@ -62,6 +63,13 @@ class OpenAIJudge(Judge):
     @property
     def identity(self) -> str:
         return f"openai|{self.model}|{self.endpoint}"
+
+    def check(self) -> None:
+        """The endpoint answers for this model (`ChatClient.check`), or JudgeUnavailable."""
+        try:
+            self.client.check()
+        except EndpointUnavailable as err:
+            raise JudgeUnavailable(f"judge {self.model}: {err}") from None
 
     def _judge_uncached(self, request: JudgeRequest) -> Judgement:
         messages = self.prompt.messages(request)

@@ -63,3 +63,8 @@ class ParseError(ValueError):
 
 class JudgeUnavailable(ConnectionError):
     """The judge cannot work at all (bad key, unknown model, wrong URL): stop, do not retry."""
+
+
+class NothingJudged(RuntimeError):
+    """Not one response or turn could be judged: there is nothing to score or pair, and a
+    result made of none would only look like one."""

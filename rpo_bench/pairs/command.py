@@ -8,17 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from rpo_bench.files import write_atomic
-from rpo_bench.jsonl import write_jsonl
+from rpo_bench.jsonl import no_rows, refuse_empty, warn, write_jsonl
+from rpo_bench.outputs import stats_path
 from rpo_bench.pairs.examples import PREFERENCE, STRATEGIES, build, kind_of
 from rpo_bench.pairs.pair import Reverser
 from rpo_bench.pairs.stats import example_stats, pair_stats
 from rpo_bench.pairs.turn import read_samples
-
-
-def stats_path(out: str | Path) -> Path:
-    """`pairs.jsonl` -> `pairs.stats.json`, next to it."""
-    out = Path(out)
-    return out.with_name(f"{out.name.removesuffix('.jsonl')}.stats.json")
 
 
 def run(
@@ -31,11 +26,15 @@ def run(
     seed: int = 0,
     keep_unanimous: bool = True,
     reverser: Reverser | None = None,
+    allow_empty: bool = True,
 ) -> dict[str, Any]:
     """Build a strategy's pairs (or SFT/KTO examples) from a samples file; write them and
     their statistics (atomically, and only once the whole input has been read and
     validated). Returns the statistics. `reverser` reverses free-text constraints (e.g. a
-    `CheckedReverser`, whose counts then join the statistics as `reversals`)."""
+    `CheckedReverser`, whose counts then join the statistics as `reversals`).
+    `allow_empty=False` (the command without `--allow-empty`) makes a samples file without
+    rows an error naming it; by default it gives an empty example set, which the ablation
+    runner reads as "nothing to train"."""
     options = {
         "min_margin": min_margin,
         "max_pairs_per_turn": max_pairs_per_turn,
@@ -44,6 +43,7 @@ def run(
     }
     kind = kind_of(strategy)
     read = read_samples(samples)
+    refuse_empty(samples, read, "samples", "an empty pairs file", allow_empty=allow_empty)
     # a turn with a response the judge could not judge is left out: its verdicts would be
     # a guess, and a pair from it could teach the wrong preference
     turns = [t for t in read if not t.unjudged]
@@ -72,8 +72,35 @@ def _run(args: argparse.Namespace) -> None:
         max_pairs_per_turn=args.max_pairs_per_turn,
         seed=args.seed,
         keep_unanimous=not args.drop_unanimous,
+        allow_empty=args.allow_empty,
     )
     print(json.dumps(stats, indent=2))
+    if not stats["examples"]:
+        warn(_none_built(stats, args.out))
+
+
+def _none_built(stats: dict[str, Any], out: str | Path) -> str:
+    """The warning for an example set without examples: why, as far as `run`'s statistics
+    tell."""
+    samples, turns = stats["samples"], stats["turns"]
+    unjudged = stats.get("turns_unjudged", 0)
+    noun = "pairs" if stats["kind"] == PREFERENCE else f"{stats['kind']} examples"
+    if not turns and not unjudged:
+        return f"{no_rows(samples, 'samples')}; wrote an empty {out} (--allow-empty)"
+    if not turns:
+        why = f"each turn ({unjudged} in all) has a response the judge could not judge"
+    elif stats["kind"] == PREFERENCE and stats["distinct_responses"] == turns:
+        why = f"in each turn ({turns} in all) all responses have the same verdicts (a tie)"
+    else:
+        options = ", ".join(f"{k}={v}" for k, v in stats["options"].items())
+        why = f"strategy {stats['strategy']!r} found none in its {_turns(turns)} with {options}"
+    if turns and unjudged:
+        why += f" ({_turns(unjudged)} with an unjudged response left out)"
+    return f"{samples}: 0 {noun} built, so {out} is empty: {why}"
+
+
+def _turns(n: int) -> str:
+    return f"{n} turn{'' if n == 1 else 's'}"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -95,6 +122,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--drop-unanimous",
         action="store_true",
         help="leave out constraints on which all of a turn's responses agree",
+    )
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="an empty samples file writes an empty pairs file (with a warning), not an error",
     )
     p.set_defaults(func=_run)
     return p

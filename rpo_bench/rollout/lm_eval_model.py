@@ -60,10 +60,3 @@ class FastLM(HFLM):
         pad = self.tokenizer.pad_token_id
         rows = [row + [pad] * (width - len(row)) for row in new]
         return torch.cat([context, torch.tensor(rows, device=context.device)], dim=1)
-
-
-def cli() -> None:
-    """`rpo-lm-eval`: lm-eval's own CLI, with `rpo_fast` registered."""
-    from lm_eval.__main__ import cli_evaluate
-
-    cli_evaluate()

@@ -1,4 +1,5 @@
-"""Training configuration: one dataclass, loadable from YAML, unknown keys rejected."""
+"""Training configuration: one dataclass, loadable from YAML; unknown keys and bad values
+are errors naming the key (and in a file, its line)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rpo_bench.files import read_text
-from rpo_bench.typedconfig import build
+from rpo_bench.typedconfig import ConfigError, build, read_yaml
 
 LOSSES = ("dpo", "rpo", "ipo", "cdpo", "robust_dpo", "sft", "kto")
 MARGIN_MODES = ("outside_beta", "inside_beta")
@@ -83,56 +81,52 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):
-            self.lora = build(LoraSettings, self.lora, "config.lora")
-        checks = {
-            "loss": self.loss in LOSSES,
-            "margin_mode": self.margin_mode in MARGIN_MODES,
-            "beta": self.beta > 0,
-            "gamma": self.gamma >= 0,
-            "label_smoothing": 0 <= self.label_smoothing < 0.5,
-            "desirable_weight": self.desirable_weight > 0,
-            "undesirable_weight": self.undesirable_weight > 0,
-            "lr": self.lr > 0,
-            "epochs": self.epochs >= 1,
+            self.lora = build(LoraSettings, self.lora, ("lora",))
+        rules = {
+            "loss": (self.loss in LOSSES, f"one of {', '.join(LOSSES)}"),
+            "margin_mode": (self.margin_mode in MARGIN_MODES, f"one of {', '.join(MARGIN_MODES)}"),
+            "beta": (self.beta > 0, "> 0"),
+            "gamma": (self.gamma >= 0, ">= 0"),
+            "label_smoothing": (0 <= self.label_smoothing < 0.5, "in [0, 0.5)"),
+            "desirable_weight": (self.desirable_weight > 0, "> 0"),
+            "undesirable_weight": (self.undesirable_weight > 0, "> 0"),
+            "lr": (self.lr > 0, "> 0"),
+            "epochs": (self.epochs >= 1, ">= 1"),
             # KTO's KL reference point comes from the other examples of a batch (as in TRL)
-            "batch_size": self.batch_size >= (2 if self.loss == "kto" else 1),
-            "grad_accum": self.grad_accum >= 1,
-            "batch_order": self.batch_order in BATCH_ORDERS,
-            "val_fraction": 0 <= self.val_fraction < 1,
-            "warmup_ratio": 0 <= self.warmup_ratio < 1,
-            "max_length": self.max_length >= 8,
-            "save_every": self.save_every >= 0,
-            "max_steps": self.max_steps is None or self.max_steps >= 1,
-            "log_every": self.log_every >= 1,
+            "batch_size": (self.batch_size >= 2, ">= 2 for loss kto")
+            if self.loss == "kto"
+            else (self.batch_size >= 1, ">= 1"),
+            "grad_accum": (self.grad_accum >= 1, ">= 1"),
+            "batch_order": (self.batch_order in BATCH_ORDERS, f"one of {', '.join(BATCH_ORDERS)}"),
+            "val_fraction": (0 <= self.val_fraction < 1, "in [0, 1)"),
+            "warmup_ratio": (0 <= self.warmup_ratio < 1, "in [0, 1)"),
+            "max_length": (self.max_length >= 8, ">= 8"),
+            "save_every": (self.save_every >= 0, ">= 0"),
+            "max_steps": (self.max_steps is None or self.max_steps >= 1, "null or >= 1"),
+            "log_every": (self.log_every >= 1, ">= 1"),
         }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                "invalid training config value(s): "
-                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-                + f" (loss: {LOSSES}, margin_mode: {MARGIN_MODES}, batch_order: {BATCH_ORDERS}; "
-                "kto needs batch_size >= 2)"
-            )
+        for key, (ok, rule) in rules.items():
+            if not ok:  # the first bad key, so that a file's error can name its line
+                raise ConfigError((key,), f"must be {rule}, got {getattr(self, key)!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
-        return build(cls, values, source)
+        try:
+            return build(cls, values)
+        except ConfigError as err:
+            raise err.at(source) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         """Read a YAML mapping; `overrides` (e.g. from the CLI) win over the file."""
+        source = read_yaml(path)
+        values = {} if source.data is None else source.data  # an empty file: the defaults
         try:
-            values = yaml.safe_load(read_text(path)) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML ({err})") from None
-        if not isinstance(values, dict):
-            raise ValueError(
-                f"{path}: expected a mapping of config keys, got {type(values).__name__}"
-            )
-        try:
-            return build(cls, {**values, **overrides}, f"{path}: config")
-        except ValueError as err:  # the value checks run after the build: name the file
-            raise ValueError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
+            if not isinstance(values, dict):
+                raise ConfigError((), f"expected a mapping of config keys, got {values!r}")
+            return build(cls, {**values, **overrides})
+        except ConfigError as err:
+            raise source.locate(err) from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rpo_bench.fields import field_error
-from rpo_bench.jsonl import iter_rows
+from rpo_bench.jsonl import iter_rows, no_rows
 
 Message = dict[str, str]
 ROLES = ("system", "user", "assistant")
@@ -79,9 +79,17 @@ def _check(row: dict[str, Any], where: str) -> Pair:
     return Pair(str(row["id"]), prompt, row["chosen"], row["rejected"], margin, rejected_prompt)
 
 
+def nothing_to_train(path: str | Path, what: str) -> ValueError:
+    """The error for a pairs file without rows. Always an error (`train` has no
+    `--allow-empty`): training on no examples cannot make a model."""
+    return ValueError(
+        f"{no_rows(path, what)}; training needs at least one, so train has no --allow-empty"
+    )
+
+
 def read_pairs(path: str | Path) -> list[Pair]:
     """Validated pairs; errors name file:line and the field. An empty file is an error."""
     pairs = [_check(row, f"{path}:{line}") for line, row in iter_rows(path)]
     if not pairs:
-        raise ValueError(f"{path}: no preference pairs (the file is empty)")
+        raise nothing_to_train(path, "preference pairs")
     return pairs

@@ -22,6 +22,7 @@ import torch
 from rpo_bench.files import write_atomic
 from rpo_bench.train.config import TrainConfig
 from rpo_bench.train.trainer import TrainResult, train
+from rpo_bench.train.unpaired import file_kind
 
 
 def launch(args: argparse.Namespace) -> list[str]:
@@ -74,6 +75,7 @@ def train_in_processes(
 
 def _run(args: argparse.Namespace) -> TrainResult | None:
     if args.processes > 1 and "LOCAL_RANK" not in os.environ:  # not yet one of the processes
+        file_kind(args.pairs)  # an empty file fails here, once, not in every process
         env = dict(os.environ)
         if not (args.accelerate_config or torch.cuda.is_available()):
             env["ACCELERATE_USE_CPU"] = "1"  # else accelerate looks for GPUs

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from rpo_bench.jsonl import read_jsonl, write_jsonl
+from rpo_bench.outputs import TRAIN_LOG
 
 
 class RunLog:
     """Per-step metrics to `<out>/log.jsonl` (rewritten atomically) and the console."""
 
     def __init__(self, out: Path, total_steps: int, start_step: int, enabled: bool, quiet: bool):
-        self.path = out / "log.jsonl" if enabled else None
+        self.path = out / TRAIN_LOG if enabled else None
         self.enabled = enabled
         # on resume, keep the rows of the steps already done
         old = read_jsonl(self.path) if enabled and start_step and self.path.exists() else []

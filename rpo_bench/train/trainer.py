@@ -17,6 +17,7 @@ import torch
 
 from rpo_bench import models
 from rpo_bench.files import atomic_folder, write_atomic
+from rpo_bench.outputs import TRAIN_FINAL, TRAIN_SUMMARY
 from rpo_bench.train import checkpoint
 from rpo_bench.train.batches import Batch, Step, make_batches, schedule
 from rpo_bench.train.config import TrainConfig, example_kind
@@ -99,7 +100,7 @@ def _save_final(acc: Any, scorer: Any, tokenizer: Any, out: Path) -> Path | None
     state = acc.get_state_dict(scorer) if _sharded(acc) else None  # every rank must call it
     if not acc.is_main_process:
         return None
-    target = out / "final"
+    target = out / TRAIN_FINAL
     with atomic_folder(target) as tmp:
         if state is not None:  # sharded: the gathered weights (a LoRA run saves its adapter)
             state = {k.removeprefix("model."): v for k, v in state.items()}
@@ -290,7 +291,7 @@ def _describe(cfg: TrainConfig, data: _Data, world: int, steps: int) -> str:
 def _write_summary(result: TrainResult, cfg: TrainConfig) -> None:
     summary = {k: v for k, v in result.__dict__.items() if k != "log"}
     summary.update(out=str(result.out), final=str(result.final), config=cfg.to_dict())
-    write_atomic(result.out / "train_summary.json", json.dumps(summary, indent=1) + "\n")
+    write_atomic(result.out / TRAIN_SUMMARY, json.dumps(summary, indent=1) + "\n")
 
 
 def train(

@@ -17,7 +17,7 @@ from typing import Any
 
 from rpo_bench.fields import field_error
 from rpo_bench.jsonl import iter_rows
-from rpo_bench.train.examples import Message, check_row
+from rpo_bench.train.examples import Message, check_row, nothing_to_train
 from rpo_bench.train.tokenize import Encoded, Tokenized, fit
 
 KINDS = ("preference", "sft", "kto")
@@ -38,7 +38,7 @@ def file_kind(path: str | Path) -> str:
         if kind not in KINDS:
             raise field_error(f"{path}:{line}", "kind", f"must be one of {KINDS}, got {kind!r}")
         return kind
-    raise ValueError(f"{path}: no training examples (the file is empty)")
+    raise nothing_to_train(path, "training examples")
 
 
 def _check(row: dict[str, Any], where: str, kind: str) -> Single:
@@ -55,7 +55,7 @@ def read_single(path: str | Path, kind: str) -> list[Single]:
     """Validated SFT or KTO examples; errors name file:line and the field."""
     rows = [_check(row, f"{path}:{line}", kind) for line, row in iter_rows(path)]
     if not rows:
-        raise ValueError(f"{path}: no {kind} examples (the file is empty)")
+        raise nothing_to_train(path, f"{kind} examples")
     return rows
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
+from rpo_bench import hub
 from rpo_bench.evaluate.metrics import METRICS, prompt_score
 from rpo_bench.evaluate.multi_if import data as multi_if
 from rpo_bench.evaluate.multiturn_task import MultiTurnTask
+from rpo_bench.evaluate.preflight import MissingData
 from rpo_bench.evaluate.verifiable import constraints_for, score
 from rpo_bench.paths import data_dir
 from rpo_bench.rollout.multiturn import Conversation
@@ -26,26 +29,48 @@ def data_file(data_file: str | None = None) -> Path | None:
     return local if local and local.exists() else None
 
 
+def _missing(cause: str) -> MissingData:
+    return MissingData(
+        f"Multi-IF data not found: no local copy and the hub dataset {HUB_DATASET} could "
+        f"not be loaded ({cause}). Put {FILE_NAME} in "
+        f"$RPO_BENCH_DATA/multi_if/ (RPO_BENCH_DATA={os.environ.get('RPO_BENCH_DATA')}) "
+        'or pass --metadata \'{"data_file": "/path/to/file.csv"}\'.'
+    )
+
+
+@functools.cache  # one download and one check for the eight language tasks
+def _hub_rows() -> list[tuple[int, dict[str, Any]]]:
+    """The hub copy's rows, numbered as the CSV's lines."""
+    import datasets
+
+    offline = datasets.config.HF_HUB_OFFLINE
+    # Offline, `datasets` reads its own cache and fails at once; online, an unreachable hub
+    # costs ~30 s of retries before the same failure, so one quick try comes first.
+    if not offline and not hub.reachable():
+        raise _missing(
+            f"{datasets.config.HF_ENDPOINT} unreachable; for a cached copy set HF_HUB_OFFLINE=1"
+        )
+    try:
+        rows = datasets.load_dataset(HUB_DATASET, split="train")
+    except Exception as err:  # offline with no cached copy, gated, or missing
+        cause = f"HF_HUB_OFFLINE is set and no copy is cached: {type(err).__name__}"
+        raise _missing(cause if offline else type(err).__name__) from err
+    return list(enumerate(rows, 2))
+
+
+def check_data(data_file: str | None = None, **_: Any) -> None:
+    """MissingData now (before a model loads) if neither a local copy nor the hub's is at hand."""
+    if globals()["data_file"](data_file) is None:
+        _hub_rows()
+
+
 def load_docs(language: str | None = None, data_file: str | None = None, **_: Any) -> dict:
     """Rows (every field a string, as the CSV holds them), validated, of one language or all."""
     import datasets
 
     path = globals()["data_file"](data_file)
-    if path is not None:
-        numbered = multi_if.read_rows(path)
-        source = str(path)
-    else:
-        try:
-            hub = datasets.load_dataset(HUB_DATASET, split="train")
-        except Exception as err:  # offline, gated, or missing: say what to do instead
-            raise FileNotFoundError(
-                f"Multi-IF data not found: no local copy and the hub dataset {HUB_DATASET} could "
-                f"not be loaded ({type(err).__name__}). Put {FILE_NAME} in "
-                f"$RPO_BENCH_DATA/multi_if/ (RPO_BENCH_DATA={os.environ.get('RPO_BENCH_DATA')}) "
-                'or pass --metadata \'{"data_file": "/path/to/file.csv"}\'.'
-            ) from err
-        numbered = list(enumerate(hub, 2))
-        source = HUB_DATASET
+    numbered = multi_if.read_rows(path) if path is not None else _hub_rows()
+    source = str(path) if path is not None else HUB_DATASET
     rows = []
     for number, raw in numbered:
         conv = multi_if.parse_row(raw, source, f"line {number}")  # bad rows fail here, named

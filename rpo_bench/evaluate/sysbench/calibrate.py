@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from rpo_bench.evaluate.sysbench.judging import judgement_row, session_requests, write_rows
 from rpo_bench.jsonl import read_jsonl
 from rpo_bench.judge.base import Judge
-from rpo_bench.judge.types import JudgeRequest
+from rpo_bench.judge.types import JudgeRequest, NothingJudged
 
 
 def agreement(pairs: Iterable[tuple[bool, bool]]) -> dict[str, Any]:
@@ -101,6 +102,12 @@ def calibrate(
             rows_path,
         )
 
+    if chosen and errors == len(chosen):  # the rows above are kept: they hold the errors
+        first = next(j.error for j in judgements if j.error)
+        raise NothingJudged(
+            f"{judge.identity} could judge none of the {errors} turns, so there is no "
+            f"agreement to report; the first turn's error: {first}"
+        )
     overall = agreement(pairs)
     return {
         "judge": judge.identity,
@@ -162,11 +169,17 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             f"--prompts: unknown judge prompt {unknown[0]!r}; known: {', '.join(PROMPTS)}"
         )
     results = {}
+    for prompt in prompts:  # every judge answers before the first turn is judged
+        _judge(args, prompt).check()
     for prompt in prompts:
         rows = f"{args.rows}.{prompt}.jsonl" if args.rows and len(prompts) > 1 else args.rows
-        results[prompt] = calibrate(
-            _judge(args, prompt), args.labels, data, limit=args.limit, rows_path=rows
-        )
+        try:
+            results[prompt] = calibrate(
+                _judge(args, prompt), args.labels, data, limit=args.limit, rows_path=rows
+            )
+        except NothingJudged as err:  # it ran, and judged nothing: no figure to print
+            print(f"rpo-bench: error: {err}", file=sys.stderr)
+            sys.exit(1)
     result = results[prompts[0]] if len(prompts) == 1 else {"by_prompt": results}
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return result

@@ -39,7 +39,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 from rpo_bench.evaluate.multiturn_task import MultiTurnTask
 from rpo_bench.evaluate.sysbench.data import (
@@ -54,7 +55,7 @@ from rpo_bench.evaluate.sysbench.data import (
 )
 from rpo_bench.evaluate.sysbench.judging import HISTORIES, judge_sessions, reference_replies
 from rpo_bench.evaluate.sysbench.metrics import SPLITS, UNJUDGED, score
-from rpo_bench.judge import Judge, make_judge
+from rpo_bench.judge import Judge, JudgeUnavailable, make_judge
 from rpo_bench.judge.official import official_file
 from rpo_bench.judge.openai import DEFAULT_BASE_URL
 from rpo_bench.judge.prompt import DEFAULT_PROMPT
@@ -129,7 +130,11 @@ class SysBenchTask(MultiTurnTask):
         if self._history_kind == "reference":  # every session must have its reference replies
             for doc in self.dataset[self.config.test_split]:
                 reference_replies(doc)
-        self._judge = make_sysbench_judge(metadata)
+        try:
+            self._judge = make_sysbench_judge(metadata)
+            self._judge.check()  # the endpoint answers: in seconds, before any generation
+        except (JudgeUnavailable, ValueError) as err:
+            stop(f"sysbench_multiturn: {err}")
         super().build_all_requests(**kw)
 
     def chat_for(self, doc: dict, conv: Conversation, turn: int, history: list[dict]) -> list[dict]:
@@ -204,8 +209,28 @@ METRICS = (
 )
 
 
+def stop(message: str) -> NoReturn:
+    """End the run with exit code 2 and the message alone. lm-eval runs this task inside its
+    own CLI, whose exit code is ours to set only this way; a traceback would bury the message
+    and a NaN table with exit 0 would look like a result."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def require_judged(items: list[dict[str, Any]]) -> None:
+    """Stop where not one turn was judged: every metric would be NaN. Some unjudged turns
+    are counted (`judge_errors`) and left unscored, as SysBench does."""
+    rows = [row for item in items for row in item["labels"]]
+    if rows and all(row.get("judge_error") for row in rows):  # labels files may lack it
+        stop(
+            f"sysbench_multiturn: none of the {len(rows)} turns could be judged, so there is "
+            f"no score; the first turn's judge error: {rows[0].get('error')}"
+        )
+
+
 def _aggregation(name: str) -> Any:
     def aggregate(items: list[dict[str, Any]]) -> float:
+        require_judged(items)
         value = flat(scores(items)).get(name)
         return math.nan if value is None else float(value)  # None: nothing to score
 
