@@ -9,6 +9,7 @@ from pathlib import Path
 TRAIN_FINAL = "final"  # the trained weights (LoRA merged) and tokenizer, loadable by models.load
 TRAIN_LOG = "log.jsonl"  # per-step loss and reward margins
 TRAIN_SUMMARY = "train_summary.json"  # seconds and steps
+TRAIN_LEARNING = "learning.json"  # preference accuracy, margin, loss vs its null, per epoch
 
 
 def stats_path(out: str | Path) -> Path:

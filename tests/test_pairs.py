@@ -274,6 +274,10 @@ def test_strategies_on_random_verdicts(case):
     assert len(built["iopo"]) == sum(1 for v in distinct if not all(v))
     ordered = {s: {(p.chosen, p.rejected) for p in built[s]} for s in PAIR_STRATEGIES}
     assert ordered["rpo_one_way"] == ordered["dpo_count"]
+    # the placebo: dpo_count's pairs, some swapped
+    assert {frozenset(p) for p in ordered["dpo_shuffled"]} == {
+        frozenset(p) for p in ordered["dpo_count"]
+    }
     assert ordered["dpo_perfect"] <= ordered["dpo_count"]
     assert ordered["drop_failed"] <= ordered["rpo"]
     assert len(built["dpo_count"]) == sum(
@@ -461,6 +465,26 @@ def test_rpo_rule_invariant_on_real_samples(real_turns, tmp_path):
     assert count["rpo"] > count["dpo_count"] >= count["dpo_perfect"]
 
 
+def test_the_placebo_swaps_half_of_dpo_counts_pairs_seeded(real_turns):
+    real_turns = [turn_from_row(r) for r in real_turns]
+    dpo = {p.id.rsplit("/", 1)[0] + "/" + "".join(sorted(p.id.rsplit("/", 1)[1].split(">"))): p
+           for p in build_pairs(real_turns, "dpo_count")}  # fmt: skip
+    shuffled = {s: build_pairs(real_turns, "dpo_shuffled", seed=s) for s in range(10)}
+    swapped = 0
+    for pairs in shuffled.values():
+        assert len(pairs) == len(dpo)
+        for p in pairs:
+            turn, sides = p.id.rsplit("/", 1)
+            original = dpo[turn + "/" + "".join(sorted(sides.split(">")))]
+            assert (p.prompt, p.margin) == (original.prompt, original.margin)
+            assert {p.chosen, p.rejected} == {original.chosen, original.rejected}
+            swapped += p.chosen != original.chosen
+    assert 0.35 < swapped / (10 * len(dpo)) < 0.65  # probability 0.5, over 10 seeds' pairs
+    again = build_pairs(real_turns, "dpo_shuffled", seed=0)
+    assert [p.id for p in again] == [p.id for p in shuffled[0]]  # seeded
+    assert [p.id for p in shuffled[0]] != [p.id for p in shuffled[1]]
+
+
 def with_truth(rows, flip, seed=0):
     """Copies whose judged verdicts flip with probability `flip`; the truth kept beside."""
     rng = random.Random(seed)
@@ -495,6 +519,7 @@ def test_every_strategy_declares_its_training_loss():
     assert {s for s, loss in losses.items() if loss == "dpo"} == {
         "dpo_count",
         "dpo_perfect",
+        "dpo_shuffled",
         "iopo",
     }
     # single-response strategies train with the loss named after their example kind

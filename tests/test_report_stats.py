@@ -19,6 +19,7 @@ from rpo_bench.ablate.stats import (
     power,
     seeds_needed,
 )
+from rpo_bench.train.learning import wilson
 
 
 def test_mde_by_hand_on_a_two_seed_three_prompt_table():
@@ -260,7 +261,7 @@ def test_direction_words():
 
     assert said(-3.14) == "`a` scored 3.1 points below `b`"
     assert said(0.96) == "`a` scored 1.0 points above `b`"
-    assert said(-0.04) == said(0.04) == "`a` scored equal to `b`"  # as shown: 0.0
+    assert said(-0.04) == said(0.04) == "`a` scored the same as `b`"  # as shown: 0.0
 
 
 def test_with_base_as_the_reference_nothing_is_said_twice(tmp_path):
@@ -309,3 +310,33 @@ def test_a_plot_of_a_subset_names_it(tmp_path, monkeypatch):
     results["cells"][0]["pairs"] = {**PAIR_STATS, "kind": "sft"}
     report.write(results, tmp_path)
     assert titles["pairs.png"][-1].endswith("preference strategies only)")
+
+
+def _point(step: int, epochs: float, accuracy: float, n: int = 20) -> dict:
+    stats = {"n": n, "accuracy": accuracy, "accuracy_ci95": wilson(accuracy * n, n),
+             "margin": accuracy - 0.5, "margin_ci95": [0.0, 1.0], "loss": 0.7 - accuracy / 4,
+             "null_loss": 0.693, "drift_chosen": 1.0, "drift_rejected": -2.0}  # fmt: skip
+    return {"step": step, "epochs": epochs, "train": stats, "validation": {**stats, "n": 5}}
+
+
+def test_the_learning_section_and_plot_show_each_cells_whole_set_accuracy(tmp_path):
+    results = synthetic()
+    for c in results["cells"]:
+        if c["strategy"] == "rpo":  # dpo_count's cells trained before it was measured
+            c["train"]["learning"] = [_point(0, 0, 0.5), _point(4, 1, 0.75), _point(8, 2, 0.9)]
+    report.write(results, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    section = md.split("## Did training learn?")[1].split("\n## ")[0]
+    rows = _table(md, "## Did training learn?")
+    assert len(rows) == len(results["cells"]) and "0.5 is what a model that learned" in section
+    rpo = next(r for r in rows if r["strategy"] == "rpo")
+    lo, hi = (f"{x:.2f}" for x in wilson(18, 20))
+    assert rpo["epochs"] == "2" and rpo["train accuracy"] == f"0.90 [{lo}, {hi}] (n=20)"
+    assert rpo["loss (null)"] == "0.475 (0.693)" and rpo["drift chosen / rejected"] == "+1.0 / -2.0"
+    dpo = next(r for r in rows if r["strategy"] == "dpo_count")
+    assert dpo["train accuracy"] == dpo["validation accuracy"] == "-"  # not measured
+    saved = json.loads((tmp_path / "results.json").read_text())["learning"]
+    assert [r["end"]["step"] if r["end"] else None for r in saved] == [
+        8 if c["strategy"] == "rpo" else None for c in results["cells"]
+    ]
+    assert (tmp_path / "learning.png").stat().st_size > 1000 and "](learning.png)" in md

@@ -231,9 +231,16 @@ def test_validation_split_is_held_out_and_logged_every_epoch(tmp_path):
     from rpo_bench.train.trainer import _validation_split
 
     cfg = _cfg(tmp_path, "x", val_fraction=0.2)
-    kept, held = _validation_split(list(range(10)), cfg, "p")
+    singles = [f"t{k}" for k in range(10)]  # every example its own turn
+    kept, held = _validation_split(list(range(10)), singles, cfg, "p")
     assert (len(kept), len(held)) == (8, 2) and not set(kept) & set(held)
-    assert _validation_split(list(range(10)), cfg, "p") == (kept, held)
+    assert _validation_split(list(range(10)), singles, cfg, "p") == (kept, held)
+    # a turn's examples (a mirrored pair's two directions) stay on one side
+    turns = [f"t{k // 2}" for k in range(10)]
+    for seed in range(20):
+        kept, held = _validation_split(list(range(10)), turns, _cfg(tmp_path, "x",
+                                       val_fraction=0.2, seed=seed), "p")  # fmt: skip
+        assert len(held) == 2 and held[0] // 2 == held[1] // 2
     # too large a share is refused, naming the file
     with pytest.raises(ValueError, match=r"pairs.jsonl: val_fraction=0.99 of 10 examples"):
         train(pairs, _cfg(tmp_path, "bad", val_fraction=0.99), quiet=True)

@@ -22,7 +22,7 @@ PAIR_STATS = (
 
 # Every name a report's plot takes (`*`: a model's name): a report folder holds no other PNG.
 PLOT_NAMES = ("strategies_*.png", "noise_*.png", "forest_*.png", "pairs.png", "model_size.png",
-              "margins.png", "training.png")  # fmt: skip
+              "margins.png", "training.png", "learning.png")  # fmt: skip
 
 
 def plot_all(
@@ -49,7 +49,8 @@ def plot_all(
     size = None if grouped else _model_size(table, out / "model_size.png")
     made += [size] if size else []
     made += [_margins(results, out / "margins.png"), _training(results, out / "training.png")]
-    return made
+    learned = _learning(results, out / "learning.png")
+    return made + ([learned] if learned else [])
 
 
 def _by_task(levels: list[dict]) -> dict[str, list[dict]]:
@@ -282,6 +283,44 @@ def _training(results: dict[str, Any], path: Path) -> str:
     for ax in axes:
         ax.set_xlabel("step")
     _legend_right(fig, axes[0], right=0.85)
+    return _save(fig, path)
+
+
+def _learning(results: dict[str, Any], path: Path) -> str | None:
+    """Whole-set preference accuracy against epochs, one panel per strategy (seeds and noise
+    levels as lines), with the 0.5 of a model that learned nothing; None without points."""
+    import matplotlib.pyplot as plt
+
+    cells = [c for c in results["cells"] if c["train"].get("learning")]
+    if not cells:
+        return None
+    strategies = list(dict.fromkeys(c["strategy"] for c in cells))
+    fig, axes = plt.subplots(1, len(strategies), figsize=(4.2 * len(strategies), 3.4),
+                             sharey=True, squeeze=False)  # fmt: skip
+    for ax, strategy in zip(axes[0], strategies, strict=True):
+        for c in (c for c in cells if c["strategy"] == strategy):
+            points = c["train"]["learning"]
+            label, color = f"p={c['noise']:g} s{c['seed']}", None
+            for name, style in (("train", "-"), ("validation", "--")):  # one colour a cell
+                shown = [p for p in points if name in p]
+                if not shown:
+                    continue
+                x = [p["epochs"] for p in shown]
+                y = [p[name]["accuracy"] for p in shown]
+                lo = [a - p[name]["accuracy_ci95"][0] for a, p in zip(y, shown, strict=True)]
+                hi = [p[name]["accuracy_ci95"][1] - a for a, p in zip(y, shown, strict=True)]
+                shown_label = label if name == "train" else None
+                line = ax.errorbar(x, y, yerr=[lo, hi], fmt=style + "o", ms=3, capsize=2,
+                                   color=color, label=shown_label)  # fmt: skip
+                color = line[0].get_color()
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_title(strategy)
+        ax.set_xlabel("epochs")
+    axes[0][0].set_ylabel("preference accuracy")
+    fig.suptitle("Did training learn? whole-set preference accuracy (solid: training pairs, "
+                 "dashed: validation; bars: 95% Wilson; dotted: 0.5, nothing learned)",
+                 fontsize=9)  # fmt: skip
+    _legend_right(fig, axes[0][0], right=0.88)
     return _save(fig, path)
 
 

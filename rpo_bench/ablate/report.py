@@ -225,7 +225,9 @@ def _write(results: dict[str, Any], out: Path) -> None:
     analysis = analysis_mod.analyze(grouped, cfg["eval"]["bootstrap"])
     table = summarize(grouped, analysis)
     power = analysis.pop("power")
-    results = {**results, "summary": table, "analysis": analysis, "power": power}
+    learning = sections.learning_rows(results["cells"])
+    results = {**results, "summary": table, "analysis": analysis, "power": power,
+               "learning": learning}  # fmt: skip
     pngs = plot_all({**results, "cells": grouped["cells"]}, table, analysis, out)
     ref = analysis["settings"]["primary"]["reference"]
     md = [f"# Ablation `{cfg['name']}`", ""]
@@ -257,6 +259,7 @@ def _write(results: dict[str, Any], out: Path) -> None:
         md += ["## Stale stages", "",
                "Reused with --reuse-stale although the code that computes them has changed "
                "since: " + ", ".join(f"`{s}`" for s in stale) + ".", ""]  # fmt: skip
+    md += sections.learning_section(learning)
     md += ["## Pairs", "", *PAIRS_LEGEND, "", *_data_table(results), ""]
     md += ["## Plots", ""] + [f"![{p}]({p})" for p in pngs] + [""]
     md += sections.paper_section(analysis, cfg)

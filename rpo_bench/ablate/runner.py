@@ -29,6 +29,7 @@ from rpo_bench.ablate.stages import (
     PAIRS,
     SAMPLES,
     TRAIN,
+    TRAIN_LEARNING,
     TRAIN_LOG,
     TRAIN_SUMMARY,
     TRIGGERED,
@@ -238,7 +239,10 @@ class Runner:
             if "loss" in r
         ]
         summary = json.loads(TRAIN.path(folder, TRAIN_SUMMARY).read_text())
-        return {"log": log, "seconds": summary.get("seconds"), "steps": summary.get("steps")}
+        learned = TRAIN.path(folder, TRAIN_LEARNING)  # absent: trained before it was measured
+        learning = json.loads(learned.read_text())["points"] if learned.exists() else []
+        return {"log": log, "seconds": summary.get("seconds"), "steps": summary.get("steps"),
+                "learning": learning}  # fmt: skip
 
     def _provenance(self, wall: float) -> dict[str, Any]:
         import importlib.metadata as md

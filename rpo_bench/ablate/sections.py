@@ -32,10 +32,10 @@ def _sd(var: float | None) -> str:
 
 def direction(r: dict[str, Any]) -> str:
     """The sign of Δ in words, at the precision shown: "`rpo` scored 3.1 points below
-    `dpo_count`" (or "equal to" where Δ rounds to 0.0)."""
+    `dpo_count`" (or "the same as" where Δ rounds to 0.0)."""
     d = round(r["delta_points"], 1)
     if d == 0:
-        return f"`{r['strategy']}` scored equal to `{r['reference']}`"
+        return f"`{r['strategy']}` scored the same as `{r['reference']}`"
     return (
         f"`{r['strategy']}` scored {abs(d):.1f} points {'above' if d > 0 else 'below'} "
         f"`{r['reference']}`"
@@ -251,3 +251,60 @@ def paper_section(analysis: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
         "",
     ]
     return md
+
+
+def learning_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each trained cell's learning at step 0 and at its last point (results.json
+    `learning`); a cell trained before learning was measured has no points."""
+    rows = []
+    for c in cells:
+        points = c["train"].get("learning", [])
+        rows.append({**{k: c[k] for k in ("model", "strategy", "noise", "seed")},
+                     "start": points[0] if points else None,
+                     "end": points[-1] if points else None})  # fmt: skip
+    return rows
+
+
+def learning_section(rows: list[dict[str, Any]]) -> list[str]:
+    """ "Did training learn?": whole-set preference accuracy, margin and loss against its
+    null at the end of each cell's training (train/learning.py)."""
+
+    def acc(point: dict | None, name: str) -> str:
+        s = (point or {}).get(name)
+        if not s:
+            return "-"
+        lo, hi = s["accuracy_ci95"]
+        return f"{s['accuracy']:.2f} [{lo:.2f}, {hi:.2f}] (n={s['n']})"
+
+    def other(point: dict | None) -> list[str]:
+        s = (point or {}).get("train")
+        if not s:
+            return ["-"] * 3
+        return [f"{s['loss']:.3f} ({s['null_loss']:.3f})", f"{s['margin']:+.3f}",
+                f"{s['drift_chosen']:+.1f} / {s['drift_rejected']:+.1f}"]  # fmt: skip
+
+    lines = [
+        "## Did training learn?",
+        "",
+        "Preference accuracy on whole sets at the end of training: the share of pairs whose "
+        "implicit reward (beta x the policy-minus-reference log-ratio) is higher for the "
+        "chosen reply, ties counted half, with a 95% Wilson interval. At step 0 the policy is "
+        "the reference, so every pair ties: 0.5 is what a model that learned nothing scores. "
+        "`train`: the cell's own training pairs (has it learned them?); `validation`: pairs "
+        "held out whole turns at a time (`train.val_fraction`; has it generalized?). Loss: "
+        "on the training pairs, with its null (the same loss for a model that learned "
+        "nothing) in brackets. Drift: the mean change of the chosen / rejected replies' "
+        "log-probs against the reference (both falling: squeezing). `-`: not measured (a "
+        "loss without pairs, or trained before learning was measured). See docs/report.md.",
+        "",
+        "| model | strategy | noise p | seed | epochs | train accuracy | validation accuracy "
+        "| loss (null) | margin | drift chosen / rejected |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        end = r["end"]
+        epochs = f"{end['epochs']:g}" if end else "-"
+        lines.append("| " + " | ".join([r["model"], r["strategy"], f"{r['noise']:g}",
+                                        str(r["seed"]), epochs, acc(end, "train"),
+                                        acc(end, "validation"), *other(end)]) + " |")  # fmt: skip
+    return [*lines, ""]

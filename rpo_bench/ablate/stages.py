@@ -14,7 +14,13 @@ from typing import Any
 
 from rpo_bench.files import write_atomic
 from rpo_bench.jsonl import read_jsonl, write_jsonl
-from rpo_bench.outputs import TRAIN_FINAL, TRAIN_LOG, TRAIN_SUMMARY, stats_path
+from rpo_bench.outputs import (
+    TRAIN_FINAL,
+    TRAIN_LEARNING,
+    TRAIN_LOG,
+    TRAIN_SUMMARY,
+    stats_path,
+)
 from rpo_bench.paths import REPO_ROOT
 from rpo_bench.rollout.settings import GenerationSettings
 
@@ -53,7 +59,7 @@ CONVERSATIONS = Stage("conversations", "conversations.jsonl", optional=(SYSTEM_P
 SAMPLES = Stage("samples", "samples.jsonl", optional=(JUDGING,))
 JUDGED = Stage("judged", "samples.jsonl", optional=(TRIGGERED,))
 PAIRS = Stage("pairs", "pairs.jsonl", also=(PAIR_STATS,))
-TRAIN = Stage("train", TRAIN_FINAL, also=(TRAIN_LOG, TRAIN_SUMMARY))
+TRAIN = Stage("train", TRAIN_FINAL, also=(TRAIN_LOG, TRAIN_SUMMARY), optional=(TRAIN_LEARNING,))
 EVAL = Stage("eval", "eval.json")
 
 

@@ -3,8 +3,9 @@ examples), and reading back a pairs file of any kind."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,23 @@ Build = Callable[..., list[Example]]  # (turns, strategy name, **options) -> exa
 
 def _paired(plan: plans.Strategy) -> Build:
     return lambda turns, name, **options: _build_pairs(turns, name, plan, **options)
+
+
+def _shuffled(plan: plans.Strategy) -> Build:
+    """A placebo: `plan`'s pairs, each with chosen and rejected swapped at probability 0.5
+    (seeded by the build's seed and the pair), so no preference is left to learn. Trained
+    like the others, it shows how far training alone moves a score."""
+
+    def build(turns: Sequence[JudgedTurn], name: str, **options: Any) -> list[Example]:
+        seed = options.get("seed", 0)
+        return [
+            replace(p, chosen=p.rejected, rejected=p.chosen)
+            if random.Random(f"shuffle:{seed}:{p.id}").random() < 0.5
+            else p
+            for p in _build_pairs(turns, name, plan, **options)
+        ]
+
+    return build
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,7 @@ STRATEGIES: dict[str, StrategySpec] = {
         StrategySpec("drop_failed", "rpo", _paired(plans.drop_failed)),
         StrategySpec("dpo_count", "dpo", _paired(plans.dpo_count)),
         StrategySpec("dpo_perfect", "dpo", _paired(plans.dpo_perfect)),
+        StrategySpec("dpo_shuffled", "dpo", _shuffled(plans.dpo_count)),  # a placebo
         StrategySpec("iopo", "dpo", _paired(plans.iopo)),  # IOPO's pairs, like DPO's loss
         StrategySpec("sft_chosen", "sft", unpaired.sft_chosen),
         StrategySpec("sft_golden", "sft", unpaired.sft_golden),

@@ -29,6 +29,12 @@ class Pair:
     rejected_prompt: list[Message] | None = None  # input-side pairs: the rejected's own prompt
 
 
+def turn_of(example_id: str) -> str:
+    """The turn an example's id names: pairs/ writes `<turn id>/<its replies>`; an id without
+    a `/` is a turn of its own."""
+    return example_id.rsplit("/", 1)[0]
+
+
 def check_row(
     row: dict[str, Any], where: str, replies: tuple[str, ...], other: tuple[str, ...] = ()
 ) -> list[Message]:

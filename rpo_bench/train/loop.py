@@ -35,6 +35,8 @@ class Run:
     log: RunLog
     save: Callable[[int], Any]  # writes a checkpoint after step N, returns its path
     validation: list[Batch] = field(default_factory=list)  # held-out examples (val_fraction)
+    # measures learning on whole sets after a step: 0, every epoch's last, the run's last
+    learn: Callable[[Run, int], Any] | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -54,13 +56,18 @@ def plan(run: Run, start: int, stop: int) -> Iterator[tuple[int, int, Step]]:
         yield step, epoch, run.steps[epoch_order(run.steps_per_epoch, run.cfg.seed, epoch)[k]]
 
 
+def policy_logps(run: Run, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy's summed log-probs of each example's first and second reply: (chosen,
+    rejected), (response, mismatched response) for KTO, (response, nothing) for SFT."""
+    with run.accelerator.autocast():
+        logps = run.scorer(**batch.inputs(run.accelerator.device))
+    chosen, rejected = logps.float().chunk(2)
+    return chosen, rejected
+
+
 def batch_loss(run: Run, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
     device = run.accelerator.device
-    with run.accelerator.autocast():
-        logps = run.scorer(**batch.inputs(device))
-    # first and second reply of every example: (chosen, rejected), (response, mismatched
-    # response) for KTO, (response, nothing) for SFT
-    chosen, rejected = logps.float().chunk(2)
+    chosen, rejected = policy_logps(run, batch)
     tokens_c, tokens_r = batch.reply_tokens.to(device).chunk(2)
     ref = run.ref[batch.index].to(device)
     cfg = run.cfg
@@ -110,6 +117,8 @@ def train_loop(run: Run, start: int, last_checkpoint: Any = None) -> int:
     run.scorer.train()
     step = start
     world = acc.num_processes
+    if run.learn and start == 0:
+        run.learn(run, 0)  # the model before any step: the reference
     for step, epoch, share in plan(run, start, stop):
         began, tokens, sums = time.perf_counter(), 0, defaultdict(float)
         for i, batch in enumerate(share.micro):
@@ -141,8 +150,11 @@ def train_loop(run: Run, start: int, last_checkpoint: Any = None) -> int:
                 {"step": done, "epoch": epoch, **sums, "lr": run.scheduler.get_last_lr()[0],
                  "pairs_per_s": share.global_size / seconds, "tokens_per_s": tokens / seconds}
             )  # fmt: skip
-        if run.validation and (done % run.steps_per_epoch == 0 or done == stop):
-            run.log.log({"step": done, "epoch": epoch, **validate(run)})
+        if done % run.steps_per_epoch == 0 or done == stop:
+            if run.validation:
+                run.log.log({"step": done, "epoch": epoch, **validate(run)})
+            if run.learn:
+                run.learn(run, done)
         if cfg.save_every and done % cfg.save_every == 0 and done != stop:
             last_checkpoint = run.save(done)
             faults.reach(f"train-step-{done}")

@@ -17,11 +17,12 @@ import torch
 
 from rpo_bench import models
 from rpo_bench.files import atomic_folder, write_atomic
-from rpo_bench.outputs import TRAIN_FINAL, TRAIN_SUMMARY
+from rpo_bench.outputs import TRAIN_FINAL, TRAIN_LEARNING, TRAIN_SUMMARY
 from rpo_bench.train import checkpoint
 from rpo_bench.train.batches import Batch, Step, make_batches, schedule
 from rpo_bench.train.config import TrainConfig, example_kind
-from rpo_bench.train.examples import read_pairs
+from rpo_bench.train.examples import read_pairs, turn_of
+from rpo_bench.train.learning import LearningLog
 from rpo_bench.train.logps import SequenceScorer, causal_lm
 from rpo_bench.train.loop import Run, train_loop
 from rpo_bench.train.progress import RunLog
@@ -134,17 +135,31 @@ def _tokenized(rows: list, cfg: TrainConfig, tokenizer: Any):
     return tokenize_single(rows, tokenizer, cfg.max_length), fill
 
 
-def _validation_split(examples: list, cfg: TrainConfig, path: str | Path) -> tuple[list, list]:
-    """(training, validation) examples: a seeded `val_fraction` of them held out."""
+def _validation_split(
+    examples: list, turns: list[str], cfg: TrainConfig, path: str | Path
+) -> tuple[list, list]:
+    """(training, validation) examples: a seeded `val_fraction` of them held out, whole turns
+    at a time (`turns[k]` is example k's), so both directions of a mirrored pair, which share
+    their two replies, never fall on opposite sides."""
     if not cfg.val_fraction:
         return examples, []
     n = round(len(examples) * cfg.val_fraction)
-    if n < 1 or n >= len(examples):
+    by_turn: dict[str, list[int]] = {}
+    for k, turn in enumerate(turns):
+        by_turn.setdefault(turn, []).append(k)
+    order = sorted(by_turn)
+    random.Random(f"val:{cfg.seed}").shuffle(order)
+    chosen: set[int] = set()
+    for turn in order:
+        if len(chosen) >= n:
+            break
+        chosen.update(by_turn[turn])
+    if n < 1 or len(chosen) >= len(examples):
         raise ValueError(
-            f"{path}: val_fraction={cfg.val_fraction} of {len(examples)} examples leaves "
-            f"{n} for validation and {len(examples) - n} for training; need at least 1 each"
+            f"{path}: val_fraction={cfg.val_fraction} of {len(examples)} examples from "
+            f"{len(by_turn)} turns leaves {len(chosen)} for validation and "
+            f"{len(examples) - len(chosen)} for training; need at least 1 each"
         )
-    chosen = set(random.Random(f"val:{cfg.seed}").sample(range(len(examples)), n))
     return (
         [e for k, e in enumerate(examples) if k not in chosen],
         [e for k, e in enumerate(examples) if k in chosen],
@@ -198,7 +213,8 @@ def _setup_data(rows: list, path: str | Path, cfg: TrainConfig, tokenizer: Any, 
     # the same global batches for any number of processes; each takes its share of every one
     # (equal step counts keep DDP/ZeRO-3 in lockstep)
     world = acc.num_processes
-    trained, held_out = _validation_split(tokenized.pairs, cfg, path)
+    turns = [turn_of(rows[e.index].id) for e in tokenized.pairs]
+    trained, held_out = _validation_split(tokenized.pairs, turns, cfg, path)
     steps, left_out = schedule(
         trained, cfg.batch_size, cfg.grad_accum, world, acc.process_index,
         tokenizer.pad_token_id, cfg.seed, cfg.share_prompt, fill, cfg.batch_order,
@@ -217,6 +233,19 @@ def _setup_model(model: Any, cfg: TrainConfig) -> SequenceScorer:
     if cfg.grad_checkpointing:
         causal_lm(model).gradient_checkpointing_enable({"use_reentrant": False})
     return SequenceScorer(model)
+
+
+def _setup_learning(
+    out: Path, cfg: TrainConfig, data: _Data, acc: Any, start: int
+) -> LearningLog | None:
+    """Learning measured on whole sets: the training pairs (in one process, which holds them
+    all) and the validation pairs; preference losses only. It costs one forward pass over
+    the sets at step 0 and after every epoch."""
+    if example_kind(cfg.loss) != "preference":
+        return None
+    sets = {"train": data.batches if acc.num_processes == 1 else [],
+            "validation": data.validation}  # fmt: skip
+    return LearningLog(out / TRAIN_LEARNING, sets, acc.is_main_process, start)
 
 
 def _setup_optimizer(
@@ -322,7 +351,7 @@ def train(
     log.message(_describe(cfg, data, acc.num_processes, steps))
     try:
         run = Run(cfg, acc, scorer, optimizer, scheduler, data.steps, ref, log, save,
-                  data.validation)  # fmt: skip
+                  data.validation, _setup_learning(out, cfg, data, acc, start))  # fmt: skip
         reached = train_loop(run, start, last)
         clock["train"] = time.perf_counter()
         if reached > start:
