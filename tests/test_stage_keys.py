@@ -72,6 +72,7 @@ READERS: dict[str, tuple[Any, set[str]]] = {
     "sampling.engine": ("fast_float32", SAMPLES),
     "sampling.teacher": (config_mod.TeacherModel(), SAMPLES),
     "sampling.pool": ("critic", SAMPLES),
+    "sampling.per_seed": (True, SAMPLES),
     "judge.kind": ("openai", SAMPLES),
     "judge.model": ("gpt-4o", SAMPLES),
     "judge.base_url": ("http://127.0.0.1:1/v1", SAMPLES),
@@ -180,3 +181,35 @@ def test_the_data_files_contents_are_in_the_conversations_key(tmp_path):
     copy.write_text(copy.read_text().replace("a", "b", 1))
     after = stage_keys(cfg, tmp_path)
     assert {s for s in STAGES if after[s] != before[s]} == CONVERSATIONS
+
+
+def test_seeds_that_resample_sample_with_their_own_seed(tmp_path):
+    """`sampling.per_seed`: each grid seed its own sampling pass (sampling seed + grid seed);
+    without it, every seed shares one pass and its key, as stores made before it."""
+    cfg = config_mod.load(REPO / "ablations" / "cpu.yaml")
+    seeds = cfg.grid.seed
+    assert len(seeds) > 1
+
+    def samples(cfg: config_mod.AblationConfig) -> dict[int, tuple[str, int]]:
+        runner, found = Runner(cfg, tmp_path), {}
+
+        def stage(stage, label, inputs, work):
+            if stage.kind == "samples":  # (its conversations come first)
+                found[key_of(stage.kind, inputs)] = inputs["sampling"]["seed"]
+            return tmp_path
+
+        runner._stage = stage
+        for seed in seeds:
+            found.clear()
+            runner.samples(cfg.grid.model[0], seed)
+            ((key, sampling_seed),) = found.items()
+            yield seed, (key, sampling_seed)
+
+    shared = dict(samples(cfg))
+    assert len({key for key, _ in shared.values()}) == 1
+    assert {s for _, s in shared.values()} == {cfg.sampling.seed}
+    own = dict(samples(changed(cfg, "sampling.per_seed", True)))
+    assert len({key for key, _ in own.values()}) == len(seeds)
+    assert {seed: s for seed, (_, s) in own.items()} == {
+        seed: cfg.sampling.seed + seed for seed in seeds
+    }

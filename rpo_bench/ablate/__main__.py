@@ -25,7 +25,8 @@ def plan(cfg: config_mod.AblationConfig) -> str:
     lines = [
         f"ablation {cfg.name}: {len(cells)} cells = {len(g.model)} models x "
         f"{len(g.strategy)} strategies x {len(g.noise)} noise levels x {len(g.seed)} seeds" + axes,
-        f"  sampling: {len(g.model)} pass(es) of {cfg.data.n_conversations} conversations x "
+        f"  sampling: {len(g.model) * (len(g.seed) if cfg.sampling.per_seed else 1)} pass(es) "
+        f"of {cfg.data.n_conversations} conversations x "
         + (
             f"{cfg.data.turns} turns"
             if cfg.data.kind == "verifiable"

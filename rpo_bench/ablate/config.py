@@ -101,7 +101,8 @@ class TeacherModel(Endpoint):
 
 @dataclass(frozen=True)
 class Sampling:
-    """One sampling pass per model serves every strategy, noise level and seed."""
+    """One sampling pass per model serves every strategy, noise level and seed (or, with
+    `per_seed`, one per model and grid seed)."""
 
     n: int = 4
     temperature: float = 1.0
@@ -119,6 +120,10 @@ class Sampling:
     # policy: the policy's samples only | critic: the teacher's refined reply joins a turn
     # whose best sample is below the teacher's threshold (the authors' critic pool)
     pool: str = "policy"
+    # false: one sampling pass per model serves every seed, so seeds differ by training and
+    # noise flips only | true: each grid seed samples its own responses (sampling seed +
+    # grid seed), so the bootstrap's seed level includes sampling too
+    per_seed: bool = False
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ ADDED: dict[str, dict[str, Any]] = {
     "Judge": {"options": {}, "triggered": "all"},
     # the LLM reverser (issue 14): earlier pairs had verifiable constraints only
     "Pairs": {"reverser": None},
-    # the teacher's history and critic pool (issue 14)
-    "Sampling": {"teacher": None, "pool": "policy"},
+    # the teacher's history and critic pool (issue 14); seeds that resample (issue 28)
+    "Sampling": {"teacher": None, "pool": "policy", "per_seed": False},
     # evaluation's own engine (issue 25): earlier evaluations ran on the sampling engine,
     # whose default these are (a store made with another sampling engine evaluated with it,
     # and its key said nothing about it: that was the bug this field fixes)

@@ -1,10 +1,10 @@
 """The ablation pipeline, one stage per function, each stored under a key of its inputs.
 
-conversations -> samples (once per model) -> judged (per noise p and seed) -> pairs (per
-strategy; SFT/KTO examples for the baselines) -> train -> evaluate; the untrained model is
-evaluated once per model. Sampling keeps the "golden" history chosen with the exact judge,
-so one sampling pass serves every noise level; noise then flips the verdicts the pairs are
-built from (true ones kept).
+conversations -> samples (once per model; per model and seed with `sampling.per_seed`) ->
+judged (per noise p and seed) -> pairs (per strategy; SFT/KTO examples for the baselines)
+-> train -> evaluate; the untrained model is evaluated once per model. Sampling keeps the
+"golden" history chosen with the exact judge, so one sampling pass serves every noise
+level; noise then flips the verdicts the pairs are built from (true ones kept).
 """
 
 from __future__ import annotations
@@ -73,10 +73,15 @@ class Runner:
         return self._run(CONVERSATIONS, "conversations", make_conversations,
                          data=d, split=split, n=n, file_sha256=digest)  # fmt: skip
 
-    def samples(self, model: str) -> Upstream:
+    def samples(self, model: str, seed: int) -> Upstream:
+        """The model's sampled, judged responses: one pass for every grid seed, or with
+        `sampling.per_seed` one per seed, sampled with the sampling seed plus the grid's."""
+        s = self.cfg.sampling
+        if s.per_seed:
+            s = dataclasses.replace(s, seed=s.seed + seed)
         return self._run(SAMPLES, f"samples:{model}", sample_responses,
                          conversations=self.conversations("train"), model=model,
-                         sampling=self.cfg.sampling, judge=self._judge_for_samples())  # fmt: skip
+                         sampling=s, judge=self._judge_for_samples())  # fmt: skip
 
     def judged(self, model: str, noise: float, seed: int) -> Upstream:
         j = self.cfg.judge
@@ -85,7 +90,7 @@ class Runner:
             triggered = {"by": j.triggered, "model": j.model, "base_url": j.base_url,
                          **({"options": j.options} if j.options else {})}  # fmt: skip
         return self._run(JUDGED, f"judge:p{noise:g}", judge_with_noise,
-                         samples=self.samples(model), noise=noise, seed=seed,
+                         samples=self.samples(model, seed), noise=noise, seed=seed,
                          triggered=triggered)  # fmt: skip
 
     def pairs(self, cell: Cell) -> Upstream:
@@ -166,8 +171,9 @@ class Runner:
         started = time.time()
         base = {m: self.base(m) for m in self.cfg.grid.model}
         cells = [self.cell(cell) for cell in self.cfg.cells()]
+        first = self.cfg.grid.seed[0]  # with per_seed: the first seed's pass, as an example
         judging = {m: json.loads(p.read_text()) for m in self.cfg.grid.model
-                   if (p := SAMPLES.path(self.samples(m)[0], JUDGING)).exists()}  # fmt: skip
+                   if (p := SAMPLES.path(self.samples(m, first)[0], JUDGING)).exists()}  # fmt: skip
         for m in judging:  # the triggered filter's counts (the same for every noise and seed)
             g = self.cfg.grid
             path = JUDGED.path(self.judged(m, g.noise[0], g.seed[0])[0], TRIGGERED)
