@@ -232,6 +232,11 @@ def _unreachable(reason: Any) -> str | None:
 CLIENT_OPTIONS = _client_options()
 
 
+def client_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The client's share of a role's options (a judge's also hold its prompt, cache, ...)."""
+    return {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
+
+
 def _read_error_body(err: urllib.error.HTTPError) -> str:
     try:
         return err.read()[:300].decode("utf-8", "replace")

@@ -72,8 +72,8 @@ def test_endpoints_with_nothing_listening_stop_the_run_before_its_first_stage(tm
 def test_an_endpoint_whose_stages_are_all_stored_is_not_asked():
     cfg = config_mod.load(REPO / "ablations" / "smoke_freetext.yaml")
     roles = {e.role: e.stages for e in preflight.endpoints(cfg)}
-    assert roles == {"judge": ("samples", "eval", "judged"), "sampling.teacher": ("samples",),
-                     "pairs.reverser": ("pairs",)}  # fmt: skip
+    assert roles == {"judge": ("samples", "eval"), "judge.triggered": ("judged",),
+                     "sampling.teacher": ("samples",), "pairs.reverser": ("pairs",)}  # fmt: skip
     # nothing left to compute: no endpoint is needed, so none is asked (none could answer)
     assert preflight.check(cfg, [], hub_reachable=lambda: False) == []
     (problem,) = preflight.check(cfg, [Path("work/pairs/0123")], hub_reachable=lambda: False)

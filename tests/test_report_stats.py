@@ -340,3 +340,10 @@ def test_the_learning_section_and_plot_show_each_cells_whole_set_accuracy(tmp_pa
         8 if c["strategy"] == "rpo" else None for c in results["cells"]
     ]
     assert (tmp_path / "learning.png").stat().st_size > 1000 and "](learning.png)" in md
+
+
+def test_a_report_whose_cells_measured_no_learning_says_so(tmp_path):
+    report.write(synthetic(), tmp_path)  # cells trained before learning was measured
+    section = (tmp_path / "report.md").read_text().split("## Did training learn?")[1]
+    assert section.split("\n\n")[1].startswith("**Not measured: every cell here was trained")
+    assert not (tmp_path / "learning.png").exists()

@@ -29,14 +29,21 @@ def selector(triggered: dict[str, Any], root: Path) -> Any:
     """The triggered filter (`judge.triggered: llm`): the judge's model, base_url and client
     options (`runner.Runner.judged` names them)."""
     from rpo_bench.judge.triggered import TriggeredSelector
-    from rpo_bench.llm import OPENAI, OpenAICompleter
-    from rpo_bench.openai_client import CLIENT_OPTIONS
+    from rpo_bench.llm import OpenAICompleter
+    from rpo_bench.openai_client import client_options
     from rpo_bench.textcache import TextCache
 
     t = triggered
-    options = {k: v for k, v in t.get("options", {}).items() if k in CLIENT_OPTIONS}
-    completer = OpenAICompleter(t["model"] or "gpt-4o-mini", t["base_url"] or OPENAI, **options)
+    model, base_url = selector_endpoint(t["model"], t["base_url"])
+    completer = OpenAICompleter(model, base_url, **client_options(t.get("options", {})))
     return TriggeredSelector(completer, TextCache(root / "triggered.sqlite", "triggered"))
+
+
+def selector_endpoint(model: str | None, base_url: str | None) -> tuple[str, str]:
+    """The triggered filter's (model, base_url): the judge's, or gpt-4o-mini at OpenAI."""
+    from rpo_bench.llm import OPENAI
+
+    return model or "gpt-4o-mini", base_url or OPENAI
 
 
 def teacher(s: Sampling, local: Callable[[str], Any]) -> Any:

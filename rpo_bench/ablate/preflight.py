@@ -27,8 +27,9 @@ class Endpoint:
 
 def endpoints(cfg: AblationConfig) -> list[Endpoint]:
     """Every LLM endpoint the config names, with the stages that call it."""
+    from rpo_bench.ablate.builders import selector_endpoint
     from rpo_bench.judge.openai import DEFAULT_BASE_URL, DEFAULT_MODEL
-    from rpo_bench.openai_client import CLIENT_OPTIONS
+    from rpo_bench.openai_client import client_options
 
     found = []
     d, s, j, r = cfg.data, cfg.sampling, cfg.judge, cfg.pairs.reverser
@@ -37,14 +38,16 @@ def endpoints(cfg: AblationConfig) -> list[Endpoint]:
         found.append(Endpoint("data.generate", g.model, g.base_url, g.options, ("conversations",)))
     if j.kind == "openai":
         stages = ("samples", "eval") if d.kind == "freetext" else ("samples",)
-        stages += ("judged",) if j.triggered == "llm" else ()
-        options = {k: v for k, v in j.options.items() if k in CLIENT_OPTIONS}
         found.append(Endpoint("judge", j.model or DEFAULT_MODEL, j.base_url or DEFAULT_BASE_URL,
-                              options, stages))  # fmt: skip
+                              client_options(j.options), stages))  # fmt: skip
+    if j.triggered == "llm":  # the judge's endpoint, with its own default model
+        model, base_url = selector_endpoint(j.model, j.base_url)
+        found.append(Endpoint("judge.triggered", model, base_url, client_options(j.options),
+                              ("judged",)))  # fmt: skip
     if s.teacher is not None and s.teacher.base_url is not None:
         t = s.teacher
-        options = {k: v for k, v in t.options.items() if k in CLIENT_OPTIONS}
-        found.append(Endpoint("sampling.teacher", t.model, t.base_url, options, ("samples",)))
+        found.append(Endpoint("sampling.teacher", t.model, t.base_url, client_options(t.options),
+                              ("samples",)))  # fmt: skip
     if r is not None:
         found.append(Endpoint("pairs.reverser", r.model, r.base_url, r.options, ("pairs",)))
     return found

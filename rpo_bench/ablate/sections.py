@@ -283,9 +283,21 @@ def learning_section(rows: list[dict[str, Any]]) -> list[str]:
         return [f"{s['loss']:.3f} ({s['null_loss']:.3f})", f"{s['margin']:+.3f}",
                 f"{s['drift_chosen']:+.1f} / {s['drift_rejected']:+.1f}"]  # fmt: skip
 
+    unmeasured = not any(r["end"] for r in rows)
     lines = [
         "## Did training learn?",
         "",
+        *(
+            [
+                "**Not measured: every cell here was trained before learning was measured, so "
+                "nothing in this report shows that its models learned their pairs; the per-step "
+                "loss in training.png is the only sign. A difference between models that did not "
+                "learn is not evidence about the methods that trained them.**",
+                "",
+            ]
+            if unmeasured
+            else []
+        ),  # fmt: skip
         "Preference accuracy on whole sets at the end of training: the share of pairs whose "
         "implicit reward (beta x the policy-minus-reference log-ratio) is higher for the "
         "chosen reply, ties counted half, with a 95% Wilson interval. At step 0 the policy is "
