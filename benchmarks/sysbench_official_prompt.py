@@ -11,11 +11,29 @@ after each user turn) and compares `get_eval_pattern` on them with
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
 
 from rpo_bench.evaluate.sysbench import judge_prompts
 from rpo_bench.jsonl import read_jsonl
 from rpo_bench.judge.official import official_file
 from rpo_bench.paths import sysbench_file
+
+
+def official_prompts(
+    official: ModuleType, row: dict[str, Any], replies: Iterable[str]
+) -> list[str]:
+    """What SysBench's do_eval passes to the judge, turn by turn: `row`'s messages with a
+    reply after each user turn, through `official.get_eval_pattern` (the tests use it too)."""
+    messages, out, it = [], [], iter(replies)
+    for message in row["messages"]:
+        messages.append(message)
+        if message["role"] == "user":
+            messages.append({"role": "assistant", "content": next(it)})
+            criteria = row["prompt_infos"][message["content"]]["criteria"]
+            out.append(official.get_eval_pattern(messages=messages, criteria=criteria))
+    return out
 
 
 def main() -> None:
@@ -28,13 +46,7 @@ def main() -> None:
     for row in rows:
         replies = [f'回答 {row["system_id"]}.{k}\n{{"x": 1}}' for k in range(1, 6)]
         ours = judge_prompts(row, replies)
-        messages, theirs, it = [], [], iter(replies)
-        for message in row["messages"]:
-            messages.append(message)
-            if message["role"] == "user":
-                messages.append({"role": "assistant", "content": next(it)})
-                criteria = row["prompt_infos"][message["content"]]["criteria"]
-                theirs.append(official.get_eval_pattern(messages=messages, criteria=criteria))
+        theirs = official_prompts(official, row, replies)
         sessions += 1
         turns += len(theirs)
         equal_turns += sum(a == b for a, b in zip(ours, theirs, strict=True))

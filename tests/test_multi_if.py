@@ -261,24 +261,38 @@ def test_per_row_verdicts_are_the_hand_checked_ones(scored):
     assert [t["turn"] for t in missing["turns"]] == [1, 2]
 
 
-def test_multilingual_rules_decide_these_verdicts():
-    """The Chinese and Hindi verdicts above hinge on Multi-IF's counting, not IFEval's."""
-    zh = REPLIES["2006:1:zh"][0]
-    assert count_words(zh, "auto") == 35
-    at_least_30 = {"relation": "at least", "num_words": 30}
-    assert from_ifeval("length_constraints:number_words", at_least_30, language="auto").check(zh)
-    assert not from_ifeval("length_constraints:number_words", at_least_30).check(zh)
-    assert count_words(REPLIES["2007:1:zh"][2], "auto") == 31
-    assert count_words(REPLIES["2006:1:zh"][2], "auto") == 45
-    assert count_sentences(REPLIES["2006:1:zh"][2], "auto") == 6
+# The Chinese and Hindi verdicts above hinge on Multi-IF's counting, not IFEval's.
+@pytest.mark.parametrize(
+    ("instruction_id", "kwargs", "key"),
+    [
+        ("length_constraints:number_words", {"relation": "at least", "num_words": 30}, "2006:1:zh"),
+        (
+            "length_constraints:number_sentences",
+            {"relation": "at least", "num_sentences": 3},
+            "2010:1:hi",
+        ),
+    ],
+)
+def test_multilingual_rules_decide_these_verdicts(instruction_id, kwargs, key):
+    reply = REPLIES[key][0]
+    assert from_ifeval(instruction_id, kwargs, language="auto").check(reply)
+    assert not from_ifeval(instruction_id, kwargs).check(reply)
 
-    hi = REPLIES["2010:1:hi"][0]
-    assert count_sentences(hi, "auto") == 3
-    at_least_3 = {"relation": "at least", "num_sentences": 3}
-    assert from_ifeval("length_constraints:number_sentences", at_least_3, language="auto").check(hi)
-    assert not from_ifeval("length_constraints:number_sentences", at_least_3).check(hi)
-    assert count_sentences(REPLIES["2011:1:hi"][0], "auto") == 3
-    assert count_sentences(REPLIES["2011:1:hi"][2], "auto") == 4
+
+@pytest.mark.parametrize(
+    ("count", "key", "turn", "expected"),
+    [
+        (count_words, "2006:1:zh", 0, 35),
+        (count_words, "2007:1:zh", 2, 31),
+        (count_words, "2006:1:zh", 2, 45),
+        (count_sentences, "2006:1:zh", 2, 6),
+        (count_sentences, "2010:1:hi", 0, 3),
+        (count_sentences, "2011:1:hi", 0, 3),
+        (count_sentences, "2011:1:hi", 2, 4),
+    ],
+)
+def test_multilingual_counts_of_these_replies(count, key, turn, expected):
+    assert count(REPLIES[key][turn], "auto") == expected
 
 
 def test_scores_per_turn_and_language_are_the_hand_computed_ones(scored):

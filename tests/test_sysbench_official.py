@@ -1,15 +1,15 @@
 """SysBench's official judge prompt and answer format: equal to SysBench's own code.
 
 The reference is SysBench's `utils.get_eval_pattern` at the pinned commit, read from
-$RPO_BENCH_DATA/sysbench/official (never committed). The official messages are built here
-as SysBench's judging loop builds them: the session's `messages` (system and user turns)
+$RPO_BENCH_DATA/sysbench/official (never committed). The official messages are built as
+SysBench's judging loop builds them (`official_prompts` of
+benchmarks/sysbench_official_prompt.py): the session's `messages` (system and user turns)
 with the model's replies after each user turn, and the criteria from `prompt_infos`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 
 import pytest
 from fake_judge_server import FakeJudgeServer, Reply, official_json
@@ -22,6 +22,12 @@ from rpo_bench.judge import ParseError, make_judge
 from rpo_bench.judge.official import SHA256, official_file, parse_judgement
 from rpo_bench.paths import data_dir
 
+from conftest import REPO, load_file
+
+official_prompts = load_file(
+    "sysbench_official_prompt", REPO / "benchmarks" / "sysbench_official_prompt.py"
+).official_prompts
+
 
 @pytest.fixture(scope="module")
 def official():
@@ -30,10 +36,7 @@ def official():
     path = root / "sysbench" / "official" / "utils.py" if root else None
     if path is None or not path.exists():
         pytest.skip("SysBench's official code is not available (set RPO_BENCH_DATA)")
-    spec = importlib.util.spec_from_file_location("sysbench_utils_for_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("sysbench_utils_for_test", path)
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +51,6 @@ def rows():
 def replies_for(row) -> list[str]:
     # Distinct per turn, with the characters a reply may carry (newlines, braces, quotes).
     return [f'第{k}轮的回答 {{id}} "引号"\n- 列表 {row["system_id"]}' for k in range(1, 6)]
-
-
-def official_prompts(official, row, replies) -> list[str]:
-    """What SysBench's do_eval passes to the judge, turn by turn."""
-    messages, out = [], []
-    replies = iter(replies)
-    for message in row["messages"]:
-        messages.append(message)
-        if message["role"] == "user":
-            messages.append({"role": "assistant", "content": next(replies)})
-            criteria = row["prompt_infos"][message["content"]]["criteria"]
-            out.append(official.get_eval_pattern(messages=messages, criteria=criteria))
-    return out
 
 
 def test_judge_prompts_equal_sysbench_get_eval_pattern_on_every_session(official, rows):

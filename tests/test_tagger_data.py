@@ -88,10 +88,7 @@ def test_bytes_bytearrays_and_frozensets_decode():
         tagger_data.decode_pickle(pickle.dumps(value, protocol=4))
 
 
-def test_the_pinned_tagger_converts_and_nltk_tags_with_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("RPO_BENCH_CACHE", str(tmp_path))
-    monkeypatch.setenv("NLTK_DATA", "")
-    monkeypatch.setattr(nltk.data, "path", [])
+def test_the_pinned_tagger_converts_and_nltk_tags_with_it(tmp_path, fresh_nltk_cache):
     root = tagger_data.ensure_tagger()
     assert root == tmp_path / "nltk_data"
     assert nltk.data.path == [str(root)] and os.environ["NLTK_DATA"] == str(root)

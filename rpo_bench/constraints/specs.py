@@ -48,6 +48,15 @@ def _occurs(subject: str, relation: str, n: int) -> str:
     return f"In your response, {subject} should appear {times}."
 
 
+def _threshold(count: str, relation: str, unit: str, before: str, after: str = ".") -> Spec:
+    """A threshold id whose text is `before`, the amount of `unit`s, then `after`."""
+    return Spec(
+        {count: int, relation: str},
+        lambda kw: before + amount(kw[relation], kw[count], unit) + after,
+        relation=relation,
+    )
+
+
 def _quoted_list(words: list[str]) -> str:
     quoted = [f"'{w}'" for w in words]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
@@ -60,14 +69,12 @@ def _language(code: str) -> str:
 _CONSTRAINED = '"My answer is yes.", "My answer is no." or "My answer is maybe."'
 
 SPECS: dict[str, Spec] = {
-    "change_case:capital_word_frequency": Spec(
-        {"capital_frequency": int, "capital_relation": str},
-        lambda kw: (
-            "Your response must contain "
-            + amount(kw["capital_relation"], kw["capital_frequency"], "word")
-            + " written entirely in capital letters."
-        ),
-        relation="capital_relation",
+    "change_case:capital_word_frequency": _threshold(
+        "capital_frequency",
+        "capital_relation",
+        "word",
+        "Your response must contain ",
+        " written entirely in capital letters.",
     ),
     "change_case:english_capital": Spec(
         {},
@@ -248,20 +255,10 @@ SPECS: dict[str, Spec] = {
             "other by the markdown divider ***."
         ),
     ),
-    "length_constraints:number_sentences": Spec(
-        {"num_sentences": int, "relation": str},
-        lambda kw: (
-            "Your response must contain "
-            + amount(kw["relation"], kw["num_sentences"], "sentence")
-            + "."
-        ),
-        relation="relation",
+    "length_constraints:number_sentences": _threshold(
+        "num_sentences", "relation", "sentence", "Your response must contain "
     ),
-    "length_constraints:number_words": Spec(
-        {"num_words": int, "relation": str},
-        lambda kw: "Answer with " + amount(kw["relation"], kw["num_words"], "word") + ".",
-        relation="relation",
-    ),
+    "length_constraints:number_words": _threshold("num_words", "relation", "word", "Answer with "),
     "punctuation:no_comma": Spec(
         {},
         lambda kw: "Do not use any commas in your response.",
