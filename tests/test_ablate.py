@@ -219,7 +219,15 @@ def test_smoke_preset_end_to_end_with_kill_and_resume(tmp_path):
                 "training.png", "forest_smollm2-135m.png", "pairs.png"):  # fmt: skip
         assert (out / png).stat().st_size > 1000 and f"]({png})" in report
     # The verdict opens the report; one seed: the power section says what it leaves out.
-    assert report.split("\n\n")[1].startswith("**Verdict.** Primary endpoint: `rpo` minus")
+    first = report.split("\n\n")[1]
+    assert first.startswith("**Verdict.** Primary endpoint: `rpo` minus")
+    # every cell measured its learning on the gold set; a few pairs of one epoch cannot pass
+    # the learning gate, so no verdict between trained strategies stands
+    for c in results["cells"]:
+        end = c["train"]["learning"][-1]
+        assert end["gold"]["n"] > 0 and ("train" in end) == (c["strategy"] != "sft_chosen")
+    assert first.count("**inconclusive: ") == 2 and "(statistically: " in first
+    assert "| gold accuracy |" in report and (out / "learning.png").stat().st_size > 1000
     assert "## Power" in report and "seed-to-seed variance is not measured" in report
     power = results["power"]["heldout"]
     assert power["primary"] and power["n_seeds"] == 1 and not power["seed_variance_measured"]

@@ -118,3 +118,29 @@ def test_the_report_names_the_axis_values(tmp_path):
     assert {c["margin_mode"] for c in saved["cells"]} == {"outside_beta", "inside_beta"}
     assert "smollm2-135m, margin_mode=inside_beta" in saved["summary"]
     assert not (tmp_path / "model_size.png").exists()
+
+
+def test_the_training_budget_axis_and_the_gold_set_change_only_the_training_key(tmp_path):
+    """`grid.epochs` and `gold` enter stage keys only where present: a store made before
+    them keeps its keys (the pinned keys above are computed by today's code)."""
+    cfg = config_mod.load(REPO / "tests/fixtures/cpu_v1.yaml")
+    rpo = cfg.cells()[8]
+    old = stage_keys(cfg, rpo, tmp_path)
+    assert stage_keys(cfg, dataclasses.replace(rpo, epochs=1), tmp_path) == old  # train.epochs
+    e3 = stage_keys(cfg, dataclasses.replace(rpo, epochs=3), tmp_path)
+    assert e3["pairs"] == old["pairs"] and e3["train"] != old["train"]
+    assert dataclasses.replace(rpo, epochs=3).name == "smollm2-135m/rpo/p0/s0/e3"
+    assert cfg.train_settings("rpo", epochs=3) == {**cfg.train_settings("rpo"), "epochs": 3}
+    gold = stage_keys(dataclasses.replace(cfg, gold=config_mod.Gold()), rpo, tmp_path)
+    assert gold["pairs"] == old["pairs"] and gold["train"] != old["train"] and "gold" in gold
+    with pytest.raises(ValueError, match=r"grid\.epochs\[0\]' is 0, not a number of epochs"):
+        load(tmp_path, "grid: {epochs: [0]}\n")
+    with pytest.raises(ValueError, match=r"gold\.n' is 1: a pair needs at least 2"):
+        load(tmp_path, "gold: {n: 1}\n")
+
+
+def test_a_dose_response_grid_trains_its_smaller_budgets_first(tmp_path):
+    cfg = load(tmp_path, "grid:\n  strategy: [dpo_count, rpo]\n  epochs: [6, 1, 3]\n")
+    order = [unit.name for kind, unit in Runner(cfg, tmp_path).tasks() if kind == "cell"]
+    strategies = ("dpo_count", "rpo")
+    assert order == [f"smollm2-135m/{s}/p0/s0/e{e}" for e in (1, 3, 6) for s in strategies]

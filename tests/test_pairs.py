@@ -280,6 +280,17 @@ def test_strategies_on_random_verdicts(case):
     }
     assert ordered["dpo_perfect"] <= ordered["dpo_count"]
     assert ordered["drop_failed"] <= ordered["rpo"]
+    # the swapped-prompts control: rpo's pairs (some left out), each under another prompt
+    # of its turn; with its mirror there, the chosen fails what the mirror's rejected fails
+    own = {p.id: p for p in built["rpo"]}
+    for p in built["rpo_swapped_prompts"]:
+        q = own[p.id]
+        assert (p.chosen, p.rejected, p.margin) == (q.chosen, q.rejected, q.margin)
+        assert p.prompt != q.prompt
+    if all(reversible):
+        assert ordered["rpo_swapped_prompts"] == ordered["rpo"]
+        for p in built["rpo_swapped_prompts"]:
+            assert set(p.reversed) == {k for k, ok in enumerate(matrix[p.rejected]) if not ok}
     assert len(built["dpo_count"]) == sum(
         1 for a, b in combinations(distinct, 2) if sum(a) != sum(b)
     )
@@ -483,6 +494,72 @@ def test_the_placebo_swaps_half_of_dpo_counts_pairs_seeded(real_turns):
     again = build_pairs(real_turns, "dpo_shuffled", seed=0)
     assert [p.id for p in again] == [p.id for p in shuffled[0]]  # seeded
     assert [p.id for p in shuffled[0]] != [p.id for p in shuffled[1]]
+
+
+def test_swapped_prompts_show_each_pair_its_mirrors_prompt(real_turns):
+    from rpo_bench.train.examples import turn_of
+
+    turns = [turn_from_row(r) for r in real_turns]
+    rpo = {p.id: p for p in build_pairs(turns, "rpo")}
+    swapped = build_pairs(turns, "rpo_swapped_prompts")
+    assert len(swapped) == len(rpo) >= 8  # every constraint reversible: every mirror is there
+    for p in swapped:
+        own = rpo[p.id]
+        mirror = rpo[f"{p.turn.id}/{p.rejected}>{p.chosen}"]
+        assert turn_of(p.id) == p.turn.id and p.strategy == "rpo_swapped_prompts"
+        assert (p.chosen, p.rejected, p.margin) == (own.chosen, own.rejected, own.margin)
+        shown = (p.prompt, p.reversed, p.dropped, p.constraints)
+        assert shown == (mirror.prompt, mirror.reversed, mirror.dropped, mirror.constraints)
+        assert p.prompt != own.prompt
+        row_ = p.to_row()
+        assert row_["prompt"] == mirror.prompt and row_["reversed"] == list(mirror.reversed)
+        # the checkers on the texts: under the shown prompt the roles are the mirror's, so
+        # the chosen fails exactly the mirror's margin and the rejected passes everything
+        chosen, rejected = p.turn.responses[p.chosen], p.turn.responses[p.rejected]
+        assert sum(not c.check(chosen) for c in p.constraints) == mirror.margin >= 1
+        assert all(c.check(rejected) for c in p.constraints)
+    assert build_pairs(turns, "rpo_swapped_prompts", seed=1) == swapped  # no choice was made
+
+
+def test_swapped_prompts_without_a_mirror_fall_back_or_leave_the_pair_out(capsys):
+    from rpo_bench.pairs.examples import swap_prompts
+    from rpo_bench.pairs.strategy import rpo as rpo_plan
+
+    # four distinct vectors, so 12 rpo pairs under 4 prompts; the cap keeps one, no mirror
+    many = turn_from_row(row([(1, 1, 0), (1, 0, 1), (0, 0, 0), (1, 1, 1)], id="many"))
+    prompts = {p.id: p.prompt for p in build_pairs([many], "rpo")}
+    assert len({str(v) for v in prompts.values()}) == 4
+    picked = set()
+
+    def kept(pair):  # what the control keeps of an rpo pair
+        return pair.id, pair.chosen, pair.rejected, pair.margin
+
+    for seed in range(8):
+        (rpo,) = build_pairs([many], "rpo", max_pairs_per_turn=1, seed=seed)
+        (p,) = build_pairs([many], "rpo_swapped_prompts", max_pairs_per_turn=1, seed=seed)
+        assert kept(p) == kept(rpo)
+        assert p.prompt in prompts.values() and p.prompt != rpo.prompt  # the turn's, not its own
+        again = build_pairs([many], "rpo_swapped_prompts", max_pairs_per_turn=1, seed=seed)
+        assert again == [p]  # same seed, same prompt
+        picked.add(str(p.prompt))
+    assert len(picked) > 1  # the fallback is a seeded choice among the turn's other prompts
+    # BULLETS cannot be reversed: B over A (they differ only there) has margin 0 and is not
+    # made, so A over B has no mirror; in `alone` no other prompt is left, so it is left out
+    alone = turn_from_row(row([(1, 1), (1, 0)], constraints=(NO_COMMA, BULLETS), id="alone"))
+    three = turn_from_row(
+        row([(1, 1, 1), (1, 1, 0), (0, 1, 1)], constraints=(NO_COMMA, LOWER, BULLETS), id="three")
+    )
+    assert [p.id for p in build_pairs([alone], "rpo")] == ["alone/0>1"]
+    rpo = {p.id: p for p in build_pairs([alone, three], "rpo")}
+    assert "three/1>0" not in rpo
+    pairs, left_out = swap_prompts([alone, three], "rpo_swapped_prompts", rpo_plan)
+    assert left_out == 1 and [p.id for p in pairs] == [i for i in rpo if i != "alone/0>1"]
+    fallback = next(p for p in pairs if p.id == "three/0>1")
+    assert fallback.prompt != rpo["three/0>1"].prompt
+    assert fallback.prompt in [q.prompt for q in rpo.values() if q.turn.id == "three"]
+    assert pairs[-1].id == "three/2>1" and pairs[-1].prompt == rpo["three/1>2"].prompt  # mirror
+    assert build_pairs([alone, three], "rpo_swapped_prompts") == pairs
+    assert "1 pair(s) left out" in capsys.readouterr().err  # the count is not lost
 
 
 def with_truth(rows, flip, seed=0):

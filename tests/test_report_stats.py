@@ -116,10 +116,12 @@ def _eval(scores: list[float]) -> dict:
 
 
 def synthetic(
-    seeds=(0, 1), strategies=("dpo_count", "rpo"), shift=None, variants=None, reference=None
-):
+    seeds=(0, 1), strategies=("dpo_count", "rpo"), shift=None, variants=None, reference=None,
+    gold=0.8,
+):  # fmt: skip
     """Two tasks x noise {0, 0.2}; `shift[strategy]`: points added to every prompt (base
-    gets none)."""
+    gets none); `gold`: every cell's gold-set accuracy at the end of training, on 200
+    pairs (0.8: all learned; None: trained before learning was measured)."""
     shift = shift or {}
     primary = Primary(task="heldout", reference=reference or Primary.reference)
     cfg = AblationConfig(
@@ -137,7 +139,10 @@ def synthetic(
             noise = rng.normal(0, 0.02, base.size) + rng.normal(0, 0.005)
             ev[task] = _eval(list(base + shift.get(c.strategy, 0.0) / 100 + noise))
         log = [{"step": 1, "loss": 0.7, "reward_margin": 0.0}]
-        cells.append({**dataclasses.asdict(c), "pairs": PAIR_STATS, "train": {"log": log},
+        train = {"log": log}
+        if gold is not None:
+            train["learning"] = [{"step": 8, "epochs": 1, "gold": _gold(gold)}]
+        cells.append({**dataclasses.asdict(c), "pairs": PAIR_STATS, "train": train,
                       "eval": ev})  # fmt: skip
     return {
         "config": cfg.to_dict(),
@@ -150,6 +155,10 @@ def synthetic(
             "versions": {"python": "3"},
         },  # fmt: skip
     }
+
+
+def _gold(accuracy: float, n: int = 200) -> dict:
+    return {"n": n, "accuracy": accuracy, "accuracy_ci95": wilson(accuracy * n, n)}
 
 
 def test_report_opens_with_the_verdict_and_carries_power(tmp_path):
@@ -320,7 +329,7 @@ def _point(step: int, epochs: float, accuracy: float, n: int = 20) -> dict:
 
 
 def test_the_learning_section_and_plot_show_each_cells_whole_set_accuracy(tmp_path):
-    results = synthetic()
+    results = synthetic(gold=None)
     for c in results["cells"]:
         if c["strategy"] == "rpo":  # dpo_count's cells trained before it was measured
             c["train"]["learning"] = [_point(0, 0, 0.5), _point(4, 1, 0.75), _point(8, 2, 0.9)]
@@ -343,7 +352,45 @@ def test_the_learning_section_and_plot_show_each_cells_whole_set_accuracy(tmp_pa
 
 
 def test_a_report_whose_cells_measured_no_learning_says_so(tmp_path):
-    report.write(synthetic(), tmp_path)  # cells trained before learning was measured
+    report.write(synthetic(gold=None), tmp_path)  # trained before learning was measured
     section = (tmp_path / "report.md").read_text().split("## Did training learn?")[1]
     assert section.split("\n\n")[1].startswith("**Not measured: every cell here was trained")
     assert not (tmp_path / "learning.png").exists()
+
+
+def test_the_learning_gate_withholds_a_verdict_where_a_side_did_not_learn(tmp_path):
+    results = synthetic(shift={"rpo": 5.0})
+    for c in results["cells"]:  # dpo_count's seed 1 at p=0.2 learned nothing
+        if (c["strategy"], c["noise"], c["seed"]) == ("dpo_count", 0.2, 1):
+            c["train"]["learning"][-1]["gold"] = _gold(0.53)
+    md = report.write(results, tmp_path).read_text()
+    first = md.split("\n\n")[1]
+    assert first.count(f"**{analysis.DETECTED}**") == 1  # p=0: both learned
+    lo, hi = wilson(0.53 * 200, 200)
+    gated = (f"**inconclusive: dpo_count did not learn (gold accuracy 0.53 [{lo:.2f}, "
+             f"{hi:.2f}], seed 1)** (statistically: detected).")  # fmt: skip
+    assert gated in first
+    assert "Learning: rpo learned (gold accuracy 0.80" in first
+    assert "`dpo_count` scored" in first and "did not learn)" in first  # its Δ vs base, labelled
+    saved = json.loads((tmp_path / "results.json").read_text())["analysis"]
+    verdicts = {v["noise"]: v for v in saved["verdicts"]}
+    assert verdicts[0.2]["statistical_verdict"] == analysis.DETECTED
+    assert verdicts[0.2]["learning"]["dpo_count"]["status"] == analysis.NOT_LEARNED
+    assert (
+        verdicts[0.0]["verdict"] == analysis.DETECTED and "statistical_verdict" not in verdicts[0.0]
+    )
+    # cells trained before learning was measured: no verdict between trained strategies
+    md = report.write(synthetic(shift={"rpo": 5.0}, gold=None), tmp_path).read_text()
+    assert "**inconclusive: rpo: learning not measured (no gold set); dpo_count: learning" in md
+
+
+def test_the_threshold_is_a_setting_and_the_placebo_is_compared(tmp_path):
+    results = synthetic(shift={"rpo": 5.0}, strategies=("dpo_count", "rpo", "dpo_shuffled"))
+    results["config"]["analysis"]["learning_threshold"] = 0.8  # 0.8 [0.74, 0.85] is not above
+    saved = analysis.analyze(results)
+    assert all(v["verdict"].startswith(analysis.INCONCLUSIVE) for v in saved["verdicts"])
+    placebo = {(r["strategy"], r["noise"]) for r in saved["vs_placebo"]}
+    assert placebo == {("rpo", 0.0), ("rpo", 0.2)}  # the reference is compared with it already
+    md = report.write(synthetic(shift={"rpo": 5.0}, strategies=("dpo_count", "rpo",
+                                "dpo_shuffled")), tmp_path).read_text()  # fmt: skip
+    assert "Against the placebo `dpo_shuffled` (pairs without a preference): `rpo` scored" in md

@@ -128,9 +128,32 @@ def test_long_prompt_loses_oldest_messages_never_the_reply(prepared_model_dir):
     text = tok.decode(long_e.prompt_ids)
     assert "LAST ASK" in text and "Be brief." in text  # whole old messages went first
     assert "old question 0" not in text and "old answer 5" in text
-    # a prompt that cannot fit even alone is cut from the left, the reply still intact
-    tiny = tokenize_pairs(pairs[:1], tok, max_length=12)
-    assert len(tiny.pairs[0].prompt_ids) == 12 - len(tiny.pairs[0].chosen_ids) and tiny.truncated
+
+
+def test_constraints_are_never_cut_a_pair_too_long_is_dropped(prepared_model_dir):
+    """The system message and the last user message hold the turn's constraints (an `rpo`
+    pair's reversed ones among them): a pair that does not fit without its earlier turns is
+    dropped and counted, never cut inside them."""
+    tok = models.load(str(prepared_model_dir)).tokenizer
+    reversed_ = "Do not use any commas in your reply; end it with the exact phrase NO MORE."
+    ask = {"role": "user", "content": "Describe a lake. " + reversed_}
+    old = [{"role": "user", "content": "old question " + "word " * 30},
+           {"role": "assistant", "content": "old answer"}]  # fmt: skip
+    row = {"prompt": [SYSTEM, *old, ask], "chosen": "A calm lake", "rejected": "A lake, calm",
+           "margin": 2, "reversed": [0]}  # fmt: skip
+    rows = [{"id": f"t:{k}/0>1", **row} for k in range(2)]
+    pairs = [_check(r, f"t:{k}") for k, r in enumerate(rows)]
+    alone = len(encode(tok, [SYSTEM, ask], "A calm lake", "A lake, calm")[0])
+    reply = max(len(r) for r in encode(tok, [SYSTEM, ask], "A calm lake", "A lake, calm")[1:])
+    fits = tokenize_pairs(pairs, tok, max_length=alone + reply)  # only without the old turn
+    assert (fits.truncated, fits.dropped) == (2, 0)
+    assert all(reversed_ in tok.decode(e.prompt_ids) for e in fits.pairs)
+    assert all("Be brief." in tok.decode(e.prompt_ids) for e in fits.pairs)
+    shorter = {**rows[0], "prompt": [SYSTEM, {"role": "user", "content": reversed_}]}
+    one_short = tokenize_pairs([*pairs, _check(shorter, "t:9")], tok, max_length=alone + reply - 1)
+    assert (len(one_short.pairs), one_short.dropped) == (1, 2)  # the shorter ask fits
+    with pytest.raises(ValueError, match="even without its earlier turns"):
+        tokenize_pairs(pairs, tok, max_length=alone + reply - 1)
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):

@@ -5,6 +5,11 @@ level is the seeds x prompts table of per-prompt differences: the prompts are th
 every cell, and seed s of either arm shares its noise flips (one judging pass per (p,
 seed)), so both axes are paired (rpo_bench.ablate.stats). A prompt unscorable in any seed
 of either arm is left out of that comparison.
+
+The learning gate: a comparison between two trained strategies keeps its statistical
+verdict (`statistical_verdict`) but is reported "inconclusive" unless both sides learned:
+every seed's gold-set accuracy interval lies above `analysis.learning_threshold`. A
+difference between models that did not learn is not evidence about their methods.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ DETECTED = "detected"
 NOT_DETECTED = "not detected"
 UNDERPOWERED = "underpowered (MDE > effect of interest)"
 ONE_SEED_NOTE = "seed-to-seed variance not measured (one seed): the MDE covers prompts only"
+INCONCLUSIVE = "inconclusive"
+LEARNED, NOT_LEARNED, NOT_MEASURED = "learned", "did not learn", "not measured"
 
 
 def settings(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -32,6 +39,8 @@ def settings(cfg: dict[str, Any]) -> dict[str, Any]:
         "primary": primary,
         "effect_of_interest": float(raw.get("effect_of_interest", default.effect_of_interest)),
         "robust": list(raw.get("robust") or robust_variants(cfg, primary["reference"])),
+        "learning_threshold": float(raw.get("learning_threshold", default.learning_threshold)),
+        "placebo": raw.get("placebo", default.placebo),
     }
 
 
@@ -55,6 +64,55 @@ def verdict(lo: float, hi: float, mde: float | None, effect: float) -> str:
     if mde is None or mde > effect:
         return UNDERPOWERED
     return NOT_DETECTED
+
+
+def gold_point(cell: dict[str, Any]) -> dict[str, Any] | None:
+    """A cell's gold-set metrics at the end of its training, or None where not measured."""
+    points = cell.get("train", {}).get("learning") or []
+    return points[-1].get("gold") if points else None
+
+
+def learning_status(results: dict[str, Any], threshold: float) -> dict[tuple, dict[str, Any]]:
+    """(model, strategy, noise) -> whether its models learned: `learned` where every seed's
+    gold-set accuracy interval lies above `threshold`, else `did not learn` (the seed with
+    the lowest bound is named) or `not measured` (a seed without a gold set)."""
+    by_arm: dict[tuple, list] = defaultdict(list)
+    for c in results["cells"]:
+        by_arm[(c["model"], c["strategy"], c["noise"])].append((c["seed"], gold_point(c)))
+    status = {}
+    for arm, seeds in by_arm.items():
+        if any(g is None for _, g in seeds):
+            status[arm] = {"status": NOT_MEASURED}
+            continue
+        seed, worst = min(seeds, key=lambda sg: sg[1]["accuracy_ci95"][0])
+        learned = worst["accuracy_ci95"][0] > threshold
+        status[arm] = {"status": LEARNED if learned else NOT_LEARNED, "seed": seed,
+                       "gold_accuracy": worst["accuracy"], "ci95": worst["accuracy_ci95"],
+                       "n": worst["n"], "threshold": threshold}  # fmt: skip
+    return status
+
+
+def describe_learning(strategy: str, s: dict[str, Any]) -> str:
+    """'rpo did not learn (gold accuracy 0.52 [0.45, 0.59])', or its other states."""
+    if s["status"] == NOT_MEASURED:
+        return f"{strategy}: learning not measured (no gold set)"
+    lo, hi = s["ci95"]
+    seed = f", seed {s['seed']}" if s.get("seed") is not None else ""
+    accuracy = f"gold accuracy {s['gold_accuracy']:.2f} [{lo:.2f}, {hi:.2f}]{seed}"
+    return f"{strategy} {s['status']} ({accuracy})"
+
+
+def gate(r: dict[str, Any], status: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
+    """`r` with its trained sides' learning status; between two trained strategies, an
+    inconclusive verdict unless both learned (the statistical one kept beside it)."""
+    sides = [n for n in (r["strategy"], r["reference"]) if n != BASE]
+    learning = {n: status.get((r["model"], n, r["noise"]), {"status": NOT_MEASURED}) for n in sides}
+    out = {**r, "learning": learning}
+    failed = [describe_learning(n, s) for n, s in learning.items() if s["status"] != LEARNED]
+    if len(sides) == 2 and failed:
+        inconclusive = f"{INCONCLUSIVE}: " + "; ".join(failed)
+        out |= {"statistical_verdict": r["verdict"], "verdict": inconclusive}
+    return out
 
 
 class Scores:
@@ -170,9 +228,14 @@ def analyze(results: dict[str, Any], n_boot: int = 1000) -> dict[str, Any]:
                     found += [r] if r else []
         return found
 
-    comparisons = [r for st in strategies if st != ref for r in run(st, ref)]
+    status = learning_status(results, s["learning_threshold"])
+
+    def gated(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [gate(r, status) for r in rows]
+
+    comparisons = gated([r for st in strategies if st != ref for r in run(st, ref)])
     if prim["strategy"] not in strategies:  # e.g. base as the primary strategy
-        comparisons += run(prim["strategy"], ref)
+        comparisons += gated(run(prim["strategy"], ref))
     primary = [r for r in comparisons if r["strategy"] == prim["strategy"]]
     verdicts = []
     for m in models:
@@ -191,10 +254,14 @@ def analyze(results: dict[str, Any], n_boot: int = 1000) -> dict[str, Any]:
     # Did training help at all? Each strategy against the untrained model, paired by prompt
     # as above; base's one evaluation stands in for every seed, so only the strategy's seeds
     # vary. With base as the reference these are the comparisons already made.
-    vs_base = comparisons if ref == BASE else [r for st in strategies for r in run(st, BASE)]
+    vs_base = comparisons if ref == BASE else gated([r for st in strategies for r in run(st, BASE)])
+    # every strategy against the placebo (no preference left in its pairs), where the grid has it
+    placebo = s["placebo"]
+    vs_placebo = gated([r for st in strategies if st not in (placebo, ref)
+                        for r in run(st, placebo)] if placebo in strategies else [])  # fmt: skip
     robustness = {
         "variants": s["robust"],
-        "comparisons": [r for v in s["robust"] for r in run(prim["strategy"], v)],
+        "comparisons": gated([r for v in s["robust"] for r in run(prim["strategy"], v)]),
     }
     levels = [
         {"model": m, "task": t, "strategy": st, "noise": p, **lv}
@@ -216,6 +283,10 @@ def analyze(results: dict[str, Any], n_boot: int = 1000) -> dict[str, Any]:
         "verdicts": verdicts,
         "comparisons": comparisons,
         "vs_base": vs_base,
+        "vs_placebo": vs_placebo,
+        "learning": [
+            {"model": m, "strategy": st, "noise": p, **v} for (m, st, p), v in status.items()
+        ],  # fmt: skip
         "robustness": robustness,
         "levels": levels,
         "power": power_by_task(comparisons, tasks, prim),

@@ -1,8 +1,9 @@
 """Ablation configs: YAML that maps one-to-one onto these dataclasses, validated on load.
 
-A config is a base setup (data, sampling, judge, pairs, train, eval) and a grid over
-the study's axes: reversal strategy, judge noise p, model, seed, and optionally the margin
-settings `pairs.min_margin` and `train.margin_mode`. An unknown key or value is an error
+A config is a base setup (data, sampling, judge, pairs, train, eval, and optionally a gold
+set) and a grid over the study's axes: reversal strategy, judge noise p, model, seed, and
+optionally the margin settings `pairs.min_margin` and `train.margin_mode` and the training
+budget `train.epochs`. An unknown key or value is an error
 that names its file, line and key and lists the valid ones.
 """
 
@@ -31,7 +32,8 @@ ENDPOINT_EXTRA = ("concurrency", "use_n")
 ROBUST_LOSSES = ("robust_dpo", "cdpo")  # losses built for flipped preference labels
 # Optional grid axes: left empty, a cell takes the base config's value and its name, stage
 # keys and results are those of a grid without the axis (stored stages are reused).
-MARGIN_AXES = ("min_margin", "margin_mode")
+# epochs: the training budget (dose-response)
+OPTIONAL_AXES = ("min_margin", "margin_mode", "epochs")
 # `train` keys that say how a training is launched, not what it computes; they stay in the
 # stage key (processes set the global batch: batch_size is per process) but are no
 # TrainConfig keys: `processes` N > 1 trains through `rpo-bench train --processes N`.
@@ -173,6 +175,22 @@ class Eval:
 
 
 @dataclass(frozen=True)
+class Gold:
+    """The gold set, one yardstick for every model of the grid: pairs from held-out turns'
+    sampled responses, ordered by their true verdicts under the original prompt (the chosen
+    satisfies strictly more of the turn's constraints: `dpo_count`'s rule, no noise). Each
+    trained cell's preference accuracy is measured on it (`train/learning.py`), and the
+    report's learning gate reads it. Sampled once, by `model` (default: the grid's first),
+    with `sampling`'s settings but `n` samples per turn, from the first `conversations`
+    held-out conversations (default: all)."""
+
+    conversations: int | None = None
+    n: int = 4
+    max_pairs_per_turn: int | None = 2
+    model: str | None = None
+
+
+@dataclass(frozen=True)
 class Variant:
     """A named grid strategy: a pair strategy's pairs trained with its own settings, e.g.
     `dpo_count_robust: {pairs: dpo_count, train: {loss: robust_dpo, label_smoothing: 0.2}}`."""
@@ -202,6 +220,11 @@ class Analysis:
     primary: Primary = field(default_factory=Primary)
     effect_of_interest: float = 3.0
     robust: tuple[str, ...] = ()
+    # the learning gate: a comparison between trained strategies gets a verdict only where
+    # both sides' gold-set accuracy interval lies above this (else "inconclusive")
+    learning_threshold: float = 0.5
+    # the placebo control every strategy is also compared with, where the grid has it
+    placebo: str = "dpo_shuffled"
 
 
 @dataclass(frozen=True)
@@ -212,12 +235,13 @@ class Grid:
     seed: tuple[int, ...] = (0,)
     min_margin: tuple[int, ...] = ()  # empty: pairs.min_margin
     margin_mode: tuple[str, ...] = ()  # empty: train.margin_mode (or the trainer's default)
+    epochs: tuple[int, ...] = ()  # empty: train.epochs (the training budget's axis)
 
 
 @dataclass(frozen=True)
 class Cell:
     """One grid point: a model trained on one strategy's pairs at one noise level and seed;
-    `min_margin` / `margin_mode` are set only where the grid has that axis."""
+    `min_margin` / `margin_mode` / `epochs` are set only where the grid has that axis."""
 
     model: str
     strategy: str
@@ -225,23 +249,25 @@ class Cell:
     seed: int
     min_margin: int | None = None
     margin_mode: str | None = None
+    epochs: int | None = None
 
     @property
     def name(self) -> str:
         name = f"{self.model}/{self.strategy}/p{self.noise:g}/s{self.seed}"
         if self.min_margin is not None:
             name += f"/g{self.min_margin}"
-        return name + (f"/{self.margin_mode}" if self.margin_mode else "")
+        name += f"/{self.margin_mode}" if self.margin_mode else ""
+        return name + (f"/e{self.epochs}" if self.epochs is not None else "")
 
     def fields(self) -> dict[str, Any]:
         """The cell as results.json names it: the optional axes only where set."""
         values = dataclasses.asdict(self)
-        return {k: v for k, v in values.items() if k not in MARGIN_AXES or v is not None}
+        return {k: v for k, v in values.items() if k not in OPTIONAL_AXES or v is not None}
 
 
 def axis_values(cell: dict[str, Any]) -> dict[str, Any]:
     """A cell's (results.json row's) values on the optional axes it sets, in axis order."""
-    return {a: cell[a] for a in MARGIN_AXES if cell.get(a) is not None}
+    return {a: cell[a] for a in OPTIONAL_AXES if cell.get(a) is not None}
 
 
 def axis_label(cell: dict[str, Any]) -> str:
@@ -262,17 +288,20 @@ class AblationConfig:
     grid: Grid = field(default_factory=Grid)
     strategies: dict[str, Variant] = field(default_factory=dict)  # named variants for the grid
     analysis: Analysis = field(default_factory=Analysis)  # the report's primary endpoint
+    gold: Gold | None = None  # the gold set every trained cell's learning is measured on
 
     def pair_strategy(self, strategy: str) -> str:
         """The pair strategy a grid strategy builds its pairs with."""
         return self.strategies[strategy].pairs if strategy in self.strategies else strategy
 
-    def train_settings(self, strategy: str, margin_mode: str | None = None) -> dict[str, Any]:
+    def train_settings(
+        self, strategy: str, margin_mode: str | None = None, epochs: int | None = None
+    ) -> dict[str, Any]:
         """TrainConfig keys for a grid strategy: its pair strategy's declared loss, then
-        `train`, then the variant's own `train`, then a cell's `margin_mode`. Only the rpo
-        loss reads the margin mode, so other losses leave it out: their cells on that axis
-        share one training stage, as a cell at the mode `train` already gives shares the
-        stage of a grid without the axis."""
+        `train`, then the variant's own `train`, then a cell's `margin_mode` and `epochs`.
+        Only the rpo loss reads the margin mode, so other losses leave it out: their cells
+        on that axis share one training stage, as a cell at the mode (or epochs) `train`
+        already gives shares the stage of a grid without the axis."""
         from rpo_bench.pairs import strategy as pair_strategy
 
         variant = self.strategies.get(strategy)
@@ -284,12 +313,17 @@ class AblationConfig:
             # the mode the settings already give keeps the key of a cell without the axis
             if margin_mode != settings.get("margin_mode", TrainConfig.margin_mode):
                 settings["margin_mode"] = margin_mode
+        if epochs is not None:
+            from rpo_bench.train.config import TrainConfig
+
+            if epochs != settings.get("epochs", TrainConfig.epochs):
+                settings["epochs"] = epochs
         return settings
 
     def cells(self) -> list[Cell]:
         g = self.grid
         axes = (g.model, g.strategy, g.noise, g.seed, g.min_margin or (None,),
-                g.margin_mode or (None,))  # fmt: skip
+                g.margin_mode or (None,), g.epochs or (None,))  # fmt: skip
         return [Cell(*c) for c in itertools.product(*axes)]
 
     def to_dict(self) -> dict[str, Any]:
@@ -379,6 +413,15 @@ def validate(config: AblationConfig) -> AblationConfig:
             raise ConfigError(("grid", "min_margin", i), f"is {g}, not a margin >= 1")
     for i, mode in enumerate(config.grid.margin_mode):
         one_of(mode, MARGIN_MODES, ("grid", "margin_mode", i))
+    for i, n in enumerate(config.grid.epochs):
+        if n < 1:
+            raise ConfigError(("grid", "epochs", i), f"is {n}, not a number of epochs >= 1")
+    g = config.gold
+    if g is not None:
+        if g.n < 2:
+            raise ConfigError(("gold", "n"), f"is {g.n}: a pair needs at least 2 samples a turn")
+        if g.conversations is not None and g.conversations < 1:
+            raise ConfigError(("gold", "conversations"), f"is {g.conversations}, not >= 1")
     for axis in ("strategy", "noise", "model", "seed"):
         if not getattr(config.grid, axis):
             raise ConfigError(("grid", axis), "needs at least one value")
@@ -409,6 +452,9 @@ def _validate_analysis(config: AblationConfig) -> None:
     one_of(a.primary.reference, names, ("analysis", "primary", "reference"))
     for i, name in enumerate(a.robust):
         one_of(name, config.strategies, ("analysis", "robust", i))
+    if not 0 <= a.learning_threshold < 1:
+        raise ConfigError(("analysis", "learning_threshold"),
+                          f"is {a.learning_threshold}, not an accuracy in [0, 1)")  # fmt: skip
     if not a.effect_of_interest > 0:
         raise ConfigError(
             ("analysis", "effect_of_interest"), f"is {a.effect_of_interest}, not > 0 points"

@@ -1,8 +1,8 @@
-"""Report groups: a model, or a model at one setting of the optional margin axes.
+"""Report groups: a model, or a model at one setting of the optional axes.
 
 The analysis compares strategies within a group (same model, same `min_margin`, same
-`margin_mode`), so each margin setting gets its own tables, verdicts and plots, headed by
-the model and the axis values. A grid without those axes has one group per model, named
+`margin_mode`, same `epochs`), so each setting gets its own tables, verdicts and plots,
+headed by the model and the axis values. A grid without those axes has one group per model, named
 by the model alone, so its report is unchanged.
 """
 
@@ -27,5 +27,5 @@ def by_group(results: dict[str, Any]) -> dict[str, Any]:
     models = {g["model"]: c["model"] for g, c in zip(cells, results["cells"], strict=True)}
     base = {g: results["base"][m] for g, m in models.items() if m in results["base"]}
     if all(g == m for g, m in models.items()):
-        base = results["base"]  # no margin axis: exactly the model's own rows
+        base = results["base"]  # no optional axis: exactly the model's own rows
     return {**results, "cells": cells, "base": base, "group_models": models}

@@ -22,7 +22,7 @@ PAIR_STATS = (
 
 # Every name a report's plot takes (`*`: a model's name): a report folder holds no other PNG.
 PLOT_NAMES = ("strategies_*.png", "noise_*.png", "forest_*.png", "pairs.png", "model_size.png",
-              "margins.png", "training.png", "learning.png")  # fmt: skip
+              "margins.png", "training.png", "learning.png", "dose.png")  # fmt: skip
 
 
 def plot_all(
@@ -50,7 +50,8 @@ def plot_all(
     made += [size] if size else []
     made += [_margins(results, out / "margins.png"), _training(results, out / "training.png")]
     learned = _learning(results, out / "learning.png")
-    return made + ([learned] if learned else [])
+    dose = _dose(results, analysis, out / "dose.png")
+    return made + [p for p in (learned, dose) if p]
 
 
 def _by_task(levels: list[dict]) -> dict[str, list[dict]]:
@@ -301,7 +302,8 @@ def _learning(results: dict[str, Any], path: Path) -> str | None:
         for c in (c for c in cells if c["strategy"] == strategy):
             points = c["train"]["learning"]
             label, color = f"p={c['noise']:g} s{c['seed']}", None
-            for name, style in (("train", "-"), ("validation", "--")):  # one colour a cell
+            sets = (("train", "-"), ("validation", "--"), ("gold", "-."))
+            for name, style in sets:  # one colour a cell
                 shown = [p for p in points if name in p]
                 if not shown:
                     continue
@@ -309,7 +311,7 @@ def _learning(results: dict[str, Any], path: Path) -> str | None:
                 y = [p[name]["accuracy"] for p in shown]
                 lo = [a - p[name]["accuracy_ci95"][0] for a, p in zip(y, shown, strict=True)]
                 hi = [p[name]["accuracy_ci95"][1] - a for a, p in zip(y, shown, strict=True)]
-                shown_label = label if name == "train" else None
+                shown_label = label if name == next(n for n, _ in sets if n in points[-1]) else None
                 line = ax.errorbar(x, y, yerr=[lo, hi], fmt=style + "o", ms=3, capsize=2,
                                    color=color, label=shown_label)  # fmt: skip
                 color = line[0].get_color()
@@ -318,9 +320,59 @@ def _learning(results: dict[str, Any], path: Path) -> str | None:
         ax.set_xlabel("epochs")
     axes[0][0].set_ylabel("preference accuracy")
     fig.suptitle("Did training learn? whole-set preference accuracy (solid: training pairs, "
-                 "dashed: validation; bars: 95% Wilson; dotted: 0.5, nothing learned)",
-                 fontsize=9)  # fmt: skip
+                 "dashed: validation, dash-dot: gold set; bars: 95% Wilson; dotted: 0.5, "
+                 "nothing learned)", fontsize=9)  # fmt: skip
     _legend_right(fig, axes[0][0], right=0.88)
+    return _save(fig, path)
+
+
+def _dose(results: dict[str, Any], analysis: dict[str, Any], path: Path) -> str | None:
+    """Dose-response, where the grid has an `epochs` axis: the gold-set accuracy at the end
+    of training and the primary endpoint against the training budget, per strategy and
+    noise level (seeds pooled: mean, bars from the lowest to the highest seed's interval);
+    None without the axis."""
+    import matplotlib.pyplot as plt
+
+    cells = [c for c in results["cells"] if c.get("epochs") is not None]
+    if not cells:
+        return None
+    task = analysis["settings"]["primary"]["task"]
+    epochs_of = {c["model"]: c["epochs"] for c in cells}  # a group is one epochs value
+    fig, (gold_ax, score_ax) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    arms = dict.fromkeys((c["strategy"], c["noise"]) for c in cells)
+    for strategy, noise in arms:
+        label = f"{strategy} p={noise:g}"
+        points = defaultdict(list)
+        for c in cells:
+            if (c["strategy"], c["noise"]) == (strategy, noise):
+                points[c["epochs"]].append((c["train"].get("learning") or [{}])[-1].get("gold"))
+        xs = sorted(e for e, golds in points.items() if all(golds))
+        if xs:
+            y = np.array([np.mean([g["accuracy"] for g in points[e]]) for e in xs])
+            lo = y - [min(g["accuracy_ci95"][0] for g in points[e]) for e in xs]
+            hi = [max(g["accuracy_ci95"][1] for g in points[e]) for e in xs] - y
+            gold_ax.errorbar(xs, y, yerr=[lo, hi], fmt="-o", ms=3, capsize=2, label=label)
+        lv = sorted((epochs_of[v["model"]], v) for v in analysis["levels"]
+                    if v["model"] in epochs_of and (v["task"], v["strategy"], v["noise"])
+                    == (task, strategy, noise))  # fmt: skip
+        if lv:
+            y = np.array([v["mean_points"] for _, v in lv])
+            ci = np.array([v["ci95_points"] for _, v in lv])
+            err = [y - ci[:, 0], ci[:, 1] - y]
+            score_ax.errorbar([e for e, _ in lv], y, yerr=err, fmt="-o", ms=3, capsize=2,
+                              label=label)  # fmt: skip
+    base = [v for v in analysis["levels"] if v["strategy"] == BASE and v["task"] == task]
+    if base:
+        score_ax.axhline(base[0]["mean_points"], color="grey", lw=0.8, ls="--", label=BASE)
+    gold_ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    gold_ax.set_title("gold-set preference accuracy (end of training)")
+    gold_ax.set_ylabel("accuracy")
+    score_ax.set_title(f"primary endpoint: {task} score (points)")
+    for ax in (gold_ax, score_ax):
+        ax.set_xlabel("epochs")
+    fig.suptitle("Dose-response: the training budget (bars: 95% intervals; dotted: 0.5, "
+                 "nothing learned)", fontsize=9)  # fmt: skip
+    _legend_right(fig, score_ax, right=0.84)
     return _save(fig, path)
 
 

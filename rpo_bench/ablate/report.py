@@ -23,7 +23,7 @@ from typing import Any
 from rpo_bench import faults
 from rpo_bench.ablate import analysis as analysis_mod
 from rpo_bench.ablate import sections
-from rpo_bench.ablate.config import BASE, MARGIN_AXES, axis_values
+from rpo_bench.ablate.config import BASE, OPTIONAL_AXES, axis_values
 from rpo_bench.ablate.groups import by_group
 from rpo_bench.ablate.plots import PLOT_NAMES, plot_all
 from rpo_bench.ablate.stats import seed_interval
@@ -35,7 +35,7 @@ from rpo_bench.files import atomic_folder, write_atomic
 COLUMNS = ("overall", *METRICS)
 # summary keys that are no metric
 ENTRY_EXTRAS = ("n_seeds", "score", "delta_vs_reference", "delta_vs_base")
-DELTA_KEYS = ("reference", "delta_points", "ci95_points", "mde_points", "verdict")
+DELTA_KEYS = ("reference", "delta_points", "ci95_points", "mde_points", "verdict", "learning")
 SHORT = {
     "overall": "overall",
     "prompt_level_strict_acc": "prompt strict",
@@ -113,10 +113,13 @@ def _task_table(entries: dict[str, Any], reference: str) -> list[str]:
 
 
 def _delta_cell(d: dict[str, Any] | None) -> str:
-    """Δ [95% CI], starred where the interval excludes 0; empty without a comparison."""
+    """Δ [95% CI], starred where the interval excludes 0 (and the gate let it stand), marked
+    where a side did not learn; empty without a comparison."""
     if not d:
         return ""
-    return sections.interval(d) + (" *" if d["verdict"] == analysis_mod.DETECTED else "")
+    unlearned = sections.unlearned(d)
+    return (sections.interval(d) + (" *" if d["verdict"] == analysis_mod.DETECTED else "")
+            + (f" ({', '.join(unlearned)} did not learn)" if unlearned else ""))  # fmt: skip
 
 
 BASE_DELTA = (
@@ -145,7 +148,7 @@ PAIRS_LEGEND = [
 def _data_table(results: dict[str, Any]) -> list[str]:
     # Pairs and single-response examples (SFT, KTO) side by side (PAIRS_LEGEND): their
     # stats name the shared columns examples_* and example_noise, older pair sets pairs_*.
-    axes = [a for a in MARGIN_AXES if any(a in axis_values(c) for c in results["cells"])]
+    axes = [a for a in OPTIONAL_AXES if any(a in axis_values(c) for c in results["cells"])]
     head = ["model", "strategy", "kind", "noise p", "seed", *axes, "examples",
             "examples / sampled response", "turns used (share)", "mean margin", "label noise",
             "pair inversion"]  # fmt: skip

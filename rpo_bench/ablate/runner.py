@@ -2,7 +2,9 @@
 
 conversations -> samples (once per model; per model and seed with `sampling.per_seed`) ->
 judged (per noise p and seed) -> pairs (per strategy; SFT/KTO examples for the baselines)
--> train -> evaluate; the untrained model is evaluated once per model. Sampling keeps the
+-> train -> evaluate; the untrained model is evaluated once per model. With a `gold` set,
+held-out turns are sampled once more (gold) and every training measures its learning on
+those pairs. Sampling keeps the
 "golden" history chosen with the exact judge, so one sampling pass serves every noise
 level; noise then flips the verdicts the pairs are built from (true ones kept).
 """
@@ -23,6 +25,7 @@ from rpo_bench.ablate.keys import Upstream, inputs_of, work_args
 from rpo_bench.ablate.stages import (
     CONVERSATIONS,
     EVAL,
+    GOLD,
     JUDGED,
     JUDGING,
     PAIR_STATS,
@@ -39,6 +42,7 @@ from rpo_bench.ablate.stages import (
     data_file,
     evaluate_model,
     file_digest,
+    gold_pairs,
     judge_with_noise,
     make_conversations,
     sample_responses,
@@ -93,6 +97,17 @@ class Runner:
                          samples=self.samples(model, seed), noise=noise, seed=seed,
                          triggered=triggered)  # fmt: skip
 
+    def gold(self) -> Upstream | None:
+        """The gold set's pairs (`config.Gold`), or None without one: sampled held-out turns,
+        judged exactly, ordered by their true verdicts."""
+        g = self.cfg.gold
+        if g is None:
+            return None
+        model = g.model or self.cfg.grid.model[0]
+        return self._run(GOLD, f"gold:{model}", gold_pairs, conversations=self.conversations(
+            "heldout"), model=model, sampling=self.cfg.sampling, judge=self._judge_for_samples(),
+            gold=g)  # fmt: skip
+
     def pairs(self, cell: Cell) -> Upstream:
         p, name = self.cfg.pairs, self.cfg.pair_strategy(cell.strategy)  # variants share pairs
         if cell.min_margin is not None:  # the grid's axis; otherwise the key is as before
@@ -107,10 +122,10 @@ class Runner:
         pairs = self.pairs(cell)
         if Path(pairs.folder).is_dir() and self.examples(pairs.folder) == 0:  # planned: absent
             return None, pairs.inputs
-        train = self.cfg.train_settings(cell.strategy, cell.margin_mode)
-        # the model is in the key already, through the pairs' samples
+        train = self.cfg.train_settings(cell.strategy, cell.margin_mode, cell.epochs)
+        # the model is in the key already, through the pairs' samples; no gold set: no key
         return self._run(TRAIN, f"train:{cell.name}", train_model, implied={"model": cell.model},
-                         pairs=pairs, train=train, seed=cell.seed)  # fmt: skip
+                         pairs=pairs, train=train, seed=cell.seed, gold=self.gold())  # fmt: skip
 
     def evaluate(self, model: Upstream) -> dict[str, Any]:
         """A model's scores: a train stage's, or an untrained model's (`Upstream(name,
@@ -146,7 +161,12 @@ class Runner:
     def tasks(self) -> list[tuple[str, Any]]:
         """The grid's independent units, in run order: each model's base evaluation, then the
         cells (`ablate.jobs` deals them out to workers)."""
-        return [("base", m) for m in self.cfg.grid.model] + [("cell", c) for c in self.cfg.cells()]
+        return [("base", m) for m in self.cfg.grid.model] + [("cell", c) for c in self._cells()]
+
+    def _cells(self) -> list[Cell]:
+        """The cells in run order: smaller training budgets first (stable), so a dose-response
+        grid that is stopped early has every strategy at its smaller budgets."""
+        return sorted(self.cfg.cells(), key=lambda c: c.epochs or 0)
 
     def plan(self) -> list[Path]:
         """The stage folders this run would compute, in order, computing none. A stage
@@ -170,7 +190,8 @@ class Runner:
     def run(self) -> dict[str, Any]:
         started = time.time()
         base = {m: self.base(m) for m in self.cfg.grid.model}
-        cells = [self.cell(cell) for cell in self.cfg.cells()]
+        done = {cell: self.cell(cell) for cell in self._cells()}
+        cells = [done[cell] for cell in self.cfg.cells()]  # results in the grid's order
         first = self.cfg.grid.seed[0]  # with per_seed: the first seed's pass, as an example
         judging = {m: json.loads(p.read_text()) for m in self.cfg.grid.model
                    if (p := SAMPLES.path(self.samples(m, first)[0], JUDGING)).exists()}  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rpo_bench.ablate.analysis import NOT_LEARNED, describe_learning
 from rpo_bench.ablate.config import BASE, ROBUST_LOSSES
 
 ONE_SEED = (
@@ -42,19 +43,35 @@ def direction(r: dict[str, Any]) -> str:
     )
 
 
+def unlearned(r: dict[str, Any]) -> list[str]:
+    """The trained sides of a comparison whose models did not learn (gate: analysis)."""
+    return [n for n, s in r.get("learning", {}).items() if s["status"] == NOT_LEARNED]
+
+
+def _learning_words(r: dict[str, Any]) -> str:
+    """'Learning: rpo learned (gold accuracy 0.71 [0.65, 0.77], seed 1); ...'."""
+    said = [describe_learning(n, s) for n, s in r.get("learning", {}).items()]
+    return ("Learning: " + "; ".join(said) + ".") if said else ""
+
+
 def verdict_paragraph(analysis: dict[str, Any]) -> list[str]:
     """The report's opening: at each noise level, the primary comparison in words with its
-    Δ, interval, MDE and verdict, then both of its arms against the untrained model."""
+    Δ, interval, MDE, verdict and each side's learning status, then both of its arms
+    against the untrained model and every strategy against the placebo."""
     s = analysis["settings"]
     prim, effect = s["primary"], s["effect_of_interest"]
     models = {v["model"] for v in analysis["verdicts"]}
     vs_base = {(r["model"], r["task"], r["strategy"], r["noise"]): r for r in analysis["vs_base"]}
+    threshold = s.get("learning_threshold", 0.5)
     text = [
         f"**Verdict.** Primary endpoint: `{prim['strategy']}` minus `{prim['reference']}` on "
         f"`{prim['task']}` (per-prompt `{prim['metric']}` score, points; 95% hierarchical "
         f"bootstrap interval; MDE at 80% power, 5% two-sided), effect of interest "
         f"{effect:g} points; `detected`: the interval excludes 0, else `not detected` where the "
-        "MDE is at most the effect of interest and `underpowered` where it exceeds it."
+        "MDE is at most the effect of interest and `underpowered` where it exceeds it. Learning "
+        "gate: a verdict between two trained strategies stands only where both learned (every "
+        f"seed's gold-set accuracy interval above {threshold:g}); otherwise it is "
+        "`inconclusive`, its statistical verdict given beside it."
     ]
     one_seed = False
     for v in analysis["verdicts"]:
@@ -64,17 +81,34 @@ def verdict_paragraph(analysis: dict[str, Any]) -> list[str]:
             text.append(f"At {where}: no verdict, not in the grid: {names}.")
             continue
         one_seed |= not v["seed_variance_measured"]
+        statistical = v.get("statistical_verdict")
         text.append(
             f"At {where}: {direction(v)} (Δ = {interval(v)}), MDE {_num(v['mde_points'])} "
-            f"({_count(v['n_seeds'], 'seed')} x {v['n_prompts']} prompts): **{v['verdict']}**."
+            f"({_count(v['n_seeds'], 'seed')} x {v['n_prompts']} prompts): **{v['verdict']}**"
+            + (f" (statistically: {statistical})." if statistical else ".")
         )
+        if words := _learning_words(v):
+            text.append(words)
         arms = (prim["strategy"], prim["reference"])
-        if BASE in arms:  # the sentence above already compares with it
-            continue
-        found = [vs_base.get((v["model"], v["task"], a, v["noise"])) for a in arms]
-        said = [f"{direction(r)} ({interval(r)}, {r['verdict']})" for r in found if r]
-        if said:
-            text.append("Against the untrained model: " + "; ".join(said) + ".")
+        if BASE not in arms:  # else the sentence above already compares with it
+            found = [vs_base.get((v["model"], v["task"], a, v["noise"])) for a in arms]
+            said = [
+                f"{direction(r)} ({interval(r)}, {r['verdict']}"
+                + (", did not learn)" if unlearned(r) else ")")
+                for r in found
+                if r
+            ]
+            if said:
+                text.append("Against the untrained model: " + "; ".join(said) + ".")
+        here = (v["model"], v["task"], v["noise"])
+        placebo = [r for r in analysis.get("vs_placebo", [])
+                   if (r["model"], r["task"], r["noise"]) == here]  # fmt: skip
+        if placebo:
+            text.append(
+                f"Against the placebo `{placebo[0]['reference']}` (pairs without a preference): "
+                + "; ".join(f"{direction(r)} ({interval(r)}, {r['verdict']})" for r in placebo)
+                + "."
+            )
     if one_seed:
         text.append(ONE_SEED[0].upper() + ONE_SEED[1:] + ".")
     return [" ".join(text), ""]
@@ -276,7 +310,7 @@ def learning_section(rows: list[dict[str, Any]]) -> list[str]:
         lo, hi = s["accuracy_ci95"]
         return f"{s['accuracy']:.2f} [{lo:.2f}, {hi:.2f}] (n={s['n']})"
 
-    def other(point: dict | None) -> list[str]:
+    def other(point: dict | None) -> list[str]:  # the training pairs' loss, margin, drift
         s = (point or {}).get("train")
         if not s:
             return ["-"] * 3
@@ -303,20 +337,24 @@ def learning_section(rows: list[dict[str, Any]]) -> list[str]:
         "chosen reply, ties counted half, with a 95% Wilson interval. At step 0 the policy is "
         "the reference, so every pair ties: 0.5 is what a model that learned nothing scores. "
         "`train`: the cell's own training pairs (has it learned them?); `validation`: pairs "
-        "held out whole turns at a time (`train.val_fraction`; has it generalized?). Loss: "
+        "held out whole turns at a time (`train.val_fraction`; has it generalized?); `gold`: "
+        "the gold set, the same pairs for every model (held-out turns' sampled replies, the "
+        "one satisfying strictly more of the original prompt's constraints chosen; config "
+        "`gold`), the yardstick of the learning gate. Loss: "
         "on the training pairs, with its null (the same loss for a model that learned "
         "nothing) in brackets. Drift: the mean change of the chosen / rejected replies' "
         "log-probs against the reference (both falling: squeezing). `-`: not measured (a "
         "loss without pairs, or trained before learning was measured). See docs/report.md.",
         "",
         "| model | strategy | noise p | seed | epochs | train accuracy | validation accuracy "
-        "| loss (null) | margin | drift chosen / rejected |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| gold accuracy | loss (null) | margin | drift chosen / rejected |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         end = r["end"]
         epochs = f"{end['epochs']:g}" if end else "-"
         lines.append("| " + " | ".join([r["model"], r["strategy"], f"{r['noise']:g}",
                                         str(r["seed"]), epochs, acc(end, "train"),
-                                        acc(end, "validation"), *other(end)]) + " |")  # fmt: skip
+                                        acc(end, "validation"), acc(end, "gold"),
+                                        *other(end)]) + " |")  # fmt: skip
     return [*lines, ""]

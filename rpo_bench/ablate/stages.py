@@ -61,6 +61,7 @@ JUDGED = Stage("judged", "samples.jsonl", optional=(TRIGGERED,))
 PAIRS = Stage("pairs", "pairs.jsonl", also=(PAIR_STATS,))
 TRAIN = Stage("train", TRAIN_FINAL, also=(TRAIN_LOG, TRAIN_SUMMARY), optional=(TRAIN_LEARNING,))
 EVAL = Stage("eval", "eval.json")
+GOLD = Stage("gold", "pairs.jsonl", also=("samples.jsonl", PAIR_STATS))
 
 
 # --- the stages' work ---------------------------------------------------------------------
@@ -146,20 +147,7 @@ def sample_responses(
 ) -> None:
     """n responses per turn of the training conversations, judged (the exact judge's
     verdicts: noise comes in the judged stage)."""
-    from rpo_bench.ablate import builders
-    from rpo_bench.data.conversations import read_conversations
-    from rpo_bench.data.sample import sample
-
-    s = sampling
-
-    def local(name: str) -> Any:
-        return ctx.backends.get(name, s.backend, s.engine, s.batch_size)
-
-    settings = GenerationSettings(s.temperature, s.top_p, s.max_new_tokens, s.seed, s.n)
-    judging = builders.judge(judge, ctx.root)
-    rows = sample(read_conversations(CONVERSATIONS.path(conversations)), local(model), settings,
-                  judge=judging, history=s.history, teacher=builders.teacher(s, local),
-                  pool=s.pool)  # fmt: skip
+    rows, judging = _sampled(ctx, CONVERSATIONS.path(conversations), model, sampling, judge)
     write_jsonl(SAMPLES.path(folder), rows)
     if hasattr(judging, "counts"):  # an LLM judge: what judging took, and what it left
         counts = {"judge": judging.name, **judging.counts}
@@ -172,6 +160,44 @@ def sample_responses(
                 "gave are kept in the store's judge cache)"
             )
         write_atomic(SAMPLES.path(folder, JUDGING), json.dumps(counts))
+
+
+def _sampled(
+    ctx: Context, conversations: Path, model: str, s: Any, judge: Any, limit: int | None = None
+) -> tuple[list[dict[str, Any]], Any]:
+    """(samples rows, the judge that judged them) of the first `limit` conversations."""
+    from rpo_bench.ablate import builders
+    from rpo_bench.data.conversations import read_conversations
+    from rpo_bench.data.sample import sample
+
+    def local(name: str) -> Any:
+        return ctx.backends.get(name, s.backend, s.engine, s.batch_size)
+
+    settings = GenerationSettings(s.temperature, s.top_p, s.max_new_tokens, s.seed, s.n)
+    judging = builders.judge(judge, ctx.root)
+    rows = sample(read_conversations(conversations)[:limit], local(model), settings,
+                  judge=judging, history=s.history, teacher=builders.teacher(s, local),
+                  pool=s.pool)  # fmt: skip
+    return rows, judging
+
+
+def gold_pairs(
+    folder: Path, ctx: Context, *, conversations: Path, model: str, sampling: Any, judge: Any,
+    gold: Any,
+) -> None:  # fmt: skip
+    """The gold set (`config.Gold`): held-out turns sampled `gold.n` times by `model`,
+    judged exactly, and paired by `dpo_count`'s rule on those true verdicts under the
+    original prompt. Its history is the policy's best reply, whatever `sampling.history`."""
+    import dataclasses
+
+    from rpo_bench.pairs import run
+
+    s = dataclasses.replace(sampling, n=gold.n, history="best", teacher=None, pool="policy")
+    heldout = CONVERSATIONS.path(conversations)
+    rows, _ = _sampled(ctx, heldout, model, s, judge, gold.conversations)
+    write_jsonl(GOLD.path(folder, "samples.jsonl"), rows)
+    run(GOLD.path(folder, "samples.jsonl"), "dpo_count", GOLD.path(folder),
+        max_pairs_per_turn=gold.max_pairs_per_turn)  # fmt: skip
 
 
 def judge_with_noise(
@@ -208,9 +234,11 @@ def build_pairs(
 
 
 def train_model(
-    folder: Path, ctx: Context, *, pairs: Path, train: dict[str, Any], seed: int, model: str
-) -> None:
-    """The model trained on the pairs (in `train.processes` processes when above 1)."""
+    folder: Path, ctx: Context, *, pairs: Path, train: dict[str, Any], seed: int, model: str,
+    gold: Path | None = None,
+) -> None:  # fmt: skip
+    """The model trained on the pairs (in `train.processes` processes when above 1); its
+    learning is measured on the `gold` set's pairs too, where there is one."""
     from rpo_bench import models
     from rpo_bench.ablate.config import trainer_keys
     from rpo_bench.train import TrainConfig
@@ -218,6 +246,8 @@ def train_model(
 
     settings = {**trainer_keys(train), "model": models.resolve(model), "out": str(folder),
                 "seed": seed}  # fmt: skip
+    if gold is not None:
+        settings["gold"] = str(GOLD.path(gold))
     cfg = TrainConfig.from_dict(settings)
     with ctx.printing():  # the trainer's summary line goes above the bars and into the log
         if train.get("processes", 1) > 1:

@@ -67,6 +67,9 @@ class TrainConfig:
     # share of the examples held out (seeded) for validation loss and reward accuracy, logged
     # after every epoch; 0: none (the authors held out 0.1)
     val_fraction: float = 0.0
+    # a pairs file never trained on, whose preference accuracy is measured with the other
+    # sets (the ablation's gold set: one yardstick for every strategy); None: none
+    gold: str | None = None
     warmup_ratio: float = 0.1
     max_length: int = 1024
     grad_checkpointing: bool = True  # per layer; on CPU it cost ~4% and saved ~2/3 of RSS

@@ -9,6 +9,12 @@ drift = log pi(y) - log ref(y) per reply, so both falling (squeezing) shows. The
 the configured loss with the policy's log-probs set to the reference's: ln 2 for the
 sigmoid DPO loss, mean -log sigmoid(-gamma g) for `rpo` outside beta, mean
 -log sigmoid(-beta gamma g) inside beta, 1 / (4 beta^2) for IPO, and so on, each exactly.
+KTO's own (unpaired) examples: an example is right when its implicit reward has the sign
+of its label (desirable > 0, undesirable < 0), half on a tie; the margin is the mean reward
+signed by the label; the loss is KTO's over the whole set (its KL point from the whole
+set's mismatched replies), the null KTO's with the policy set to the reference. Every model
+is measured on the gold set (pairs), its loss read as DPO's where it trained on single
+responses; SFT's own examples have no reference to measure against.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +30,9 @@ import torch
 
 from rpo_bench.files import write_atomic
 from rpo_bench.train.batches import Batch
+from rpo_bench.train.config import example_kind
 from rpo_bench.train.loop import policy_logps
-from rpo_bench.train.loss import PairLogps, preference_loss
+from rpo_bench.train.loss import KtoLogps, PairLogps, kto_loss, preference_loss
 
 Z95 = 1.959963984540054
 TIE = 1e-6  # |margin| below this is a tie: policy and reference give the same log-probs
@@ -49,23 +57,67 @@ def mean_interval(x: torch.Tensor) -> list[float]:
     return [x.mean().item() - half, x.mean().item() + half]
 
 
+@dataclass
+class MeasuredSet:
+    """A set of pairs learning is measured on: its batches, and the reference log-probs of
+    its pairs by index (`Batch.index`)."""
+
+    batches: list[Batch]
+    ref: torch.Tensor
+    kind: str = "preference"  # or "kto": single responses with labels
+
+
 @torch.no_grad()
-def set_logps(run: Any, batches: list[Batch]) -> tuple[PairLogps, torch.Tensor]:
-    """Every pair's policy and reference log-probs and reply lengths, and its margin g."""
+def set_logps(run: Any, measured: MeasuredSet) -> tuple[PairLogps, torch.Tensor]:
+    """Every pair's policy and reference log-probs and reply lengths, and its margin g (KTO:
+    each example's response and mismatched reply, and its label)."""
     parts: list[tuple[torch.Tensor, ...]] = []
-    for batch in batches:
+    for batch in measured.batches:
         chosen, rejected = policy_logps(run, batch)
-        ref = run.ref[batch.index]
+        ref = measured.ref[batch.index]
         tokens_c, tokens_r = batch.reply_tokens.chunk(2)
+        last = batch.desirable if measured.kind == "kto" else batch.margin
         parts.append((chosen.cpu(), rejected.cpu(), ref[:, 0], ref[:, 1], tokens_c, tokens_r,
-                      batch.margin))  # fmt: skip
+                      last))  # fmt: skip
     cat = [torch.cat(column) for column in zip(*parts, strict=True)]
     return PairLogps(*cat[:6]), cat[6]
 
 
+def _right(rewards: torch.Tensor) -> float:
+    """Pairs (or examples) whose reward is positive, ties counted half."""
+    return (rewards > TIE).sum().item() + 0.5 * (rewards.abs() <= TIE).sum().item()
+
+
+def kto_learning(logps: PairLogps, desirable: torch.Tensor, cfg: Any) -> dict[str, Any]:
+    """KTO's learning metrics on its own examples (see the module docstring): `logps` holds
+    each example's response (chosen) and mismatched reply (rejected)."""
+    desirable = desirable.bool()
+    weights = (cfg.beta, cfg.desirable_weight, cfg.undesirable_weight)
+    kto = KtoLogps(logps.chosen, logps.rejected, logps.ref_chosen, logps.ref_rejected)
+    loss, _ = kto_loss(kto, desirable, *weights)
+    unlearned = KtoLogps(kto.ref_response, kto.ref_kl, kto.ref_response, kto.ref_kl)
+    null, _ = kto_loss(unlearned, desirable, *weights)
+    ratio = logps.chosen - logps.ref_chosen
+    signed = cfg.beta * torch.where(desirable, ratio, -ratio)
+    n = len(signed)
+    return {
+        "n": n,
+        "accuracy": _right(signed) / n if n else math.nan,
+        "accuracy_ci95": wilson(_right(signed), n),
+        "margin": signed.mean().item() if n else math.nan,
+        "margin_ci95": mean_interval(signed),
+        "loss": loss.item(),
+        "null_loss": null.item(),
+        # the desirable and the undesirable responses' drift (as chosen / rejected)
+        "drift_chosen": ratio[desirable].mean().item() if desirable.any() else math.nan,
+        "drift_rejected": ratio[~desirable].mean().item() if (~desirable).any() else math.nan,
+    }
+
+
 def preference_learning(logps: PairLogps, margin: torch.Tensor, cfg: Any) -> dict[str, Any]:
     """The learning metrics of one set (see the module docstring), `cfg` a TrainConfig."""
-    settings = dict(loss=cfg.loss, margin_mode=cfg.margin_mode, beta=cfg.beta,
+    loss = cfg.loss if example_kind(cfg.loss) == "preference" else "dpo"
+    settings = dict(loss=loss, margin_mode=cfg.margin_mode, beta=cfg.beta,
                     gamma=cfg.gamma, label_smoothing=cfg.label_smoothing)  # fmt: skip
     loss, _ = preference_loss(logps, margin, **settings)
     # the policy set to the reference: what a model that learned nothing scores
@@ -74,7 +126,7 @@ def preference_learning(logps: PairLogps, margin: torch.Tensor, cfg: Any) -> dic
     drift_c = logps.chosen - logps.ref_chosen
     drift_r = logps.rejected - logps.ref_rejected
     rewards = cfg.beta * (drift_c - drift_r)
-    right = (rewards > TIE).sum().item() + 0.5 * (rewards.abs() <= TIE).sum().item()
+    right = _right(rewards)
     n = len(rewards)
     return {
         "n": n,
@@ -89,15 +141,17 @@ def preference_learning(logps: PairLogps, margin: torch.Tensor, cfg: Any) -> dic
     }
 
 
-def measure(run: Any, sets: dict[str, list[Batch]]) -> dict[str, dict[str, Any]]:
-    """The learning metrics of each named set of batches (empty sets left out)."""
+def measure(run: Any, sets: dict[str, MeasuredSet]) -> dict[str, dict[str, Any]]:
+    """The learning metrics of each named set (empty sets left out)."""
     was_training = run.scorer.training
     run.scorer.eval()
     try:
         return {
-            name: preference_learning(*set_logps(run, batches), run.cfg)
-            for name, batches in sets.items()
-            if batches
+            name: (kto_learning if measured.kind == "kto" else preference_learning)(
+                *set_logps(run, measured), run.cfg
+            )
+            for name, measured in sets.items()
+            if measured.batches
         }
     finally:
         run.scorer.train(was_training)
@@ -106,9 +160,9 @@ def measure(run: Any, sets: dict[str, list[Batch]]) -> dict[str, dict[str, Any]]
 class LearningLog:
     """`<out>/learning.json`: the metrics of each set at step 0, after every epoch and at the
     end, rewritten atomically after each; a resumed run keeps the points it had reached.
-    Only preference losses have them; only the main process writes."""
+    Only the main process writes."""
 
-    def __init__(self, path: Path, sets: dict[str, list[Batch]], write: bool, start: int):
+    def __init__(self, path: Path, sets: dict[str, MeasuredSet], write: bool, start: int):
         self.path, self.sets, self.write = path, sets, write
         old = json.loads(path.read_text())["points"] if start and path.exists() else []
         self.points = [p for p in old if p["step"] <= start]

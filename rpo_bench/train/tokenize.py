@@ -2,9 +2,12 @@
 `max_length`.
 
 Only the final assistant reply is scored: the prompt (system, earlier turns, the last
-user message) is context. A prompt too long for `max_length` loses whole earlier messages
-first, then tokens from the left; the reply is never cut. An input-side pair's two prompts
-are each fitted on their own.
+user message) is context. A prompt too long for `max_length` loses whole earlier messages,
+oldest first; a pair still too long is dropped and counted. Nothing else is ever cut: the
+system message and the last user message hold the turn's constraints (a pair's reversed
+ones among them), and a prompt cut inside them would say something other than what its
+chosen reply was judged against. An input-side pair's two prompts are each fitted on their
+own.
 """
 
 from __future__ import annotations
@@ -55,8 +58,8 @@ class Encoded:
 @dataclass
 class Tokenized:
     pairs: list[Encoded]
-    truncated: int  # prompts shortened to fit max_length
-    dropped: int  # pairs whose reply alone does not fit max_length
+    truncated: int  # prompts that lost earlier turns to fit max_length
+    dropped: int  # pairs that do not fit max_length even without earlier turns
 
 
 def _chat_ids(tokenizer: Any, messages: list[Message], **kwargs: Any) -> list[int]:
@@ -101,17 +104,14 @@ def _drop_oldest_turn(prompt: list[Message]) -> list[Message] | None:
 def fit(
     tokenizer: Any, prompt: list[Message], replies: tuple[str, ...], max_length: int
 ) -> tuple[list[int], list[list[int]], bool] | None:
-    """(prompt_ids, reply_ids, shortened): the prompt cut to fit next to the longest reply
-    (whole earlier messages first, then tokens from the left); None if a reply alone does
-    not fit."""
+    """(prompt_ids, reply_ids, shortened): the prompt fitted next to the longest reply by
+    leaving out whole earlier turns, oldest first; None if it does not fit without them."""
     p, *ids = encode(tokenizer, prompt, *replies)
     budget = max_length - max(len(r) for r in ids)  # room left for the prompt
-    if budget < 1:
-        return None
     shortened = len(p) > budget
     while len(p) > budget and (prompt := _drop_oldest_turn(prompt)) is not None:
         p, *ids = encode(tokenizer, prompt, *replies)
-    return p[-budget:], ids, shortened
+    return (p, ids, shortened) if len(p) <= budget else None
 
 
 def tokenize_pairs(pairs: list[Pair], tokenizer: Any, max_length: int) -> Tokenized:
@@ -135,5 +135,5 @@ def tokenize_pairs(pairs: list[Pair], tokenizer: Any, max_length: int) -> Tokeni
             out.append(Encoded(index, p, c, r, pair.margin, shortened, rejected_prompt_ids=q))
         truncated += shortened
     if not out:
-        raise ValueError(f"no pair fits max_length={max_length}: every reply alone is longer")
+        raise ValueError(f"no pair fits max_length={max_length}, even without its earlier turns")
     return Tokenized(out, truncated, dropped)

@@ -22,7 +22,7 @@ from rpo_bench.train import checkpoint
 from rpo_bench.train.batches import Batch, Step, make_batches, schedule
 from rpo_bench.train.config import TrainConfig, example_kind
 from rpo_bench.train.examples import read_pairs, turn_of
-from rpo_bench.train.learning import LearningLog
+from rpo_bench.train.learning import LearningLog, MeasuredSet
 from rpo_bench.train.logps import SequenceScorer, causal_lm
 from rpo_bench.train.loop import Run, train_loop
 from rpo_bench.train.progress import RunLog
@@ -30,7 +30,7 @@ from rpo_bench.train.tokenize import Tokenized, tokenize_pairs
 from rpo_bench.train.unpaired import file_kind, mismatched, read_single, tokenize_single
 
 # Settings that may change between a run and its resumption.
-RESUMABLE_CHANGES = {"out", "max_steps", "save_every", "log_every"}
+RESUMABLE_CHANGES = {"out", "max_steps", "save_every", "log_every", "gold"}
 
 
 @dataclass
@@ -39,8 +39,8 @@ class TrainResult:
     final: Path | None
     steps: int
     pairs: int
-    truncated: int  # prompts shortened to fit max_length
-    dropped: int  # pairs whose reply alone exceeds max_length
+    truncated: int  # prompts that lost earlier turns to fit max_length
+    dropped: int  # pairs that do not fit max_length even without earlier turns
     seconds: dict[str, float] = field(default_factory=dict)  # tokenize, reference, train
     tokens: int = 0  # non-pad tokens of one epoch (chosen + rejected sequences)
     log: list[dict[str, Any]] = field(default_factory=list)
@@ -235,17 +235,32 @@ def _setup_model(model: Any, cfg: TrainConfig) -> SequenceScorer:
     return SequenceScorer(model)
 
 
-def _setup_learning(
-    out: Path, cfg: TrainConfig, data: _Data, acc: Any, start: int
-) -> LearningLog | None:
-    """Learning measured on whole sets: the training pairs (in one process, which holds them
-    all) and the validation pairs; preference losses only. It costs one forward pass over
-    the sets at step 0 and after every epoch."""
-    if example_kind(cfg.loss) != "preference":
+def _setup_gold(cfg: TrainConfig, tokenizer: Any, scorer: Any, acc: Any) -> MeasuredSet | None:
+    """The gold pairs (`cfg.gold`), tokenized and batched like the training pairs, with
+    their reference log-probs; never trained on."""
+    if cfg.gold is None or not Path(cfg.gold).read_text().strip():  # no gold pairs: unmeasured
         return None
-    sets = {"train": data.batches if acc.num_processes == 1 else [],
-            "validation": data.validation}  # fmt: skip
-    return LearningLog(out / TRAIN_LEARNING, sets, acc.is_main_process, start)
+    rows = read_pairs(cfg.gold)
+    pairs = tokenize_pairs(rows, tokenizer, cfg.max_length).pairs
+    batches = make_batches(pairs, cfg.batch_size, tokenizer.pad_token_id, cfg.seed,
+                           cfg.share_prompt, None)  # fmt: skip
+    return MeasuredSet(batches, reference_logps(scorer, batches, len(rows), acc))
+
+
+def _setup_learning(
+    out: Path, cfg: TrainConfig, data: _Data, acc: Any, start: int, ref: torch.Tensor,
+    gold: MeasuredSet | None,
+) -> LearningLog | None:  # fmt: skip
+    """Learning measured on whole sets: the training pairs (in one process, which holds them
+    all), the validation pairs and the gold set. SFT has no reference to measure its own
+    examples against; the gold set is measured for every loss. It costs one forward pass
+    over the sets at step 0 and after every epoch."""
+    sets = {"gold": gold} if gold else {}
+    kind = example_kind(cfg.loss)
+    if kind != "sft":
+        sets = {"train": MeasuredSet(data.batches if acc.num_processes == 1 else [], ref, kind),
+                "validation": MeasuredSet(data.validation, ref, kind), **sets}  # fmt: skip
+    return LearningLog(out / TRAIN_LEARNING, sets, acc.is_main_process, start) if sets else None
 
 
 def _setup_optimizer(
@@ -310,7 +325,8 @@ def _describe(cfg: TrainConfig, data: _Data, world: int, steps: int) -> str:
         f"{data.rows} examples ({example_kind(cfg.loss)}), global batch {glob} = "
         f"{cfg.batch_size} per process x {cfg.grad_accum} accumulation x {world} processes "
         f"({cfg.batch_order} order), {steps} steps, {tokenized.truncated} prompts truncated, "
-        f"{tokenized.dropped} dropped (reply longer than max_length={cfg.max_length})"
+        f"{tokenized.dropped} dropped (longer than max_length={cfg.max_length} without "
+        "their earlier turns)"
         + (f", {data.left_out} left out (a last batch smaller than {world * cfg.grad_accum})"
            if data.left_out else "")
         + (f", {data.held_out} held out for validation" if data.held_out else "")
@@ -342,6 +358,7 @@ def train(
     raw_optimizer, scheduler = _setup_optimizer(scorer, cfg, steps)
     scorer, optimizer = acc.prepare(scorer, raw_optimizer)
     ref = _reference(scorer, data, cfg, acc)
+    gold = _setup_gold(cfg, loaded.tokenizer, scorer, acc)
     clock["reference"] = time.perf_counter()
     start, last = _resume(out, cfg, acc, scorer, raw_optimizer, scheduler) if resume else (0, None)
 
@@ -350,8 +367,9 @@ def train(
     log = RunLog(out, steps, start, enabled=acc.is_main_process, quiet=quiet)
     log.message(_describe(cfg, data, acc.num_processes, steps))
     try:
+        learn = _setup_learning(out, cfg, data, acc, start, ref, gold)
         run = Run(cfg, acc, scorer, optimizer, scheduler, data.steps, ref, log, save,
-                  data.validation, _setup_learning(out, cfg, data, acc, start))  # fmt: skip
+                  data.validation, learn)  # fmt: skip
         reached = train_loop(run, start, last)
         clock["train"] = time.perf_counter()
         if reached > start:

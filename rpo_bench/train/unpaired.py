@@ -71,7 +71,7 @@ def tokenize_single(rows: list[Single], tokenizer: Any, max_length: int) -> Toke
         out.append(Encoded(index, p, response, [], 0, shortened, row.desirable))
         truncated += shortened
     if not out:
-        raise ValueError(f"no example fits max_length={max_length}: every response is longer")
+        raise ValueError(f"no example fits max_length={max_length}, even without its earlier turns")
     return Tokenized(out, truncated, dropped)
 
 
