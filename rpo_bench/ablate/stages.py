@@ -268,7 +268,7 @@ def evaluate_model(
     from rpo_bench.evaluate import heldout as heldout_task
     from rpo_bench.evaluate.harness import run_task
     from rpo_bench.evaluate.metrics import aggregate, prompt_score
-    from rpo_bench.evaluate.tasks import HELDOUT, task
+    from rpo_bench.evaluate.tasks import CONDITIONALITY, HELDOUT, task
 
     e, trained = eval, isinstance(model, Path)
     path = str(TRAIN.path(model)) if trained else model
@@ -276,6 +276,13 @@ def evaluate_model(
     settings = GenerationSettings(max_new_tokens=e.max_new_tokens)
     results = {}
     for name in e.tasks:
+        if task(name).kind == CONDITIONALITY:  # its own metrics: J, a score per item
+            from rpo_bench.evaluate import conditionality
+
+            rows = conditionality.play(CONVERSATIONS.path(heldout), engine, settings)
+            write_jsonl(folder / f"samples_{name}.jsonl", rows)
+            results[name] = conditionality.index(rows, e.bootstrap)
+            continue
         if task(name).kind == HELDOUT:
             judging = builders.judge(judge, ctx.root) if judge is not None else None
             rows = heldout_task.play(CONVERSATIONS.path(heldout), engine, settings, judging)

@@ -8,6 +8,9 @@ Kinds:
 - `lm_eval` (Multi-IF, SysBench: multi-turn, SysBench judged): run through lm-eval; the
   per-document scores come from its logged samples (every turn for Multi-IF, sessions for
   SysBench), for the report's paired intervals.
+- `conditionality`: the conditionality index J (`evaluate.conditionality`): the held-out
+  conversations' first turns under each reversible constraint and under its exact reversal,
+  decoded by the rollout engine; its own metrics (J, not IFEval's four), a score per item.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from rpo_bench.evaluate.decoding import task_family
 from rpo_bench.rollout.settings import GenerationSettings
 
 SINGLE_TURN, HELDOUT, LM_EVAL = "single_turn", "heldout", "lm_eval"
+CONDITIONALITY = "conditionality"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ TASKS: dict[str, EvalTask] = {t.name: t for t in (
     EvalTask("ifeval_local", SINGLE_TURN, "ifeval"),
     EvalTask("ifbench", SINGLE_TURN, "ifbench"),
     EvalTask("heldout", HELDOUT),
+    EvalTask("conditionality", CONDITIONALITY, "conditionality"),
     EvalTask("multi_if", LM_EVAL, "multi_if.task"),
     EvalTask("sysbench_multiturn", LM_EVAL, "sysbench.task"),
 )}  # fmt: skip
