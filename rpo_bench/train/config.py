@@ -70,6 +70,10 @@ class TrainConfig:
     # a pairs file never trained on, whose preference accuracy is measured with the other
     # sets (the ablation's gold set: one yardstick for every strategy); None: none
     gold: str | None = None
+    # a folder of reference log-probs shared by runs on the same model and examples (other
+    # seeds, epochs, losses): computed once per key in canonical, seed-independent batches
+    # (train/reference.py); None: computed in the run's own training batches, every run
+    reference_cache: str | None = None
     warmup_ratio: float = 0.1
     max_length: int = 1024
     grad_checkpointing: bool = True  # per layer; on CPU it cost ~4% and saved ~2/3 of RSS

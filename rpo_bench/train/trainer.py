@@ -26,11 +26,13 @@ from rpo_bench.train.learning import LearningLog, MeasuredSet
 from rpo_bench.train.logps import SequenceScorer, causal_lm
 from rpo_bench.train.loop import Run, train_loop
 from rpo_bench.train.progress import RunLog
+from rpo_bench.train.reference import Computation, reference_logps, shared_reference
 from rpo_bench.train.tokenize import Tokenized, tokenize_pairs
 from rpo_bench.train.unpaired import file_kind, mismatched, read_single, tokenize_single
 
 # Settings that may change between a run and its resumption.
-RESUMABLE_CHANGES = {"out", "max_steps", "save_every", "log_every", "gold"}
+# (`reference_cache` only says where the same numbers are kept)
+RESUMABLE_CHANGES = {"out", "max_steps", "save_every", "log_every", "gold", "reference_cache"}
 
 
 @dataclass
@@ -74,24 +76,6 @@ def _wrap_lora(model: Any, cfg: TrainConfig) -> Any:
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
-
-
-@torch.no_grad()
-def reference_logps(run_scorer: Any, batches: list[Batch], n_pairs: int, acc: Any) -> torch.Tensor:
-    """Reference log-probs of every pair, once, in the training batches.
-
-    Full fine-tuning: the model before any step. LoRA: the base with adapters disabled.
-    """
-    model = acc.unwrap_model(run_scorer).model
-    ref = torch.zeros(n_pairs, 2)
-    run_scorer.eval()
-    context = model.disable_adapter() if hasattr(model, "disable_adapter") else torch.no_grad()
-    with context:
-        for batch in batches:
-            with acc.autocast():
-                logps = run_scorer(**batch.inputs(acc.device))
-            ref[batch.index] = torch.stack(logps.float().cpu().chunk(2), dim=1)
-    return ref
 
 
 def _save_final(acc: Any, scorer: Any, tokenizer: Any, out: Path) -> Path | None:
@@ -280,10 +264,27 @@ def _setup_optimizer(
     return optimizer, scheduler
 
 
-def _reference(scorer: Any, data: _Data, cfg: TrainConfig, acc: Any) -> torch.Tensor:
+def _reference(
+    scorer: Any, data: _Data, cfg: TrainConfig, acc: Any, pairs: str | Path, loaded: Any
+) -> tuple[torch.Tensor, str | None]:
+    """(every example's reference log-probs, a line saying where they came from): in the
+    training batches, or with `reference_cache` in canonical ones, shared by runs with the
+    same key (`reference.shared_reference`)."""
     if cfg.loss == "sft":  # the SFT loss has no reference model
-        return torch.zeros(data.rows, 2)
-    return reference_logps(scorer, data.batches + data.validation, data.rows, acc)
+        return torch.zeros(data.rows, 2), None
+    kind = example_kind(cfg.loss)
+    if cfg.reference_cache is None or kind == "kto":
+        ref = reference_logps(scorer, data.batches + data.validation, data.rows, acc)
+        if cfg.reference_cache is None:
+            return ref, None
+        # KTO's second reply is another example's, paired within the seed's batches
+        return ref, "reference cache: not used by kto (its mismatched replies depend on the seed)"
+    computation = Computation(
+        loaded.path, str(pairs), kind, cfg.max_length, cfg.share_prompt, cfg.batch_size,
+        _bf16(cfg), acc.device.type, str(acc.distributed_type) if _sharded(acc) else None,
+    )  # fmt: skip
+    return shared_reference(scorer, data.tokenized.pairs, data.rows, computation,
+                            loaded.tokenizer.pad_token_id, cfg.reference_cache, acc)  # fmt: skip
 
 
 def _resume(
@@ -357,7 +358,7 @@ def train(
     steps = len(data.steps) * cfg.epochs
     raw_optimizer, scheduler = _setup_optimizer(scorer, cfg, steps)
     scorer, optimizer = acc.prepare(scorer, raw_optimizer)
-    ref = _reference(scorer, data, cfg, acc)
+    ref, reference_note = _reference(scorer, data, cfg, acc, pairs, loaded)
     gold = _setup_gold(cfg, loaded.tokenizer, scorer, acc)
     clock["reference"] = time.perf_counter()
     start, last = _resume(out, cfg, acc, scorer, raw_optimizer, scheduler) if resume else (0, None)
@@ -366,6 +367,8 @@ def train(
                              data.rows)  # fmt: skip
     log = RunLog(out, steps, start, enabled=acc.is_main_process, quiet=quiet)
     log.message(_describe(cfg, data, acc.num_processes, steps))
+    if reference_note:
+        log.message(reference_note)
     try:
         learn = _setup_learning(out, cfg, data, acc, start, ref, gold)
         run = Run(cfg, acc, scorer, optimizer, scheduler, data.steps, ref, log, save,
