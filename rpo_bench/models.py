@@ -12,7 +12,6 @@ installed by `bash scripts/setup.sh models`, joined and checked against pinned s
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rpo_bench.chunked import ChunkedFile, ChunkError, Part, join, locate
-from rpo_bench.files import atomic_folder
+from rpo_bench.files import atomic_folder, sha256_of
 from rpo_bench.paths import cache_dir
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -133,14 +132,6 @@ def _joined_gguf(name: str, spec: ChunkedModel) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_prepared(folder: Path) -> bool:
     return (folder / "model.safetensors").exists() and (folder / "rpo_bench_source.json").exists()
 
@@ -174,7 +165,7 @@ def prepare(name: str = DEFAULT_MODEL, force: bool = False) -> Path:
             "distribution": spec.distribution,
             "version": importlib.metadata.version(spec.distribution),
             "gguf_file": spec.gguf_file,
-            "gguf_sha256": _sha256(gguf),
+            "gguf_sha256": sha256_of(gguf),
         }
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(

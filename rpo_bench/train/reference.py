@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from rpo_bench.files import sha256_of
 from rpo_bench.train.batches import Batch, make_batches
 from rpo_bench.train.tokenize import Encoded
 
@@ -84,14 +85,6 @@ def canonical_logps(run_scorer: Any, batches: list[Batch], n_pairs: int, acc: An
     return acc.reduce(ref.to(acc.device), reduction="sum").cpu()  # each row on one process
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_identity(path: str) -> dict[str, Any]:
     """What identifies the weights at `path` (a folder, or a hub id in the Hugging Face
     cache): the folder, the prepared model's `rpo_bench_source.json`, config.json's sha256
@@ -115,7 +108,7 @@ def model_identity(path: str) -> dict[str, Any]:
         "path": path,
         "folder": str(folder.resolve()),
         "source": json.loads(source.read_text()) if source.exists() else None,
-        "config_sha256": _sha256_file(config) if config.exists() else None,
+        "config_sha256": sha256_of(config) if config.exists() else None,
         "weights": weights,
     }
 
@@ -156,7 +149,7 @@ def key_contents(c: Computation, rows: int, pairs: list[Encoded]) -> dict[str, A
     return {
         "format": FORMAT,
         "model": model_identity(c.model_path),
-        "pairs_sha256": _sha256_file(Path(c.pairs_file)),
+        "pairs_sha256": sha256_of(Path(c.pairs_file)),
         "rows": rows,
         "kind": c.kind,
         "max_length": c.max_length,
