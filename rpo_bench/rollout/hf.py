@@ -8,12 +8,26 @@ prompt is prefilled once and its cache copied n times.
 The `Engine` picks the KV cache and the dtype: `REFERENCE` is transformers'
 DynamicCache in float32; `FAST` (the pipeline's CPU default) writes the cache in place
 (`rollout.kv`) and runs in bfloat16. `benchmarks/rollout.py` measures both.
+
+With `Engine.continuous` the batch does not shrink: the whole call's (prompt, sample)
+rows wait in one queue, longest prompt first, and `batch_size` slots decode at once.
+When a row ends, the next waiting row is prefilled (all its prompt but the last token,
+which the next decode step feeds) and its keys and values are written into the freed
+row of the in-place cache, right-aligned to end at the cache's current length; rows are
+left-padded and carry their own position ids, so the masked slots before it cost
+nothing but attention width. Longest first is the placement rule: a live row is at
+least as long as its prompt, so a waiting (no longer) prompt always fits, and the cache
+never grows on the left. Slots are given up only once nothing waits. Prefix reuse
+(`rollout.prefix`) works as in `FAST`: a refill's prefill looks prefixes up, and each
+finished row is remembered.
 """
 
 from __future__ import annotations
 
 import copy
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -84,8 +98,9 @@ class HFBackend:
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         replies: list[list[str]] = [[] for _ in prompts]
         generator = torch.Generator(self.model.device).manual_seed(settings.seed)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        step = len(order) if self.engine.continuous else self.batch_size  # continuous: slots
+        for start in range(0, len(order), max(step, 1)):
+            idx = order[start : start + step]
             batch = tok(
                 [prompts[i] for i in idx],
                 return_tensors="pt",
@@ -108,8 +123,11 @@ class HFBackend:
         settings: GenerationSettings,
         generator: torch.Generator,
     ) -> list[list[int]]:
-        """New token ids per (prompt, sample), row-major; finished rows leave the batch."""
+        """New token ids per (prompt, sample), row-major; finished rows leave the batch
+        (or, with a continuous engine, hand their slot to the next waiting row)."""
         prompts = [row[m.bool()].tolist() for row, m in zip(ids, mask, strict=True)]
+        if self.engine.continuous:
+            return self._decode_continuous(prompts, settings, generator)
         logits, cache, mask, position = self._prefill(prompts)
         n = settings.n
         if n > 1:
@@ -142,6 +160,97 @@ class HFBackend:
             position = position + 1
             logits = self._forward(new[:, None], mask, position, cache)
         return tokens
+
+    def _decode_continuous(
+        self, prompts: list[list[int]], settings: GenerationSettings, generator: torch.Generator
+    ) -> list[list[int]]:
+        """`decode` with continuous batching: `batch_size` slots, refilled from one queue."""
+        n = settings.n
+        # Longest prompt first: every waiting prompt then fits in a freed slot (module doc).
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        waiting = deque(i * n + s for i in order for s in range(n))
+        tokens: list[list[int]] = [[] for _ in range(len(prompts) * n)]
+        held: dict[int, list] = {}  # prompt -> its prefilled keys/values while samples wait
+        slots, free = None, list(range(min(self.batch_size, len(waiting))))
+        while (slots := self._refill(slots, free, waiting, held, prompts, n)) is not None:
+            slots.mask = _next_mask(slots.mask, slots.cache)
+            logits = self._forward(slots.feed[:, None], slots.mask, slots.position, slots.cache)
+            new = _pick(logits, settings, generator)
+            free = self._record(new, slots.seqs, tokens, settings)
+            if self.prefixes is not None and free:
+                done, seqs = torch.tensor(free), torch.tensor(slots.seqs)
+                self._remember(done, seqs, slots.mask, slots.cache, prompts, tokens, n)
+            slots.feed, slots.position = new, slots.position + 1
+        return tokens
+
+    def _record(self, new, seqs: list[int], tokens, settings: GenerationSettings) -> list[int]:
+        """Append each slot's new token to its sequence; return the slots whose sequence ended."""
+        ended = torch.isin(new, self.eos).tolist()
+        done = []
+        for slot, (seq, token, end) in enumerate(zip(seqs, new.tolist(), ended, strict=True)):
+            tokens[seq].append(token)
+            if end or len(tokens[seq]) == settings.max_new_tokens:
+                done.append(slot)
+        return done
+
+    def _refill(self, slots, free: list[int], waiting: deque, held: dict, prompts, n: int):
+        """Give each free slot the next waiting sequence; give up the free slots nothing waits
+        for. The first call starts the slots; None once no slot is left."""
+        if slots is not None and not free:
+            return slots
+        seqs = [waiting.popleft() for _ in range(min(len(free), len(waiting)))]
+        if seqs:
+            layers = self._held_prompts(seqs, held, prompts, n)
+            if slots is None:
+                width = max(kv[0][0].shape[1] for kv in layers)
+                slots = _Slots.start(len(free), width, layers[0], self.model.device)
+            for slot, seq, kv in zip(free, seqs, layers, strict=False):
+                slots.place(slot, seq, kv, prompts[seq // n][-1])
+        if slots is None:
+            return None
+        if len(seqs) < len(free):
+            gone = set(free[len(seqs) :])
+            kept = [i for i in range(len(slots.seqs)) if i not in gone]
+            if not kept:
+                return None
+            slots.keep(kept)
+        slots.trim()
+        return slots
+
+    def _held_prompts(self, seqs: list[int], held: dict, prompts, n: int) -> list[list]:
+        """Per sequence, its prompt's keys and values but for the last token (the decode step
+        feeds that one): prefilled once per prompt, held until its last sample has a slot."""
+        new = [i for i in dict.fromkeys(s // n for s in seqs) if i not in held]
+        held.update(zip(new, self._prompt_layers([prompts[i][:-1] for i in new]), strict=True))
+        layers = [held[s // n] for s in seqs]
+        for s in seqs:
+            if s % n == n - 1:
+                del held[s // n]
+        return layers
+
+    def _prompt_layers(self, prompts: list[list[int]]) -> list[list]:
+        """Each prompt's keys and values per layer [heads, len(prompt), dim], no padding
+        (prefix reuse included: `_prefill`)."""
+        filled = iter(self._packed([p for p in prompts if p]))
+        empty = None  # a one-token prompt holds no keys: shapes from a one-token prefill
+        out = []
+        for p in prompts:
+            if not p and empty is None:
+                like = self._packed([[self.tokenizer.pad_token_id]])[0]
+                empty = [(k[:, :0], v[:, :0]) for k, v in like]
+            out.append(next(filled) if p else empty)
+        return out
+
+    def _packed(self, prompts: list[list[int]]) -> list[list]:
+        """`_prefill`'s keys and values, per prompt and layer, without the masked slots."""
+        if not prompts:
+            return []
+        _, cache, mask, _ = self._prefill(prompts)
+        rows = mask.bool()
+        return [
+            [(x.keys[i][:, rows[i]], x.values[i][:, rows[i]]) for x in cache.layers]
+            for i in range(len(prompts))
+        ]
 
     def _remember(self, rows, live, mask, cache, prompts, tokens, n) -> None:
         """Keep the keys and values of finished rows (prompt + reply so far) for reuse."""
@@ -215,6 +324,54 @@ class HFBackend:
             logits_to_keep=1,
         )
         return out.logits[:, -1].float()
+
+
+@dataclass
+class _Slots:
+    """The rows of a continuous decode: slot i decodes sequence `seqs[i]` (prompt * n +
+    sample), its keys and values right-aligned in row i of an in-place cache."""
+
+    cache: Any  # rollout.kv.ReservedCache
+    mask: torch.Tensor  # [slots, capacity]: 1 where the slot's sequence has keys and values
+    position: torch.Tensor  # [slots, 1]: the position of the token each slot is fed next
+    feed: torch.Tensor  # [slots]: the token each slot is fed next
+    seqs: list[int]
+
+    @classmethod
+    def start(cls, rows: int, width: int, like: list, device) -> _Slots:
+        from rpo_bench.rollout.kv import ReservedCache
+
+        cache = ReservedCache.blank(rows, width, like)
+        mask = torch.zeros(rows, cache.capacity, dtype=torch.long, device=device)
+        position = torch.zeros(rows, 1, dtype=torch.long, device=device)
+        return cls(cache, mask, position, position[:, 0].clone(), [-1] * rows)
+
+    def place(self, slot: int, seq: int, layers: list, last_token: int) -> None:
+        """Sequence `seq`'s prompt, prefilled but for `last_token`, which it is fed next."""
+        self.cache.place(slot, layers)
+        held, end = layers[0][0].shape[1], self.cache.length
+        self.mask[slot] = 0
+        self.mask[slot, end - held : end] = 1
+        self.position[slot] = held
+        self.feed[slot] = last_token
+        self.seqs[slot] = seq
+
+    def keep(self, slots: list[int]) -> None:
+        index = torch.tensor(slots, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        self.mask, self.position = self.mask[index], self.position[index]
+        self.feed = self.feed[index]
+        self.seqs = [self.seqs[i] for i in slots]
+
+    def trim(self) -> None:
+        """Drop the leading cache slots no live row reads, once ROOM of them are dead: the
+        cache then spans the live rows, not every step of the call (a copy each time)."""
+        from rpo_bench.rollout.kv import ROOM
+
+        first = int(self.mask.any(0).int().argmax())
+        if first >= ROOM:
+            self.cache.drop_front(first)
+            self.mask = self.mask[:, first:]
 
 
 def _reused_layers(found: list, past: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

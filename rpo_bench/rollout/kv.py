@@ -58,6 +58,18 @@ class ReservedLayer(DynamicLayer):
         self.keys = self.keys.repeat_interleave(repeats, 0)
         self.values = self.values.repeat_interleave(repeats, 0)
 
+    def place(self, row: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Write one sequence's keys and values [heads, n, dim] into `row`, ending at `length`."""
+        start = self.length - keys.shape[1]
+        self.keys[row, :, start : self.length] = keys
+        self.values[row, :, start : self.length] = values
+
+    def drop_front(self, slots: int) -> None:
+        """Forget the first `slots` slots of every row (a copy, so their memory is freed)."""
+        self.keys = self.keys[:, :, slots:].contiguous()
+        self.values = self.values[:, :, slots:].contiguous()
+        self.length -= slots
+
 
 def _with_room(x: torch.Tensor, room: int) -> torch.Tensor:
     return torch.cat([x, x.new_zeros(*x.shape[:2], room, x.shape[3])], dim=2)
@@ -68,6 +80,27 @@ class ReservedCache(Cache):
 
     def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]], room: int = ROOM):
         super().__init__(layers=[ReservedLayer(k, v, room) for k, v in layers])
+
+    @classmethod
+    def blank(cls, rows: int, width: int, like: list[tuple[torch.Tensor, torch.Tensor]]):
+        """`rows` rows of `width` unwritten (zero) slots, shaped per layer like `like`'s
+        [heads, n, dim] keys and values; `place` fills them."""
+
+        def zeros(x: torch.Tensor) -> torch.Tensor:
+            return x.new_zeros(rows, x.shape[0], width, x.shape[2])
+
+        return cls([(zeros(k), zeros(v)) for k, v in like])
+
+    def place(self, row: int, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """One sequence's keys and values per layer, right-aligned in `row` (see the layer)."""
+        if layers[0][0].shape[1] > self.length:
+            raise ValueError(f"{layers[0][0].shape[1]} keys do not fit before slot {self.length}")
+        for layer, (keys, values) in zip(self.layers, layers, strict=True):
+            layer.place(row, keys, values)
+
+    def drop_front(self, slots: int) -> None:
+        for layer in self.layers:
+            layer.drop_front(slots)
 
     def make_room(self, queries: int) -> int:
         """Grow every layer so `queries` more tokens fit; return the slots added (0 or ROOM+)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,13 @@ class GenerationSettings:
         if self.n > 1 and self.temperature == 0:
             raise ValueError("n > 1 samples need temperature > 0 (greedy samples are identical)")
 
+    @classmethod
+    def of(cls, source: Any, **changes: Any) -> GenerationSettings:
+        """The settings named like this class's fields on `source` (a config section, parsed
+        arguments), with `changes` applied."""
+        own = {f.name: getattr(source, f.name) for f in fields(cls) if hasattr(source, f.name)}
+        return cls(**{**own, **changes})
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -30,6 +38,8 @@ class Engine:
     `kv_cache`: `reserved` writes each token's keys and values in place (`rollout.kv`),
     `dynamic` is transformers' DynamicCache. `dtype`: the weights' and activations' type;
     bfloat16 uses the CPU's AVX512-BF16 matmuls and changes some greedy replies.
+    `continuous` (reserved cache only): a finished row's slot takes the next waiting
+    (prompt, sample) row of the whole call instead of the batch shrinking (`rollout.hf`).
     """
 
     kv_cache: str = "dynamic"
@@ -37,12 +47,15 @@ class Engine:
     # Keep each finished sequence's keys and values and start later prompts that begin
     # with it from there (turn k+1 after turn k): `rollout.prefix`.
     reuse_prefix: bool = False
+    continuous: bool = False
 
     def __post_init__(self) -> None:
         if self.kv_cache not in ("dynamic", "reserved") or self.dtype not in DTYPES:
             raise ValueError(
                 f"engine: kv_cache must be dynamic|reserved and dtype {'|'.join(DTYPES)}: {self}"
             )
+        if self.continuous and self.kv_cache != "reserved":
+            raise ValueError(f"engine: continuous batching needs the reserved kv_cache: {self}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,18 +69,24 @@ ENGINES = {
     "inplace_float32": Engine("reserved", "float32"),  # replies equal `reference`'s (tested)
     "fast_float32": Engine("reserved", "float32", reuse_prefix=True),
     "fast": FAST,
+    # fast + continuous batching: `batch_size` rows decode at once over the whole call
+    "continuous_float32": Engine("reserved", "float32", reuse_prefix=True, continuous=True),
+    "continuous": Engine("reserved", "bfloat16", reuse_prefix=True, continuous=True),
 }
+# Where the CPU has no native bfloat16 (and there is no GPU), these run in float32.
+FLOAT32_FALLBACK = {"fast": "fast_float32", "continuous": "continuous_float32"}
 
 
 def engine(name: str) -> Engine:
-    """The engine called `name`; `fast` runs in float32 on a CPU without native bfloat16."""
+    """The engine called `name`; `fast` and `continuous` run in float32 on a CPU without
+    native bfloat16."""
     if name not in ENGINES:
         raise ValueError(f"engine {name!r}: choose one of {', '.join(ENGINES)}")
-    if name == "fast":
+    if name in FLOAT32_FALLBACK:
         import torch
 
         from rpo_bench.cpu import native_bf16
 
         if not torch.cuda.is_available() and not native_bf16():
-            return ENGINES["fast_float32"]
+            return ENGINES[FLOAT32_FALLBACK[name]]
     return ENGINES[name]
