@@ -60,10 +60,16 @@ def rule(iid: str, **kwargs: Any) -> list:
     return [iid, kwargs]
 
 
+def one(name: str, response: str, iid: str, **kwargs: Any) -> tuple[str, list, str]:
+    """A case checked against one instruction."""
+    return name, [rule(iid, **kwargs)], response
+
+
 WORDS = "length_constraints:number_words"
 SENTS = "length_constraints:number_sentences"
 
-# (name, instruction list, response)
+# (name, instruction list, response); one(name, response, id, **kwargs) for a single rule
+# fmt: off
 CHECKS: list[tuple[str, list, str]] = [
     # blank replies: "" follows nothing; whitespace is checked strictly, never loosely
     *(
@@ -97,50 +103,34 @@ CHECKS: list[tuple[str, list, str]] = [
         for i, blank in enumerate(BLANKS)
     ),
     # CJK word counting: lone … and — are punctuation; emoji count once, removed
-    ("zh_words", [rule(WORDS, num_words=22, relation="at least")], ZH),
-    ("zh_ellipsis_less", [rule(WORDS, num_words=34, relation="less than")], ZH_ELLIPSIS),
-    ("zh_ellipsis_atleast", [rule(WORDS, num_words=33, relation="at least")], ZH_ELLIPSIS),
-    ("zh_emoji_less", [rule(WORDS, num_words=42, relation="less than")], ZH_EMOJI),
-    ("zh_emoji_atleast", [rule(WORDS, num_words=41, relation="at least")], ZH_EMOJI),
-    ("zh_sentences", [rule(SENTS, num_sentences=2, relation="at least")], ZH),
-    ("ja_sentences", [rule(SENTS, num_sentences=3, relation="at least")], JA),
-    ("ko_words", [rule(WORDS, num_words=4, relation="less than")], KO),
-    ("hi_sentences", [rule(SENTS, num_sentences=3, relation="at least")], HI),
-    ("hi_sentences_less", [rule(SENTS, num_sentences=4, relation="less than")], HI),
-    ("th_words", [rule(WORDS, num_words=20, relation="at least")], TH),
-    ("th_sentences", [rule(SENTS, num_sentences=4, relation="at least")], TH),
-    ("ru_words", [rule(WORDS, num_words=11, relation="less than")], RU),
-    ("en_sentences", [rule(SENTS, num_sentences=2, relation="at least")], EN),
+    one("zh_words", ZH, WORDS, num_words=22, relation="at least"),
+    one("zh_ellipsis_less", ZH_ELLIPSIS, WORDS, num_words=34, relation="less than"),
+    one("zh_ellipsis_atleast", ZH_ELLIPSIS, WORDS, num_words=33, relation="at least"),
+    one("zh_emoji_less", ZH_EMOJI, WORDS, num_words=42, relation="less than"),
+    one("zh_emoji_atleast", ZH_EMOJI, WORDS, num_words=41, relation="at least"),
+    one("zh_sentences", ZH, SENTS, num_sentences=2, relation="at least"),
+    one("ja_sentences", JA, SENTS, num_sentences=3, relation="at least"),
+    one("ko_words", KO, WORDS, num_words=4, relation="less than"),
+    one("hi_sentences", HI, SENTS, num_sentences=3, relation="at least"),
+    one("hi_sentences_less", HI, SENTS, num_sentences=4, relation="less than"),
+    one("th_words", TH, WORDS, num_words=20, relation="at least"),
+    one("th_sentences", TH, SENTS, num_sentences=4, relation="at least"),
+    one("ru_words", RU, WORDS, num_words=11, relation="less than"),
+    one("en_sentences", EN, SENTS, num_sentences=2, relation="at least"),
     # quotation: straight, curly and corner quotes
-    ("quote_straight", [rule("startend:quotation")], '"' + EN + '"'),
-    ("quote_curly", [rule("startend:quotation")], "“" + ZH + "”"),
-    ("quote_corner", [rule("startend:quotation")], "「" + JA + "」"),
-    ("quote_loose", [rule("startend:quotation")], 'Here it is:\n"' + EN + '"'),
-    ("quote_mismatched", [rule("startend:quotation")], "“" + EN + '"'),
+    one("quote_straight", '"' + EN + '"', "startend:quotation"),
+    one("quote_curly", "“" + ZH + "”", "startend:quotation"),
+    one("quote_corner", "「" + JA + "」", "startend:quotation"),
+    one("quote_loose", 'Here it is:\n"' + EN + '"', "startend:quotation"),
+    one("quote_mismatched", "“" + EN + '"', "startend:quotation"),
     # keyword frequency: an invalid regex fails instead of raising
-    (
-        "keyword_bad_regex",
-        [rule("keywords:frequency", keyword=":-(", frequency=1, relation="less than")],
-        "Rain again :-( no picnic.",
-    ),
-    (
-        "keyword_freq",
-        [rule("keywords:frequency", keyword="notes", frequency=1, relation="at least")],
-        EN,
-    ),
-    ("keyword_existence", [rule("keywords:existence", keywords=["friday", "Notes"])], EN),
-    ("forbidden", [rule("keywords:forbidden_words", forbidden_words=["note", "time"])], EN),
-    (
-        "letter",
-        [rule("keywords:letter_frequency", letter="E", let_frequency=9, let_relation="at least")],
-        EN,
-    ),
-    ("no_comma_loose", [rule("punctuation:no_comma")], "Sure, here you go:\nNo commas here."),
-    (
-        "lowercase_loose",
-        [rule("change_case:english_lowercase")],
-        "Here is the note:\nplease bring your notes and be on time at the meeting on friday.",
-    ),
+    one("keyword_bad_regex", "Rain again :-( no picnic.", "keywords:frequency", keyword=":-(", frequency=1, relation="less than"),
+    one("keyword_freq", EN, "keywords:frequency", keyword="notes", frequency=1, relation="at least"),
+    one("keyword_existence", EN, "keywords:existence", keywords=["friday", "Notes"]),
+    one("forbidden", EN, "keywords:forbidden_words", forbidden_words=["note", "time"]),
+    one("letter", EN, "keywords:letter_frequency", letter="E", let_frequency=9, let_relation="at least"),
+    one("no_comma_loose", "Sure, here you go:\nNo commas here.", "punctuation:no_comma"),
+    one("lowercase_loose", "Here is the note:\nplease bring your notes and be on time at the meeting on friday.", "change_case:english_lowercase"),
     (
         "capital",
         [rule("change_case:english_capital")],
@@ -158,70 +148,26 @@ CHECKS: list[tuple[str, list, str]] = [
         ],
         "The USA and the UK met in NYC today.",
     ),
-    ("response_language", [rule("language:response_language", language="fr")], FR),
-    ("response_language_no", [rule("language:response_language", language="ru")], FR),
-    (
-        "placeholders",
-        [rule("detectable_content:number_placeholders", num_placeholders=2)],
-        "Send it to [name] at [address].",
-    ),
-    (
-        "postscript",
-        [rule("detectable_content:postscript", postscript_marker="P.S.")],
-        "Thanks for reading.\np.s. see you soon.",
-    ),
-    (
-        "postscript_pps",
-        [rule("detectable_content:postscript", postscript_marker="P.P.S")],
-        "Thanks.\nP. P. S. one more thing.",
-    ),
-    ("constrained", [rule("detectable_format:constrained_response")], "My answer is maybe."),
-    ("json_fenced", [rule("detectable_format:json_format")], '```json\n{"a": 1}\n```'),
-    ("json_bad", [rule("detectable_format:json_format")], "{'a': 1}"),
-    (
-        "sections",
-        [rule("detectable_format:multiple_sections", section_spliter="Section", num_sections=2)],
-        "Section 1\nIntro text.\nSection 2\nMore text.",
-    ),
-    (
-        "bullets",
-        [rule("detectable_format:number_bullet_lists", num_bullets=3)],
-        "* one\n* two\n- three",
-    ),
-    (
-        "bullets_loose",
-        [rule("detectable_format:number_bullet_lists", num_bullets=2)],
-        "My list:\n* one\n* two\n* three",
-    ),
-    (
-        "highlights",
-        [rule("detectable_format:number_highlighted_sections", num_highlights=2)],
-        "*first* and **second** and * * here",
-    ),
-    ("title", [rule("detectable_format:title")], "<<A Title>>\nBody text."),
-    ("title_empty", [rule("detectable_format:title")], "<<   >>\nBody text."),
-    ("two_responses", [rule("combination:two_responses")], "First answer.\n******\nSecond answer."),
-    ("two_responses_same", [rule("combination:two_responses")], "Same.\n******\nSame."),
-    (
-        "repeat_prompt",
-        [rule("combination:repeat_prompt", prompt_to_repeat="Write a poem.")],
-        "  write a poem. Roses are red.",
-    ),
-    (
-        "end_checker",
-        [rule("startend:end_checker", end_phrase="Any other questions?")],
-        'The answer is 4. Any other questions?"',
-    ),
-    (
-        "paragraphs",
-        [rule("length_constraints:number_paragraphs", num_paragraphs=3)],
-        "One.\n***\nTwo.\n***\nThree.",
-    ),
-    (
-        "paragraphs_empty",
-        [rule("length_constraints:number_paragraphs", num_paragraphs=2)],
-        "One.\n***\n\n***\nTwo.",
-    ),
+    one("response_language", FR, "language:response_language", language="fr"),
+    one("response_language_no", FR, "language:response_language", language="ru"),
+    one("placeholders", "Send it to [name] at [address].", "detectable_content:number_placeholders", num_placeholders=2),
+    one("postscript", "Thanks for reading.\np.s. see you soon.", "detectable_content:postscript", postscript_marker="P.S."),
+    one("postscript_pps", "Thanks.\nP. P. S. one more thing.", "detectable_content:postscript", postscript_marker="P.P.S"),
+    one("constrained", "My answer is maybe.", "detectable_format:constrained_response"),
+    one("json_fenced", '```json\n{"a": 1}\n```', "detectable_format:json_format"),
+    one("json_bad", "{'a': 1}", "detectable_format:json_format"),
+    one("sections", "Section 1\nIntro text.\nSection 2\nMore text.", "detectable_format:multiple_sections", section_spliter="Section", num_sections=2),
+    one("bullets", "* one\n* two\n- three", "detectable_format:number_bullet_lists", num_bullets=3),
+    one("bullets_loose", "My list:\n* one\n* two\n* three", "detectable_format:number_bullet_lists", num_bullets=2),
+    one("highlights", "*first* and **second** and * * here", "detectable_format:number_highlighted_sections", num_highlights=2),
+    one("title", "<<A Title>>\nBody text.", "detectable_format:title"),
+    one("title_empty", "<<   >>\nBody text.", "detectable_format:title"),
+    one("two_responses", "First answer.\n******\nSecond answer.", "combination:two_responses"),
+    one("two_responses_same", "Same.\n******\nSame.", "combination:two_responses"),
+    one("repeat_prompt", "  write a poem. Roses are red.", "combination:repeat_prompt", prompt_to_repeat="Write a poem."),
+    one("end_checker", 'The answer is 4. Any other questions?"', "startend:end_checker", end_phrase="Any other questions?"),
+    one("paragraphs", "One.\n***\nTwo.\n***\nThree.", "length_constraints:number_paragraphs", num_paragraphs=3),
+    one("paragraphs_empty", "One.\n***\n\n***\nTwo.", "length_constraints:number_paragraphs", num_paragraphs=2),
     (
         "first_word",
         [
@@ -245,6 +191,7 @@ CHECKS: list[tuple[str, list, str]] = [
         "<<Plan>>\n" + EN,
     ),
 ]
+# fmt: on
 
 COUNT_TEXTS: dict[str, str] = {
     "en": EN,

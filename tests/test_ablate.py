@@ -53,6 +53,8 @@ def write(tmp_path: Path, text: str) -> Path:
          ":2: field 'sampling.backend' has the unknown value 'tgi'; valid values: hf, vllm"),
         ("name: x\ntrain: {processes: 0}\n",
          ":2: field 'train.processes' is 0, not a number of processes"),
+        ("name: x\ngrid: {base_only: [smollm2-135m]}\n",
+         ":2: field 'grid.base_only[0]' smollm2-135m is trained in the grid already"),
     ],
 )  # fmt: skip
 def test_config_errors_name_the_key_and_the_valid_values(tmp_path, text, message):
@@ -60,6 +62,17 @@ def test_config_errors_name_the_key_and_the_valid_values(tmp_path, text, message
     with pytest.raises(ValueError) as err:
         config_mod.load(path)
     assert f"{path}{message}" in str(err.value)  # the file, its line, the key path once
+
+
+def test_base_only_models_are_evaluated_untrained_and_nothing_else(tmp_path):
+    from rpo_bench.ablate.runner import Runner
+
+    path = write(tmp_path, "name: x\ngrid: {base_only: [qwen2.5-coder-0.5b]}\n")
+    cfg = config_mod.load(path)
+    assert cfg.base_models() == ("smollm2-135m", "qwen2.5-coder-0.5b")
+    tasks = Runner(cfg, tmp_path / "work").tasks()
+    assert [t for t in tasks if t[0] == "base"] == [("base", m) for m in cfg.base_models()]
+    assert {t[1].model for t in tasks if t[0] == "cell"} == {"smollm2-135m"}
 
 
 def test_unknown_strategy_lists_the_registry(tmp_path):
@@ -70,9 +83,10 @@ def test_unknown_strategy_lists_the_registry(tmp_path):
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in ABLATIONS.glob("*.yaml")))
 def test_presets_validate_and_dry_run_checks_what_a_run_checks(preset, tmp_path):
-    """On this machine (no API key, no hub) a preset that needs either stops with exit 2
-    and names each missing thing; the others pass every check."""
-    from rpo_bench.models import EMBEDDED
+    """On this machine (no API key, no hub) a preset that needs either, or a ladder model
+    whose wheels are not installed, stops with exit 2 and names each missing thing; the
+    others pass every check."""
+    from rpo_bench.models import unavailable
 
     cfg = config_mod.load(ABLATIONS / f"{preset}.yaml")
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
@@ -84,17 +98,17 @@ def test_presets_validate_and_dry_run_checks_what_a_run_checks(preset, tmp_path)
     assert f"{len(cfg.cells())} cells" in out.stdout
     assert all(c.name in out.stdout for c in cfg.cells())
     assert f"report: runs/reports/{cfg.name}" in out.stdout  # never reports/ by default
-    hub = [m for m in cfg.grid.model if m not in EMBEDDED]
+    missing = {m: why for m in cfg.base_models() if (why := unavailable(m, lambda: False))}
     roles = [name for name, section in (("judge", cfg.judge.kind == "openai" or None),
              ("sampling.teacher", cfg.sampling.teacher), ("pairs.reverser", cfg.pairs.reverser))
              if section]  # fmt: skip
-    if not hub and not roles:
+    if not missing and not roles:
         assert out.returncode == 0, out.stderr[-2000:]
         assert "dry run: every check a run makes before its first stage passed" in out.stdout
         return
     assert out.returncode == 2 and "this run cannot start" in out.stderr
-    for model in hub:
-        assert f"model {model!r}: it is not an embedded model" in out.stderr
+    for model, why in missing.items():
+        assert f"model {model!r}: {why}" in out.stderr
     for role in roles:
         assert f"config.{role} (" in out.stderr and "$OPENAI_API_KEY is not set" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "work").exists()

@@ -47,8 +47,9 @@ def plan(cfg: config_mod.AblationConfig) -> str:
             else ""
         )
         + (f"; reverser {cfg.pairs.reverser.model}" if cfg.pairs.reverser else ""),
-        f"  training: {len(cells)} runs; evaluation: {len(cells) + len(g.model)} models on "
-        f"{', '.join(cfg.eval.tasks)}",
+        f"  training: {len(cells)} runs; evaluation: {len(cells) + len(cfg.base_models())} "
+        f"models on {', '.join(cfg.eval.tasks)}"
+        + (f" ({', '.join(g.base_only)}: untrained only)" if g.base_only else ""),
     ]
     for s in g.strategy:  # what each grid strategy trains on, and with which loss
         pairs = cfg.pair_strategy(s)

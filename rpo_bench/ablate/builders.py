@@ -60,7 +60,7 @@ def teacher(s: Sampling, local: Callable[[str], Any]) -> Any:
         from rpo_bench.rollout.openai import OpenAIBackend
 
         backend = OpenAIBackend(t.model, t.base_url, **t.options)
-    settings = GenerationSettings(s.temperature, s.top_p, s.max_new_tokens, s.seed, t.n)
+    settings = GenerationSettings.of(s, n=t.n)
     return Teacher(backend, settings, t.threshold, t.critique_rounds)
 
 

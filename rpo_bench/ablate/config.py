@@ -236,6 +236,9 @@ class Grid:
     min_margin: tuple[int, ...] = ()  # empty: pairs.min_margin
     margin_mode: tuple[str, ...] = ()  # empty: train.margin_mode (or the trainer's default)
     epochs: tuple[int, ...] = ()  # empty: train.epochs (the training budget's axis)
+    # models evaluated untrained only, beside the grid's: a size this machine cannot train
+    # in a session still has its base scores in the report
+    base_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -319,6 +322,10 @@ class AblationConfig:
             if epochs != settings.get("epochs", TrainConfig.epochs):
                 settings["epochs"] = epochs
         return settings
+
+    def base_models(self) -> tuple[str, ...]:
+        """Every model evaluated untrained: the grid's, then `grid.base_only`."""
+        return (*self.grid.model, *self.grid.base_only)
 
     def cells(self) -> list[Cell]:
         g = self.grid
@@ -413,6 +420,9 @@ def validate(config: AblationConfig) -> AblationConfig:
             raise ConfigError(("grid", "min_margin", i), f"is {g}, not a margin >= 1")
     for i, mode in enumerate(config.grid.margin_mode):
         one_of(mode, MARGIN_MODES, ("grid", "margin_mode", i))
+    for i, name in enumerate(config.grid.base_only):
+        if name in config.grid.model:
+            raise ConfigError(("grid", "base_only", i), f"{name} is trained in the grid already")
     for i, n in enumerate(config.grid.epochs):
         if n < 1:
             raise ConfigError(("grid", "epochs", i), f"is {n}, not a number of epochs >= 1")

@@ -56,6 +56,7 @@ def endpoints(cfg: AblationConfig) -> list[Endpoint]:
 def local_models(cfg: AblationConfig) -> dict[str, tuple[str, ...]]:
     """Every model a stage loads on this machine: name -> the stages that load it."""
     used: dict[str, tuple[str, ...]] = {m: ("samples", "train", "eval") for m in cfg.grid.model}
+    used |= {m: ("eval",) for m in cfg.grid.base_only}
     t = cfg.sampling.teacher
     if t is not None and t.base_url is None:
         used[t.model] = (*used.get(t.model, ()), "samples")

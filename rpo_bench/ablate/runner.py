@@ -161,7 +161,8 @@ class Runner:
     def tasks(self) -> list[tuple[str, Any]]:
         """The grid's independent units, in run order: each model's base evaluation, then the
         cells (`ablate.jobs` deals them out to workers)."""
-        return [("base", m) for m in self.cfg.grid.model] + [("cell", c) for c in self._cells()]
+        bases = [("base", m) for m in self.cfg.base_models()]
+        return bases + [("cell", c) for c in self._cells()]
 
     def _cells(self) -> list[Cell]:
         """The cells in run order: smaller training budgets first (stable), so a dose-response
@@ -189,7 +190,7 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         started = time.time()
-        base = {m: self.base(m) for m in self.cfg.grid.model}
+        base = {m: self.base(m) for m in self.cfg.base_models()}
         done = {cell: self.cell(cell) for cell in self._cells()}
         cells = [done[cell] for cell in self.cfg.cells()]  # results in the grid's order
         first = self.cfg.grid.seed[0]  # with per_seed: the first seed's pass, as an example

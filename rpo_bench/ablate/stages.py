@@ -173,7 +173,7 @@ def _sampled(
     def local(name: str) -> Any:
         return ctx.backends.get(name, s.backend, s.engine, s.batch_size)
 
-    settings = GenerationSettings(s.temperature, s.top_p, s.max_new_tokens, s.seed, s.n)
+    settings = GenerationSettings.of(s)
     judging = builders.judge(judge, ctx.root)
     rows = sample(read_conversations(conversations)[:limit], local(model), settings,
                   judge=judging, history=s.history, teacher=builders.teacher(s, local),

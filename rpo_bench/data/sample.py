@@ -195,13 +195,7 @@ def _run(args: argparse.Namespace) -> None:
             warn(f"{no_rows(path, 'conversations')}; writing an empty {args.out} (--allow-empty)")
     else:
         convs = verifiable.from_args(args)
-    settings = GenerationSettings(
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        n=args.n,
-    )
+    settings = GenerationSettings.of(args)
     rows: list[dict[str, Any]] = []
     seconds = 0.0
     if convs:  # no conversations, no model to load
