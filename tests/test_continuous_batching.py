@@ -66,7 +66,7 @@ def test_continuous_float32_gives_the_reference_replies(loaded, monkeypatch):
     two = GenerationSettings(temperature=1.0, top_p=1e-9, max_new_tokens=24, n=2)
     placed.clear()
     assert continuous.generate(CHATS, two) == [[r[0], r[0]] for r in expected]
-    assert len(placed) == 2 * len(CHATS)
+    assert len(placed) == 2 * len(CHATS) and max(placed) == 2 * SLOTS - 1  # batch_size x n
 
 
 def test_continuous_sampling_repeats_for_a_seed(loaded):

@@ -102,6 +102,40 @@ def test_a_run_records_learning_at_step_0_every_epoch_and_the_end(tmp_path):
     assert points[-1]["gold"]["accuracy"] > 0.5  # pairs like those it learned
 
 
+def test_step_0_takes_the_reference_only_where_the_policy_gives_it(monkeypatch):
+    """Before the first step one batch is scored: equal to the reference, the reference's
+    numbers stand for the set (exact ties); not equal, every batch is scored."""
+    from rpo_bench.train import learning
+    from rpo_bench.train.batches import Batch
+
+    def batch(i: int) -> Batch:
+        return Batch(torch.tensor([2 * i, 2 * i + 1]), torch.zeros(4, 1), torch.ones(4, 1),
+                     torch.ones(4, 1), torch.ones(2), 4, torch.full((4,), 3))  # fmt: skip
+
+    ref = torch.tensor([[-5.0, -6.0], [-7.0, -8.0], [-9.0, -4.0], [-3.0, -2.0]])
+    measured = learning.MeasuredSet([batch(0), batch(1)], ref)
+    scored: list[int] = []
+
+    def policy(shift: float):
+        def logps(run, b):
+            scored.append(int(b.index[0]))
+            return ref[b.index, 0] + shift, ref[b.index, 1] + shift
+
+        return logps
+
+    monkeypatch.setattr(learning, "policy_logps", policy(1e-6))  # the reference, to rounding
+    got, _ = learning.set_logps(None, measured, start=True)
+    assert (
+        scored == [0]
+        and torch.equal(got.chosen, ref[:, 0])
+        and torch.equal(got.rejected, ref[:, 1])
+    )
+    scored.clear()
+    monkeypatch.setattr(learning, "policy_logps", policy(0.5))  # e.g. a LoRA B that is not 0
+    got, _ = learning.set_logps(None, measured, start=True)
+    assert scored == [0, 2] and torch.equal(got.chosen, ref[:, 0] + 0.5)
+
+
 def test_a_single_response_loss_is_measured_on_the_gold_set_alone(tmp_path):
     rows = [{"kind": "sft", "id": r["id"], "prompt": r["prompt"], "response": r["chosen"]}
             for r in _pairs(8)]  # fmt: skip

@@ -10,7 +10,8 @@ DynamicCache in float32; `FAST` (the pipeline's CPU default) writes the cache in
 (`rollout.kv`) and runs in bfloat16. `benchmarks/rollout.py` measures both.
 
 With `Engine.continuous` the batch does not shrink: the whole call's (prompt, sample)
-rows wait in one queue, longest prompt first, and `batch_size` slots decode at once.
+rows wait in one queue, longest prompt first, and `batch_size` x n slots decode at once
+(the rows `FAST` starts a batch of `batch_size` prompts with).
 When a row ends, the next waiting row is prefilled (all its prompt but the last token,
 which the next decode step feeds) and its keys and values are written into the freed
 row of the in-place cache, right-aligned to end at the cache's current length; rows are
@@ -164,14 +165,14 @@ class HFBackend:
     def _decode_continuous(
         self, prompts: list[list[int]], settings: GenerationSettings, generator: torch.Generator
     ) -> list[list[int]]:
-        """`decode` with continuous batching: `batch_size` slots, refilled from one queue."""
+        """`decode` with continuous batching: `batch_size` x n slots, refilled from one queue."""
         n = settings.n
         # Longest prompt first: every waiting prompt then fits in a freed slot (module doc).
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         waiting = deque(i * n + s for i in order for s in range(n))
         tokens: list[list[int]] = [[] for _ in range(len(prompts) * n)]
         held: dict[int, list] = {}  # prompt -> its prefilled keys/values while samples wait
-        slots, free = None, list(range(min(self.batch_size, len(waiting))))
+        slots, free = None, list(range(min(self.batch_size * n, len(waiting))))
         while (slots := self._refill(slots, free, waiting, held, prompts, n)) is not None:
             slots.mask = _next_mask(slots.mask, slots.cache)
             logits = self._forward(slots.feed[:, None], slots.mask, slots.position, slots.cache)

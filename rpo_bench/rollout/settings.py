@@ -69,7 +69,7 @@ ENGINES = {
     "inplace_float32": Engine("reserved", "float32"),  # replies equal `reference`'s (tested)
     "fast_float32": Engine("reserved", "float32", reuse_prefix=True),
     "fast": FAST,
-    # fast + continuous batching: `batch_size` rows decode at once over the whole call
+    # fast + continuous batching: `batch_size` x n rows decode at once over the whole call
     "continuous_float32": Engine("reserved", "float32", reuse_prefix=True, continuous=True),
     "continuous": Engine("reserved", "bfloat16", reuse_prefix=True, continuous=True),
 }

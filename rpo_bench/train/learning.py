@@ -68,13 +68,27 @@ class MeasuredSet:
 
 
 @torch.no_grad()
-def set_logps(run: Any, measured: MeasuredSet) -> tuple[PairLogps, torch.Tensor]:
+def set_logps(
+    run: Any, measured: MeasuredSet, start: bool = False
+) -> tuple[PairLogps, torch.Tensor]:
     """Every pair's policy and reference log-probs and reply lengths, and its margin g (KTO:
-    each example's response and mismatched reply, and its label)."""
+    each example's response and mismatched reply, and its label).
+
+    `start`: before the first step the policy is the reference (LoRA adds B A x with B = 0;
+    full training has not moved), so the reference log-probs are its log-probs: the first
+    batch is scored to check that, and only a mismatch scores the rest (a pass as long as
+    the reference's, saved). The reference's numbers are taken then, so every margin at
+    step 0 is an exact tie, whichever batches the reference was computed in."""
     parts: list[tuple[torch.Tensor, ...]] = []
-    for batch in measured.batches:
-        chosen, rejected = policy_logps(run, batch)
+    for i, batch in enumerate(measured.batches):
         ref = measured.ref[batch.index]
+        if not start or i == 0:
+            chosen, rejected = policy_logps(run, batch)
+        if start and i == 0:  # stays true only where the policy gives the reference's numbers
+            scored = torch.stack([chosen.cpu(), rejected.cpu()], 1)
+            start = torch.allclose(scored, ref, rtol=1e-3, atol=1e-3)
+        if start:  # exactly the reference's: every margin is a tie
+            chosen, rejected = ref[:, 0], ref[:, 1]
         tokens_c, tokens_r = batch.reply_tokens.chunk(2)
         last = batch.desirable if measured.kind == "kto" else batch.margin
         parts.append((chosen.cpu(), rejected.cpu(), ref[:, 0], ref[:, 1], tokens_c, tokens_r,
@@ -141,14 +155,17 @@ def preference_learning(logps: PairLogps, margin: torch.Tensor, cfg: Any) -> dic
     }
 
 
-def measure(run: Any, sets: dict[str, MeasuredSet]) -> dict[str, dict[str, Any]]:
-    """The learning metrics of each named set (empty sets left out)."""
+def measure(
+    run: Any, sets: dict[str, MeasuredSet], start: bool = False
+) -> dict[str, dict[str, Any]]:
+    """The learning metrics of each named set (empty sets left out); `start`: before the
+    first step (`set_logps`)."""
     was_training = run.scorer.training
     run.scorer.eval()
     try:
         return {
             name: (kto_learning if measured.kind == "kto" else preference_learning)(
-                *set_logps(run, measured), run.cfg
+                *set_logps(run, measured, start), run.cfg
             )
             for name, measured in sets.items()
             if measured.batches
@@ -168,7 +185,8 @@ class LearningLog:
         self.points = [p for p in old if p["step"] <= start]
 
     def __call__(self, run: Any, step: int) -> None:
-        point = {"step": step, "epochs": step / run.steps_per_epoch, **measure(run, self.sets)}
+        point = {"step": step, "epochs": step / run.steps_per_epoch,
+                 **measure(run, self.sets, start=step == 0)}  # fmt: skip
         self.points.append(point)
         if self.write:
             text = json.dumps({"loss": run.cfg.loss, "points": self.points}, indent=1)

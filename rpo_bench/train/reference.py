@@ -11,8 +11,10 @@ examples per batch. Runs on the same examples with the same model, precision and
 size (other seeds, epochs, losses, margin modes, LoRA or not) then read one file instead of
 recomputing it. In float32 the canonical numbers equal the training batches' up to rounding;
 under bf16 autocast they can differ a little (batch composition changes the arithmetic), so
-a run that reads the cache trains against the canonical numbers, and its step-0 margins are
-near 0 rather than exactly 0.
+a run that reads the cache trains against the canonical numbers. Its learning measurement
+still starts from exact ties: at step 0 the policy is the reference, and where its first
+batch agrees with these numbers they stand for it (`train.learning.set_logps`). The gold
+set's reference goes through the same cache, so a grid computes it once per model.
 
 A file `<folder>/<key>.safetensors` holds the [examples, 2] float32 tensor; its metadata
 holds the key's contents (`key_contents`), checked on reading. Files are written to a temp

@@ -219,16 +219,21 @@ def _setup_model(model: Any, cfg: TrainConfig) -> SequenceScorer:
     return SequenceScorer(model)
 
 
-def _setup_gold(cfg: TrainConfig, tokenizer: Any, scorer: Any, acc: Any) -> MeasuredSet | None:
+def _setup_gold(cfg: TrainConfig, loaded: Any, scorer: Any, acc: Any) -> MeasuredSet | None:
     """The gold pairs (`cfg.gold`), tokenized and batched like the training pairs, with
-    their reference log-probs; never trained on."""
+    their reference log-probs (through `reference_cache` where set: every cell of a grid
+    measures the same gold set); never trained on."""
     if cfg.gold is None or not Path(cfg.gold).read_text().strip():  # no gold pairs: unmeasured
         return None
-    rows = read_pairs(cfg.gold)
-    pairs = tokenize_pairs(rows, tokenizer, cfg.max_length).pairs
-    batches = make_batches(pairs, cfg.batch_size, tokenizer.pad_token_id, cfg.seed,
-                           cfg.share_prompt, None)  # fmt: skip
-    return MeasuredSet(batches, reference_logps(scorer, batches, len(rows), acc))
+    rows, pad = read_pairs(cfg.gold), loaded.tokenizer.pad_token_id
+    pairs = tokenize_pairs(rows, loaded.tokenizer, cfg.max_length).pairs
+    batches = make_batches(pairs, cfg.batch_size, pad, cfg.seed, cfg.share_prompt, None)
+    if cfg.reference_cache is None:
+        return MeasuredSet(batches, reference_logps(scorer, batches, len(rows), acc))
+    computation = _computation(cfg, acc, loaded, cfg.gold, "preference")
+    ref, _ = shared_reference(scorer, pairs, len(rows), computation, pad, cfg.reference_cache,
+                              acc)  # fmt: skip
+    return MeasuredSet(batches, ref)
 
 
 def _setup_learning(
@@ -279,12 +284,18 @@ def _reference(
             return ref, None
         # KTO's second reply is another example's, paired within the seed's batches
         return ref, "reference cache: not used by kto (its mismatched replies depend on the seed)"
-    computation = Computation(
-        loaded.path, str(pairs), kind, cfg.max_length, cfg.share_prompt, cfg.batch_size,
-        _bf16(cfg), acc.device.type, str(acc.distributed_type) if _sharded(acc) else None,
-    )  # fmt: skip
+    computation = _computation(cfg, acc, loaded, pairs, kind)
     return shared_reference(scorer, data.tokenized.pairs, data.rows, computation,
                             loaded.tokenizer.pad_token_id, cfg.reference_cache, acc)  # fmt: skip
+
+
+def _computation(
+    cfg: TrainConfig, acc: Any, loaded: Any, pairs: str | Path, kind: str
+) -> Computation:
+    """What a cached reference of this run's examples in `pairs` depends on besides them."""
+    distributed = str(acc.distributed_type) if _sharded(acc) else None
+    return Computation(loaded.path, str(pairs), kind, cfg.max_length, cfg.share_prompt,
+                       cfg.batch_size, _bf16(cfg), acc.device.type, distributed)  # fmt: skip
 
 
 def _resume(
@@ -359,7 +370,7 @@ def train(
     raw_optimizer, scheduler = _setup_optimizer(scorer, cfg, steps)
     scorer, optimizer = acc.prepare(scorer, raw_optimizer)
     ref, reference_note = _reference(scorer, data, cfg, acc, pairs, loaded)
-    gold = _setup_gold(cfg, loaded.tokenizer, scorer, acc)
+    gold = _setup_gold(cfg, loaded, scorer, acc)
     clock["reference"] = time.perf_counter()
     start, last = _resume(out, cfg, acc, scorer, raw_optimizer, scheduler) if resume else (0, None)
 
