@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_fast_engine import CHATS, QUESTIONS  # the same prompts as the fast engine's tests
 
 from rpo_bench import models
 from rpo_bench.rollout import hf, kv
 from rpo_bench.rollout.hf import HFBackend
 from rpo_bench.rollout.settings import ENGINES, Engine, GenerationSettings, engine
 
-QUESTIONS = [
-    "Hi",
-    "Name a color.",
-    "List three fruits, one per line.",
-    "Write a long story about a dragon who learns to bake bread in a small village.",
-    "Explain gravity to a child in one long paragraph about planets, apples and the moon.",
-    "Describe Paris briefly.",
-]
-CHATS = [[{"role": "user", "content": q}] for q in QUESTIONS]
 SLOTS = 3  # fewer than the chats: slots must be refilled
 
 
