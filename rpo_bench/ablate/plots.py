@@ -309,14 +309,10 @@ def _learning(results: dict[str, Any], path: Path) -> str | None:
                 if not shown:
                     continue
                 x = [p["epochs"] for p in shown]
-                y = [p[name]["accuracy"] for p in shown]
-                # clipped at 0: at accuracy 1 the Wilson bound can be 1 less a rounding error
-                lo = [
-                    max(0.0, a - p[name]["accuracy_ci95"][0]) for a, p in zip(y, shown, strict=True)
-                ]
-                hi = [
-                    max(0.0, p[name]["accuracy_ci95"][1] - a) for a, p in zip(y, shown, strict=True)
-                ]
+                y = np.array([p[name]["accuracy"] for p in shown])
+                ci = np.array([p[name]["accuracy_ci95"] for p in shown])
+                # clipped at 0: stores written before `wilson` contained p exactly
+                lo, hi = np.clip(y - ci[:, 0], 0, None), np.clip(ci[:, 1] - y, 0, None)
                 shown_label = label if name == next(n for n, _ in sets if n in points[-1]) else None
                 line = ax.errorbar(x, y, yerr=[lo, hi], fmt=style + "o", ms=3, capsize=2,
                                    color=color, label=shown_label)  # fmt: skip
@@ -357,7 +353,7 @@ def _dose(results: dict[str, Any], analysis: dict[str, Any], path: Path) -> str 
             y = np.array([np.mean([g["accuracy"] for g in points[e]]) for e in xs])
             lo = y - [min(g["accuracy_ci95"][0] for g in points[e]) for e in xs]
             hi = [max(g["accuracy_ci95"][1] for g in points[e]) for e in xs] - y
-            lo, hi = np.clip(lo, 0, None), np.clip(hi, 0, None)  # rounding at the bounds
+            lo, hi = np.clip(lo, 0, None), np.clip(hi, 0, None)  # as in `_learning`
             gold_ax.errorbar(xs, y, yerr=[lo, hi], fmt="-o", ms=3, capsize=2, label=label)
         lv = sorted((epochs_of[v["model"]], v) for v in analysis["levels"]
                     if v["model"] in epochs_of and (v["task"], v["strategy"], v["noise"])

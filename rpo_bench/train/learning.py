@@ -45,7 +45,8 @@ def wilson(k: float, n: int) -> list[float]:
     p, z2 = k / n, Z95**2
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return [centre - half, centre + half]
+    # it contains p exactly: at k = n the upper bound is 1 in exact arithmetic, not 1 - 1e-16
+    return [min(p, centre - half), max(p, centre + half)]
 
 
 def mean_interval(x: torch.Tensor) -> list[float]:
