@@ -103,10 +103,10 @@ def test_dry_run_estimates_the_time_from_the_stores_measured_stages(tmp_path):
             (folder / "timing.json").write_text(json.dumps({"seconds": s * factor}))
     done = ablate(REPO / "ablations" / "cpu.yaml", work, "--dry-run")
     assert done.returncode == 0, done.stderr[-2000:]
-    # cpu: 2 conversations, 1 sampling pass, 4 judged, 8 pairs, 8 trainings: 3080 s
-    assert "estimate: about 51 min at this store's median stage times, plus eval (not " \
+    # cpu: 2 conversations, 1 sampling pass, 1 judged, 3 pairs, 3 trainings: 1540 s
+    assert "estimate: about 26 min at this store's median stage times, plus eval, gold (not " \
         "measured here yet)" in done.stdout  # fmt: skip
-    assert "stages: 32 to compute" in done.stdout and f"work: {work}" in done.stdout
+    assert "stages: 15 to compute" in done.stdout and f"work: {work}" in done.stdout
 
 
 def test_a_run_in_which_no_response_could_be_judged_exits_1(tmp_path):
