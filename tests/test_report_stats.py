@@ -117,16 +117,23 @@ def _eval(scores: list[float]) -> dict:
 
 def synthetic(
     seeds=(0, 1), strategies=("dpo_count", "rpo"), shift=None, variants=None, reference=None,
-    gold=0.8,
+    gold=0.8, models=("smollm2-135m",), base_only=(),
 ):  # fmt: skip
     """Two tasks x noise {0, 0.2}; `shift[strategy]`: points added to every prompt (base
     gets none); `gold`: every cell's gold-set accuracy at the end of training, on 200
-    pairs (0.8: all learned; None: trained before learning was measured)."""
+    pairs (0.8: all learned; None: trained before learning was measured). Every model
+    (`models` trained, `base_only` not) is scored on the same prompts."""
     shift = shift or {}
     primary = Primary(task="heldout", reference=reference or Primary.reference)
     cfg = AblationConfig(
         name="synthetic",
-        grid=Grid(strategy=tuple(strategies), noise=(0.0, 0.2), seed=tuple(seeds)),
+        grid=Grid(
+            strategy=tuple(strategies),
+            noise=(0.0, 0.2),
+            seed=tuple(seeds),
+            model=tuple(models),
+            base_only=tuple(base_only),
+        ),  # fmt: skip
         strategies=variants or {},
         analysis=Analysis(primary=primary, effect_of_interest=3.0),
     )
@@ -146,7 +153,9 @@ def synthetic(
                       "eval": ev})  # fmt: skip
     return {
         "config": cfg.to_dict(),
-        "base": {"smollm2-135m": {t: _eval(list(b)) for t, b in prompts.items()}},
+        "base": {
+            m: {t: _eval(list(b)) for t, b in prompts.items()} for m in (*models, *base_only)
+        },  # fmt: skip
         "cells": cells,
         "provenance": {
             "git_commit": "abc",
@@ -394,3 +403,41 @@ def test_the_threshold_is_a_setting_and_the_placebo_is_compared(tmp_path):
     md = report.write(synthetic(shift={"rpo": 5.0}, strategies=("dpo_count", "rpo",
                                 "dpo_shuffled")), tmp_path).read_text()  # fmt: skip
     assert "Against the placebo `dpo_shuffled` (pairs without a preference): `rpo` scored" in md
+
+
+def test_nominal_size_and_family_come_from_the_name():
+    assert analysis.nominal_size("smollm2-135m") == (135e6, "smollm2")
+    assert analysis.nominal_size("qwen2.5-coder-1.5b") == (1.5e9, "qwen2.5-coder")
+    assert analysis.nominal_size("meta-llama/Llama-3.1-8B-Instruct") == (8e9, "Llama-3.1-Instruct")
+    assert analysis.nominal_size("gpt2") == (None, "gpt2")
+
+
+def test_the_model_size_axis_has_its_section_and_plot(tmp_path):
+    ladder = ("smollm2-135m", "qwen2.5-coder-0.5b")
+    results = synthetic(shift={"rpo": 5.0}, models=ladder, base_only=("qwen2.5-coder-1.5b",))
+    rng = np.random.default_rng(1)
+    for tasks in results["base"].values():  # the conditionality index of each base model
+        tasks["conditionality"] = {
+            "metrics": {"conditionality": 0.1},
+            "per_prompt": list(rng.choice([-1.0, 0.0, 1.0], 60)),
+        }
+    for c in results["cells"]:  # the 0.5B's rpo learned nothing
+        if (c["model"], c["strategy"]) == ("qwen2.5-coder-0.5b", "rpo"):
+            c["train"]["learning"][-1]["gold"] = _gold(0.5)
+    md = report.write(results, tmp_path).read_text()
+    section = md.split("## Model size")[1].split("\n## ")[0]
+    assert "Size and family are confounded: the ladder mixes qwen2.5-coder, smollm2" in section
+    rows = [r for r in _table(md, "## Model size") if r["model"]]
+    assert [(r["model"], r["size"]) for r in rows] == [
+        ("smollm2-135m", "135M"), ("smollm2-135m", "135M"),
+        ("qwen2.5-coder-0.5b", "500M"), ("qwen2.5-coder-0.5b", "500M"),
+        ("qwen2.5-coder-1.5b", "1.5B")]  # fmt: skip
+    assert [r["verdict"].split(":")[0] for r in rows] == [
+        analysis.DETECTED, analysis.DETECTED, analysis.INCONCLUSIVE, analysis.INCONCLUSIVE,
+        "evaluated untrained only"]  # fmt: skip
+    assert all(re.fullmatch(r"-?\d+\.\d \[-?\d+\.\d, -?\d+\.\d\]", r["base conditionality"])
+               for r in rows)  # fmt: skip
+    assert (tmp_path / "size_axis.png").stat().st_size > 1000 and "](size_axis.png)" in md
+    one = synthetic()  # one model: no size axis
+    md = report.write(one, tmp_path / "one").read_text()
+    assert "## Model size" not in md and not (tmp_path / "one" / "size_axis.png").exists()

@@ -14,6 +14,7 @@ difference between models that did not learn is not evidence about their methods
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -216,7 +217,7 @@ def analyze(results: dict[str, Any], n_boot: int = 1000) -> dict[str, Any]:
     models = list(dict.fromkeys(c["model"] for c in results["cells"]))
     strategies = list(dict.fromkeys(c["strategy"] for c in results["cells"]))
     noises = sorted({c["noise"] for c in results["cells"]})
-    tasks = list(dict.fromkeys(k[1] for k in scores.cells))
+    tasks = list(dict.fromkeys([*(k[1] for k in scores.cells), *(t for _, t in scores.base)]))
     ref = prim["reference"]
 
     def run(strategy: str, reference: str) -> list[dict[str, Any]]:
@@ -271,9 +272,9 @@ def analyze(results: dict[str, Any], n_boot: int = 1000) -> dict[str, Any]:
         for p in noises
         if scores.has(m, t, st, p) and (lv := level(scores, m, t, st, p, n_boot))
     ]
-    levels += [  # the untrained model: one evaluation, no noise level
+    levels += [  # the untrained model: one evaluation, no noise level (base-only too)
         {"model": m, "task": t, "strategy": BASE, "noise": None, **lv}
-        for m in models
+        for m in dict.fromkeys([*models, *results["base"]])
         for t in tasks
         if scores.has(m, t, BASE, None) and (lv := level(scores, m, t, BASE, None, n_boot))
     ]
@@ -319,3 +320,40 @@ def power_by_task(comparisons: list[dict], tasks: list[str], prim: dict) -> dict
             },
         }
     return out
+
+
+# a model's nominal size from its name: "smollm2-135m", "qwen2.5-coder-0.5b", "Llama-3.1-8B"
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)([mb])(?![a-z])", re.IGNORECASE)
+
+
+def nominal_size(model: str) -> tuple[float | None, str]:
+    """(parameters, family) as a model's name states them: the last "<number>m|b" token
+    (None where the name has none) and the name without it (the family, for the confound
+    of size with family)."""
+    found = list(_SIZE.finditer(model.rsplit("/", 1)[-1]))
+    if not found:
+        return None, model
+    m = found[-1]
+    params = float(m.group(1)) * (1e6 if m.group(2).lower() == "m" else 1e9)
+    name = model.rsplit("/", 1)[-1]
+    family = re.sub(r"([-_.])[-_.]+", r"\1", name[: m.start()] + name[m.end() :]).strip("-_. ")
+    return params, family
+
+
+def size_axis(cfg: dict[str, Any], analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model of the grid's ladder (trained, then base-only), in config order: its
+    nominal size and family, the base model's level on every task, and the primary
+    comparison at each noise level (gated, as in `verdicts`). Empty below two models."""
+    grid = cfg["grid"]
+    models = list(dict.fromkeys([*grid["model"], *(grid.get("base_only") or [])]))
+    if len(models) < 2:
+        return []
+    rows = []
+    for m in models:
+        params, family = nominal_size(m)
+        base = {lv["task"]: lv for lv in analysis["levels"]
+                if lv["model"] == m and lv["strategy"] == BASE}  # fmt: skip
+        primary = [v for v in analysis["verdicts"] if v["model"] == m and "missing" not in v]
+        rows.append({"model": m, "params": params, "family": family, "base": base,
+                     "primary": primary, "trained": m in grid["model"]})  # fmt: skip
+    return rows

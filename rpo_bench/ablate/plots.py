@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from rpo_bench.ablate.analysis import INCONCLUSIVE, size_axis
 from rpo_bench.ablate.config import BASE, axis_values
 
 PAIR_STATS = (
@@ -22,7 +23,8 @@ PAIR_STATS = (
 
 # Every name a report's plot takes (`*`: a model's name): a report folder holds no other PNG.
 PLOT_NAMES = ("strategies_*.png", "noise_*.png", "forest_*.png", "pairs.png", "model_size.png",
-              "margins.png", "training.png", "learning.png", "dose.png")  # fmt: skip
+              "size_axis.png", "margins.png", "training.png", "learning.png",
+              "dose.png")  # fmt: skip
 
 
 def plot_all(
@@ -34,7 +36,7 @@ def plot_all(
     matplotlib.use("Agg")
     made = []
     levels = analysis["levels"]
-    for model in dict.fromkeys(lv["model"] for lv in levels):
+    for model in dict.fromkeys(lv["model"] for lv in levels if lv["strategy"] != BASE):
         safe = re.sub(r"[^\w.-]+", "_", model)  # a group may name margin axes: "m, g=3"
         own = [lv for lv in levels if lv["model"] == model]
         made.append(_strategies(own, model, out / f"strategies_{safe}.png"))
@@ -47,7 +49,8 @@ def plot_all(
     # across models only: with margin axes the table's groups are settings, not sizes
     grouped = any(axis_values(c) for c in results["cells"])
     size = None if grouped else _model_size(table, out / "model_size.png")
-    made += [size] if size else []
+    axis = None if grouped else _size_axis(results["config"], analysis, out / "size_axis.png")
+    made += [p for p in (size, axis) if p]
     made += [_margins(results, out / "margins.png"), _training(results, out / "training.png")]
     learned = _learning(results, out / "learning.png")
     dose = _dose(results, analysis, out / "dose.png")
@@ -241,6 +244,75 @@ def _model_size(table: dict[str, Any], path: Path) -> str | None:
     ax.set_ylabel(f"{task} overall (%)")
     ax.set_title(f"{task} only, mean over noise levels and seeds", fontsize=9)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _errorbar(ax: Any, x: float, y: dict, xerr: dict | None = None, **style: Any) -> None:
+    """One point with its 95% interval (`y`, `xerr`: a level or a comparison, in points)."""
+
+    def half(d: dict, mean: str) -> list[list[float]]:
+        lo, hi = d["ci95_points"]
+        return [[max(d[mean] - lo, 0)], [max(hi - d[mean], 0)]]
+
+    my = "delta_points" if "delta_points" in y else "mean_points"
+    xe = half(xerr, "mean_points") if xerr else None
+    ax.errorbar(x, y[my], yerr=half(y, my), xerr=xe, capsize=3, ms=6, **style)
+
+
+def _size_axis(cfg: dict[str, Any], analysis: dict[str, Any], path: Path) -> str | None:
+    """The model-size axis: the primary Δ and the base model's conditionality against size,
+    and Δ against the base model's conditionality; hollow: inconclusive (did not learn)."""
+    import matplotlib.pyplot as plt
+
+    rows = size_axis(cfg, analysis)
+    if not rows:
+        return None
+    sized = all(r["params"] for r in rows)  # otherwise the ladder's order stands in for size
+    xs = [r["params"] if sized else i for i, r in enumerate(rows)]
+    prim = analysis["settings"]["primary"]
+    noises = sorted({v["noise"] for r in rows for v in r["primary"]})
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
+    delta_ax, j_ax, dj_ax = axes
+
+    def point(v: dict) -> dict[str, Any]:
+        k = noises.index(v["noise"])
+        hollow = v["verdict"].startswith(INCONCLUSIVE)
+        return {"fmt": "o", "color": f"C{k}", "mfc": "white" if hollow else f"C{k}"}
+
+    for r, x in zip(rows, xs, strict=True):
+        j = r["base"].get("conditionality")
+        for v in r["primary"]:  # noise levels side by side
+            dodge = 0.06 * (noises.index(v["noise"]) - (len(noises) - 1) / 2)
+            _errorbar(delta_ax, x * (1 + dodge) if sized else x + dodge, v, **point(v))
+            if j:
+                _errorbar(dj_ax, j["mean_points"], v, xerr=j, **point(v))
+        if j:
+            _errorbar(j_ax, x, j, fmt="s", color="k")
+    for ax in (delta_ax, j_ax):
+        if sized:
+            ax.set_xscale("log")
+            ax.set_xlabel("nominal parameters (log)", fontsize=8)
+        ax.set_xticks(xs, [r["model"] for r in rows], fontsize=7, rotation=15)
+        ax.minorticks_off()
+    for ax in (delta_ax, dj_ax):
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_ylabel(f"Δ {prim['strategy']} - {prim['reference']}\n{prim['task']} (points)",
+                      fontsize=8)  # fmt: skip
+    j_ax.set_ylabel("base conditionality J (points)", fontsize=8)
+    dj_ax.set_xlabel("base conditionality J (points)", fontsize=8)
+    delta_ax.set_title("Δ against size", fontsize=9)
+    j_ax.set_title("conditionality of the untrained model", fontsize=9)
+    dj_ax.set_title("Δ against the base model's conditionality", fontsize=9)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=f"C{k}", label=f"p={p:g}")
+               for k, p in enumerate(noises)]  # fmt: skip
+    handles.append(plt.Line2D([], [], marker="o", ls="", color="k", mfc="white",
+                              label="hollow: inconclusive (a side did not learn)"))  # fmt: skip
+    delta_ax.legend(handles=handles, fontsize=7)
+    families = sorted({r["family"] for r in rows})
+    confound = (f"size and family confounded ({', '.join(families)})" if len(families) > 1
+                else "one family")  # fmt: skip
+    fig.suptitle(f"model-size axis, bars: 95% intervals; {confound}", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -271,6 +271,7 @@ def _write(results: dict[str, Any], out: Path) -> None:
     md += sections.learning_section(learning)
     md += ["## Pairs", "", *PAIRS_LEGEND, "", *_data_table(results), ""]
     md += ["## Plots", ""] + [f"![{p}]({p})" for p in pngs] + [""]
+    md += sections.size_section(cfg, analysis)
     md += sections.paper_section(analysis, cfg)
     prov = results["provenance"]
     md += [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rpo_bench.ablate.analysis import NOT_LEARNED, describe_learning
+from rpo_bench.ablate.analysis import NOT_LEARNED, describe_learning, size_axis
 from rpo_bench.ablate.config import BASE, ROBUST_LOSSES
 
 ONE_SEED = (
@@ -358,3 +358,51 @@ def learning_section(rows: list[dict[str, Any]]) -> list[str]:
                                         acc(end, "validation"), acc(end, "gold"),
                                         *other(end)]) + " |")  # fmt: skip
     return [*lines, ""]
+
+
+def _level(lv: dict[str, Any] | None) -> str:
+    if not lv:
+        return "-"
+    lo, hi = lv["ci95_points"]
+    return f"{lv['mean_points']:.1f} [{lo:.1f}, {hi:.1f}]"
+
+
+def size_section(cfg: dict[str, Any], analysis: dict[str, Any]) -> list[str]:
+    """The model-size axis: each model's base scores and conditionality, and the primary Δ at
+    each noise level, in ladder order; empty below two models."""
+    rows = size_axis(cfg, analysis)
+    if not rows:
+        return []
+    prim = analysis["settings"]["primary"]
+    tasks = list(dict.fromkeys(t for r in rows for t in r["base"]))
+    families = sorted({r["family"] for r in rows})
+    md = [
+        "## Model size",
+        "",
+        f"Each model untrained (`base`: score in points, 95% interval; `conditionality`: the "
+        f"index J, docs/conditionality.md) and the primary Δ (`{prim['strategy']}` - "
+        f"`{prim['reference']}` on `{prim['task']}`) where the model was trained. Size is "
+        "the nominal size its name states. "
+        + (
+            f"Size and family are confounded: the ladder mixes {', '.join(families)}, so a "
+            "trend along it may be the family's as much as the size's."
+            if len(families) > 1
+            else "One family: the ladder varies size only."
+        ),
+        "",
+        "| model | family | size | "
+        + " | ".join(f"base {t}" for t in tasks)
+        + " | Δ (p) [95% CI] | verdict |",
+        "|---|---|---|" + "---|" * len(tasks) + "---|---|",
+    ]
+    for r in rows:
+        p = r["params"]
+        size = "-" if p is None else f"{p / 1e6:g}M" if p < 1e9 else f"{p / 1e9:g}B"
+        levels = " | ".join(_level(r["base"].get(t)) for t in tasks)
+        if not r["primary"]:
+            why = "evaluated untrained only" if not r["trained"] else "no comparison"
+            md.append(f"| {r['model']} | {r['family']} | {size} | {levels} | - | {why} |")
+        for v in r["primary"]:
+            md.append(f"| {r['model']} | {r['family']} | {size} | {levels} | "
+                      f"{interval(v)} (p={v['noise']:g}) | {v['verdict']} |")  # fmt: skip
+    return md + [""]
