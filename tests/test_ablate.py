@@ -196,6 +196,9 @@ def test_smoke_preset_end_to_end_with_kill_and_resume(tmp_path):
     cmd = [sys.executable, "-m", "rpo_bench.ablate", "--config", str(ABLATIONS / "smoke.yaml"),
            "--work", str(work), "--out", str(out)]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    foreign = work / "train" / "another-study"  # a finished stage of another config's grid
+    foreign.mkdir(parents=True)
+    (foreign / "timing.json").write_text(json.dumps({"seconds": 1e6}))
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     deadline = time.time() + 480
@@ -247,6 +250,8 @@ def test_smoke_preset_end_to_end_with_kill_and_resume(tmp_path):
     assert power["primary"] and power["n_seeds"] == 1 and not power["seed_variance_measured"]
     assert power["n_prompts"] > 0 and power["mde_points"] >= 0
     assert results["config"]["name"] == "smoke" and results["provenance"]["git_commit"]
+    # the compute time counts this config's stages only, not the rest of a shared store
+    assert 0 < sum(results["provenance"]["stage_seconds"].values()) < 1e5
     check_results_against_the_store(results, work)
 
 

@@ -67,6 +67,7 @@ class Runner:
         self.cfg, self.progress = config, progress
         self.store = Store(work, resume, wait=wait, reuse_stale=reuse_stale)
         self.context = Context(self.store.root, resume, progress)
+        self.used: set[Path] = set()  # the stage folders this config reached (its provenance)
 
     # --- stages: each names the config slices its work reads, and nothing else ------------
 
@@ -220,7 +221,9 @@ class Runner:
             work(folder)
             stage.check(folder)  # a missing output fails here, not in a later stage
 
-        return self.store.run(stage.kind, inputs, declared)
+        folder = self.store.run(stage.kind, inputs, declared)
+        self.used.add(folder)
+        return folder
 
     def _run(self, stage: Stage, label: str, work, implied: dict | None = None,
              **args: Any) -> Upstream:  # fmt: skip
@@ -276,11 +279,9 @@ class Runner:
         import importlib.metadata as md
 
         stage_seconds: dict[str, float] = {}
-        for timing in self.store.root.glob("*/*/timing.json"):
-            if "." in timing.parent.name:  # a .partial or .stale folder
-                continue
-            stage = timing.parent.parent.name
-            stage_seconds[stage] = stage_seconds.get(stage, 0.0) + Store.seconds(timing.parent)
+        for folder in sorted(self.used):  # this config's stages, not the whole (shared) store
+            stage = folder.parent.name
+            stage_seconds[stage] = stage_seconds.get(stage, 0.0) + Store.seconds(folder)
         names = ("rpo-bench", "torch", "transformers", "peft", "accelerate", "lm-eval")
         try:
             commit = subprocess.run(
