@@ -330,12 +330,12 @@ def nominal_size(model: str) -> tuple[float | None, str]:
     """(parameters, family) as a model's name states them: the last "<number>m|b" token
     (None where the name has none) and the name without it (the family, for the confound
     of size with family)."""
-    found = list(_SIZE.finditer(model.rsplit("/", 1)[-1]))
+    name = model.rsplit("/", 1)[-1]  # a hub id's repository name
+    found = list(_SIZE.finditer(name))
     if not found:
         return None, model
     m = found[-1]
     params = float(m.group(1)) * (1e6 if m.group(2).lower() == "m" else 1e9)
-    name = model.rsplit("/", 1)[-1]
     family = re.sub(r"([-_.])[-_.]+", r"\1", name[: m.start()] + name[m.end() :]).strip("-_. ")
     return params, family
 
