@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     cons = sub.add_parser("constraints", help="list the verifiable constraint ids")
     cons.set_defaults(func=_constraints)
 
-    from rpo_bench import pairs, train
+    from rpo_bench import local_server, pairs, train
     from rpo_bench.data import sample, verifiable
     from rpo_bench.evaluate import multi_if, sysbench
     from rpo_bench.evaluate.sysbench import calibrate
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     sysbench.add_parser(sub)
     multi_if.add_parser(sub)
     calibrate.add_parser(sub)
+    local_server.add_parser(sub)
     verifiable.add_parser(sub)
     sample.add_parser(sub)
     pairs.add_parser(sub)

@@ -5,7 +5,8 @@ is then one dictionary lookup.
 
 Points: `stage:<kind>` (a stage's work done, its folder not yet committed; `ablate.store`),
 `report` (the report's files written, not yet in place; `ablate.report`), `train-step-<n>`
-(after optimizer step n's checkpoint, in every process; `train.loop`).
+(after optimizer step n's checkpoint, in every process; `train.loop`), `judged-<n>` (the
+n-th turn a judge judged, stored; `judge.base`).
 """
 
 from __future__ import annotations

@@ -132,6 +132,15 @@ def _joined_gguf(name: str, spec: ChunkedModel) -> Path:
     return path
 
 
+def gguf_file(name: str = DEFAULT_MODEL) -> Path:
+    """An embedded model's verified GGUF file (the chunked ones joined once), for servers
+    that read GGUF directly (`rpo_bench.local_server`)."""
+    if name not in EMBEDDED:
+        raise ValueError(f"unknown embedded model {name!r}; known: {sorted(EMBEDDED)}")
+    spec = EMBEDDED[name]
+    return _joined_gguf(name, spec) if isinstance(spec, ChunkedModel) else _gguf_path(spec)
+
+
 def _is_prepared(folder: Path) -> bool:
     return (folder / "model.safetensors").exists() and (folder / "rpo_bench_source.json").exists()
 

@@ -48,6 +48,18 @@ class AttemptFailed(Exception):
         self.status = status  # the HTTP status, where the server answered
 
 
+class ReplyCutOff(AttemptFailed):
+    """The server stopped the reply at a token limit (`finish_reason: length`): the same
+    request would be cut at the same place, so it is never retried unchanged. `text` is the
+    part that came back."""
+
+    def __init__(self, text: str, tokens: int | None, context: int | None) -> None:
+        n = "?" if tokens is None else tokens
+        c = "?" if context is None else context
+        super().__init__(f"reply cut off at {n} tokens (context {c})", "stop")
+        self.text = text
+
+
 class EndpointUnavailable(ConnectionError):
     """The endpoint cannot work at all (no such host, nothing listening, bad key, unknown
     model, wrong URL): retrying cannot help, so nothing retries it."""
@@ -79,6 +91,11 @@ class ChatClient:
     retried at once; other 4xx stop. What cannot heal raises EndpointUnavailable at once: a
     host name that does not resolve, a refused connection, HTTP 401/403/404. `check` is the
     pre-flight a run makes before its first request.
+
+    `timeout` (seconds per call): where unset, 120 s, or for a server on this machine
+    (`is_local`) 120 s plus 0.1 s per prompt token (estimated as 4 characters a token): a
+    CPU server takes about 30 s for a 4,000-token prompt and shares its threads between
+    slots, so a fixed 120 s times out on long judge prompts (`local_timeout`).
     """
 
     def __init__(
@@ -86,7 +103,7 @@ class ChatClient:
         model: str,
         base_url: str,
         api_key_env: str = "OPENAI_API_KEY",
-        timeout: float = 120.0,
+        timeout: float | None = None,
         max_attempts: int = 5,
         backoff: float = 1.0,
         max_backoff: float = 60.0,
@@ -95,7 +112,7 @@ class ChatClient:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.model = model
         self.api_key_env = api_key_env  # the variable's NAME only
-        self.timeout = timeout
+        self.timeout = timeout  # None: `timeout_for` each prompt
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -119,8 +136,24 @@ class ChatClient:
             delay = min(self.max_backoff, max(delay, err.retry_after))
         return delay
 
-    def complete(self, messages: Sequence[dict[str, str]], **params: Any) -> list[str]:
-        """One call; the choices' texts in index order. `params` left None are not sent."""
+    @property
+    def local(self) -> bool:
+        return is_local(self.endpoint)
+
+    def timeout_for(self, messages: Sequence[dict[str, str]]) -> float:
+        """This call's timeout: the configured one, else the default for where the server is."""
+        if self.timeout is not None:
+            return self.timeout
+        if not self.local:
+            return REMOTE_TIMEOUT
+        return local_timeout(sum(len(m.get("content") or "") for m in messages))
+
+    def complete(
+        self, messages: Sequence[dict[str, str]], whole: bool = False, **params: Any
+    ) -> list[str]:
+        """One call; the choices' texts in index order. `params` left None are not sent.
+        `whole`: a reply the server cut at a token limit raises ReplyCutOff (a judge needs
+        the whole answer; a rollout's reply may end at max_tokens)."""
         body: dict[str, Any] = {"model": self.model, "messages": list(messages)}
         body |= {k: v for k, v in params.items() if v is not None}
         headers = {"Content-Type": "application/json"}
@@ -131,7 +164,7 @@ class ChatClient:
             self._url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST"
         )
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout_for(messages)) as resp:
                 payload = resp.read()
         except urllib.error.HTTPError as err:
             detail = self.scrub(_read_error_body(err))
@@ -156,8 +189,10 @@ class ChatClient:
                 ) from None
             raise AttemptFailed(f"{type(err).__name__}: {reason}", "backoff") from None
         try:
-            choices = sorted(json.loads(payload)["choices"], key=lambda c: c.get("index", 0))
+            data = json.loads(payload)
+            choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
             contents = [c["message"]["content"] for c in choices]
+            cut = [c.get("finish_reason") == "length" for c in choices]
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise AttemptFailed(
                 f"not a chat completion: {self.scrub(payload[:200].decode('utf-8', 'replace'))}",
@@ -165,7 +200,21 @@ class ChatClient:
             ) from None
         if not contents or not all(isinstance(c, str) for c in contents):
             raise AttemptFailed("chat completion has no text content", "retry")
+        if whole and any(cut):
+            usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+            tokens = usage.get("completion_tokens", params.get("max_tokens"))
+            raise ReplyCutOff(self.scrub(contents[cut.index(True)]), tokens, self.context(usage))
         return contents
+
+    def context(self, usage: dict[str, Any]) -> int | None:
+        """The server's context per request (a local llama.cpp server's `/props`), else the
+        tokens this request used (prompt + reply), else None."""
+        if self.local and (props := server_props(self._url)) is not None:
+            n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx")
+            if isinstance(n_ctx, int):
+                return n_ctx
+        used = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
+        return sum(used) if all(isinstance(u, int) for u in used) else None
 
     def check(self) -> None:
         """Pre-flight: does the endpoint answer for this model? One one-token request, not
@@ -216,6 +265,66 @@ class ChatClient:
 
 
 _ANSWERED: set[tuple[str, str]] = set()  # (endpoint, model) pairs whose pre-flight passed
+
+REMOTE_TIMEOUT = 120.0  # seconds per call to a hosted API
+LOCAL_BASE_TIMEOUT = 120.0  # a local server: this, plus LOCAL_SECONDS_PER_TOKEN per token
+LOCAL_SECONDS_PER_TOKEN = 0.1
+LOCAL_CONCURRENCY = 2  # a local server that does not say how many slots it has
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def is_local(url: str) -> bool:
+    """Is the server on this machine (loopback)?"""
+    return urllib.parse.urlsplit(url).hostname in LOCAL_HOSTS
+
+
+def local_timeout(prompt_chars: int) -> float:
+    """Seconds to wait for a local server: 120 s plus 0.1 s per prompt token (4 chars)."""
+    return LOCAL_BASE_TIMEOUT + LOCAL_SECONDS_PER_TOKEN * prompt_chars / 4
+
+
+_PROPS: dict[str, dict[str, Any] | None] = {}
+
+
+def server_props(url: str) -> dict[str, Any] | None:
+    """A llama.cpp server's `/props` (slots, context), read once per server; None where the
+    server has none (vLLM, a hosted API) or does not answer in 5 s."""
+    parts = urllib.parse.urlsplit(url)
+    root = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/props", "", ""))
+    if root not in _PROPS:
+        try:
+            with urllib.request.urlopen(root, timeout=5) as resp:
+                props = json.loads(resp.read())
+            _PROPS[root] = props if isinstance(props, dict) else None
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+            _PROPS[root] = None
+    return _PROPS[root]
+
+
+def default_concurrency(base_url: str, remote: int) -> tuple[int, str]:
+    """(parallel requests, why) when a role's config sets none: a local server's slot count
+    (llama.cpp's `/props` `total_slots`), else LOCAL_CONCURRENCY for any other local server,
+    else `remote`."""
+    if not is_local(base_url):
+        return remote, "the default for a remote endpoint"
+    slots = (server_props(base_url) or {}).get("total_slots")
+    if isinstance(slots, int) and slots >= 1:
+        return slots, f"the local server's {slots} slots"
+    return LOCAL_CONCURRENCY, "the default for a local server that reports no slots"
+
+
+def describe(client: ChatClient, concurrency: int, why: str) -> str:
+    """The log line that says which request settings a role uses."""
+    if client.timeout is not None:
+        timeout = f"timeout {client.timeout:g} s"
+    elif client.local:
+        timeout = (
+            f"timeout {LOCAL_BASE_TIMEOUT:g} s + {LOCAL_SECONDS_PER_TOKEN:g} s per prompt token "
+            "(local server)"
+        )
+    else:
+        timeout = f"timeout {REMOTE_TIMEOUT:g} s"
+    return f"{client.endpoint}: {concurrency} parallel requests ({why}), {timeout}"
 
 
 def _unreachable(reason: Any) -> str | None:

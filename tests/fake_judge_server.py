@@ -35,6 +35,8 @@ class Reply:
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     reset: bool = False  # close the connection without answering (a connection reset)
+    finish_reason: str = "stop"  # "length": the server cut the reply at a token limit
+    usage: dict[str, int] | None = None  # the response's usage block, where given
 
 
 def verdict_json(verdicts: dict[str, Any], reasoning: str = "逐条核对") -> str:
@@ -59,8 +61,10 @@ class FakeJudgeServer:
         self,
         script: dict[str, list[Reply]] | None = None,
         respond: Callable[[str], Reply | None] | None = None,
+        props: dict[str, Any] | None = None,
     ) -> None:
         self.script = script or {}
+        self.props = props  # GET /props answers this (llama.cpp's server), else 404
         self.respond = respond  # a prompt no marker matches: its reply, or None for the default
         self.requests: list[dict[str, Any]] = []
         self.counts: dict[str, int] = defaultdict(int)
@@ -73,6 +77,15 @@ class FakeJudgeServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                found = self.path == "/props" and server.props is not None
+                data = json.dumps(server.props if found else {"error": "not found"}).encode()
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 with server._lock:
@@ -170,10 +183,11 @@ class FakeJudgeServer:
                                 "role": "assistant",
                                 "content": content.replace(CHOICE, str(i)),
                             },
-                            "finish_reason": "stop",
+                            "finish_reason": reply.finish_reason,
                         }
                         for i in range(body.get("n", 1))
                     ],
+                    **({"usage": reply.usage} if reply.usage else {}),
                 },
                 ensure_ascii=False,
             )

@@ -274,7 +274,7 @@ def test_openai_cache_rows_and_key_hygiene(secret, tmp_path, caplog):
         (s, k) for s in (1, 2) for k in (1, 2, 3)
     ]
     for row in rows:
-        assert set(row) == LABEL_KEYS | {"judge_error", "error"}
+        assert set(row) == LABEL_KEYS | {"judge_error", "error", "judge_failure"}
         assert row["model"] == "my-model" and row["judge"] == "fake-judge"
     clean, failed = rows[:3], rows[3:]
     assert all(r["error"] is None and r["all_pass"] is True for r in clean)

@@ -315,11 +315,16 @@ def power_by_task(comparisons: list[dict], tasks: list[str], prim: dict) -> dict
             "note": None if measured else ONE_SEED_NOTE,
             "comparison": sorted({f"{r['strategy']} - {r['reference']}" for r in chosen}),
             "by_noise": {
-                f"{p:g}": max((r["mde_points"] or np.inf) for r in chosen if r["noise"] == p)
+                f"{p:g}": max(_mde(r) for r in chosen if r["noise"] == p)
                 for p in sorted({r["noise"] for r in chosen})
             },
         }
     return out
+
+
+def _mde(row: dict[str, Any]) -> float:
+    """A comparison's MDE in points; inf where none could be computed (0 stays 0)."""
+    return np.inf if row["mde_points"] is None else row["mde_points"]
 
 
 # a model's nominal size from its name: "smollm2-135m", "qwen2.5-coder-0.5b", "Llama-3.1-8B"

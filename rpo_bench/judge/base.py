@@ -9,11 +9,13 @@ reported as a judge error, never as a pass or a fail.
 from __future__ import annotations
 
 import abc
+import itertools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+from rpo_bench import faults
 from rpo_bench.judge.attempts import MAX_ATTEMPTS, try_parse
 from rpo_bench.judge.cache import JudgeCache
 from rpo_bench.judge.prompt import DEFAULT_PROMPT, JudgePrompt, judge_prompt
@@ -24,7 +26,9 @@ from rpo_bench.textcache import prompt_key
 class Judge(abc.ABC):
     """Base class. Subclasses implement `_judge_uncached` (or `_judge_batch` for batching).
 
-    `judge_many` answers what it can from the cache and sends the rest to the judge.
+    `judge_many` answers what it can from the cache and sends the rest to the judge; each
+    judged turn is stored as it comes (`_store`), so a killed run keeps every turn judged
+    before the kill.
     """
 
     kind = "base"
@@ -40,6 +44,7 @@ class Judge(abc.ABC):
         self.cache = JudgeCache(cache) if isinstance(cache, str | Path) else cache
         self.prompt = judge_prompt(prompt)
         self.rejudge_errors = rejudge_errors
+        self._stored = itertools.count(1)  # turns judged and stored (fault point judged-<n>)
 
     @property
     @abc.abstractmethod
@@ -56,11 +61,16 @@ class Judge(abc.ABC):
         """One turn, every attempt included; the cache is the caller's business."""
 
     def _judge_batch(self, requests: list[JudgeRequest]) -> list[Judgement]:
+        """Judge and store each turn as it comes. A subclass that batches stores its own."""
+
+        def one(request: JudgeRequest) -> Judgement:
+            return self._store(request, self._judge_uncached(request))
+
         if self.concurrency <= 1 or len(requests) <= 1:
-            return [self._judge_uncached(r) for r in requests]
+            return [one(r) for r in requests]
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         try:
-            return list(pool.map(self._judge_uncached, requests))
+            return list(pool.map(one, requests))
         finally:
             # If one turn raised (e.g. JudgeUnavailable), the queued ones are not started.
             pool.shutdown(wait=True, cancel_futures=True)
@@ -81,26 +91,30 @@ class Judge(abc.ABC):
         Failures are never cached as judgements; every raw answer is kept."""
         results: list[Judgement | None] = [None] * len(requests)
         todo: list[int] = []
-        keys: list[str] = []
         for i, request in enumerate(requests):
-            key = prompt_key(self.prompt.messages(request))
-            keys.append(key)
-            results[i] = self._from_cache(request, key)
+            results[i] = self._from_cache(request, self._key(request))
             if results[i] is None:
                 todo.append(i)
         if todo:
             fresh = self._judge_batch([requests[i] for i in todo])
             for i, judgement in zip(todo, fresh, strict=True):
                 results[i] = judgement
-                if self.cache is not None:
-                    answers = [
-                        *judgement.outputs,
-                        *([judgement.answer] if judgement.answer else []),
-                    ]
-                    self.cache.add_answers(self.identity, keys[i], answers)
-                    if judgement.error is None:
-                        self.cache.put(self.identity, keys[i], judgement)
         return [r for r in results if r is not None]
+
+    def _key(self, request: JudgeRequest) -> str:
+        return prompt_key(self.prompt.messages(request))
+
+    def _store(self, request: JudgeRequest, judgement: Judgement) -> Judgement:
+        """Keep a fresh judgement's raw answers (failed tries included) and, if it parsed,
+        the judgement: one atomic write per turn, as soon as the turn is judged."""
+        if self.cache is not None:
+            key = self._key(request)
+            answers = [*judgement.outputs, *([judgement.answer] if judgement.answer else [])]
+            self.cache.add_answers(self.identity, key, answers)
+            if judgement.error is None:
+                self.cache.put(self.identity, key, judgement)
+        faults.reach(f"judged-{next(self._stored)}")
+        return judgement
 
     def _from_cache(self, request: JudgeRequest, key: str) -> Judgement | None:
         if self.cache is None:

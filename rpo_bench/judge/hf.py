@@ -104,6 +104,7 @@ class HFJudge(Judge):
                     f"the judge model's context of {limit}",
                     0,
                     [],
+                    "too_long",
                 )
             else:
                 pending.append(i)
@@ -120,7 +121,8 @@ class HFJudge(Judge):
                 judgement, why = try_parse(self.prompt, text, requests[i], attempt)
                 if judgement is not None:
                     judgement.attempts = runs
-                    results[i] = judgement
+                    judgement.outputs = outputs[i]  # earlier unparseable answers: kept too
+                    results[i] = self._store(requests[i], judgement)
                 else:
                     last[i] = why
                     outputs[i].append(text)
@@ -128,7 +130,6 @@ class HFJudge(Judge):
             log.info("hf judge attempt %d: %d of %d unparsed", attempt + 1, len(still), len(texts))
             pending = still
         for i in pending:
-            results[i] = failed(
-                f"judge failed after {runs} attempts; last: {last[i]}", runs, outputs[i]
-            )
+            message = f"judge failed after {runs} attempts; last: {last[i]}"
+            results[i] = self._store(requests[i], failed(message, runs, outputs[i]))
         return [r for r in results if r is not None]

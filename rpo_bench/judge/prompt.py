@@ -118,6 +118,31 @@ def parse_judgement(
     return out, raw, reasoning
 
 
+REASONING_CHARS = 600  # the schema's cap: a small model's reasoning must not eat the budget
+
+
+def answer_schema(request: JudgeRequest) -> dict[str, Any]:
+    """The JSON schema of a `rpo_bench` answer for this turn: every checklist id, each
+    "是"/"否". A server that constrains decoding to it (llama.cpp's `json_schema`) gets an
+    answer that parses, whatever the model; whether it is right is the calibration's
+    question."""
+    verdicts = {
+        "type": "object",
+        "properties": {cid: {"enum": [YES, NO]} for cid in request.ids},
+        "required": request.ids,
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "reasoning": {"type": "string", "maxLength": REASONING_CHARS},
+            "verdicts": verdicts,
+        },
+        "required": ["reasoning", "verdicts"],
+        "additionalProperties": False,
+    }
+
+
 def _id_order(cid: str) -> tuple[int, str]:
     return (int(cid), "") if cid.isdigit() else (1 << 30, cid)
 
@@ -132,6 +157,7 @@ class JudgePrompt:
     name: str
     render: Callable[[JudgeRequest], str]
     parse: Callable[[str, Sequence[str]], Parsed]
+    schema: Callable[[JudgeRequest], dict[str, Any]] | None = None  # of a JSON answer
 
     def messages(self, request: JudgeRequest) -> list[dict[str, str]]:
         """The chat sent to the judge model: the whole prompt as one user message."""
@@ -140,7 +166,7 @@ class JudgePrompt:
 
 PROMPTS = {
     "official": JudgePrompt("official", official.render_prompt, official.parse_judgement),
-    "rpo_bench": JudgePrompt("rpo_bench", render_prompt, parse_judgement),
+    "rpo_bench": JudgePrompt("rpo_bench", render_prompt, parse_judgement, answer_schema),
 }
 DEFAULT_PROMPT = "official"
 

@@ -38,12 +38,18 @@ class ReplayJudge(Judge):
 
     def _judge_uncached(self, request: JudgeRequest) -> Judgement:
         if request.key is None:
-            return failed("replay needs the request's (system_id, round_index) key", 0, [])
+            return failed(
+                "replay needs the request's (system_id, round_index) key", 0, [], "no_label"
+            )
         row = self._rows.get(request.key)
         if row is None:
-            return failed(f"no label for (system_id, round_index) = {request.key}", 0, [])
+            return failed(
+                f"no label for (system_id, round_index) = {request.key}", 0, [], "no_label"
+            )
         if self.check_answer and row["answer"] != request.answer:
-            return failed(f"answer for {request.key} differs from the labelled answer", 0, [])
+            return failed(
+                f"answer for {request.key} differs from the labelled answer", 0, [], "no_label"
+            )
         verdicts = row["verdicts"]
         if set(verdicts) != set(request.ids):
             return failed(

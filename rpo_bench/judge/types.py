@@ -43,6 +43,7 @@ class Judgement:
     outputs: list[str] = field(default_factory=list)  # raw completions of failed attempts
     cached: bool = False
     answer: str = ""  # the raw completion that parsed
+    failure: str | None = None  # why it failed: one of FAILURES
 
     @property
     def all_pass(self) -> bool | None:
@@ -52,9 +53,21 @@ class Judgement:
         return not any(v is False for v in self.verdicts.values())
 
 
-def failed(message: str, attempts: int, outputs: list[str]) -> Judgement:
+# Why a turn went unjudged: every answer unparseable, the judge's reply cut off at a token
+# limit, the request rejected or failing, the prompt too long for the judge to be asked, or
+# (replay) no stored label for the turn.
+FAILURES = ("unparseable", "cut_off", "request", "too_long", "no_label")
+
+
+def failed(
+    message: str, attempts: int, outputs: list[str], failure: str = "unparseable"
+) -> Judgement:
     """The judgement of a turn the judge could not judge."""
-    return Judgement(verdicts={}, error=message, attempts=attempts, outputs=outputs)
+    if failure not in FAILURES:
+        raise ValueError(f"failure must be one of {FAILURES}, got {failure!r}")
+    return Judgement(
+        verdicts={}, error=message, attempts=attempts, outputs=outputs, failure=failure
+    )
 
 
 class ParseError(ValueError):

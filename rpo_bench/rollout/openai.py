@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rpo_bench.openai_client import ChatClient
+from rpo_bench.openai_client import ChatClient, default_concurrency, describe, is_local
 from rpo_bench.rollout.settings import GenerationSettings
 
 Message = dict[str, str]
+log = logging.getLogger(__name__)
 
 
 class OpenAIBackend:
-    """A chat model behind /v1/chat/completions, `concurrency` requests at a time.
+    """A chat model behind /v1/chat/completions, `concurrency` requests at a time (unset:
+    8, or for a server on this machine its slot count, `openai_client.default_concurrency`).
 
     temperature, top_p, max_tokens (= max_new_tokens) and seed are sent with every request.
     `settings.n` samples come from one request with the `n` parameter, or, with
@@ -29,15 +32,20 @@ class OpenAIBackend:
         self,
         model: str,
         base_url: str,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         use_n: bool = True,
         **client: Any,
     ) -> None:
-        if concurrency < 1:
+        if concurrency is not None and concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        # a long generation takes longer than a judgement: a longer default timeout
-        self.client = ChatClient(model, base_url, **{"timeout": 300.0, **client})
+        if not is_local(base_url):  # a long generation takes longer than a judgement
+            client = {"timeout": 300.0, **client}
+        self.client = ChatClient(model, base_url, **client)
+        why = "set in the config"
+        if concurrency is None:
+            concurrency, why = default_concurrency(base_url, remote=8)
         self.concurrency = concurrency
+        log.info("rollout %s", describe(self.client, concurrency, why))
         self.use_n = use_n
 
     def __repr__(self) -> str:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rpo_bench.evaluate.sysbench.judging import judgement_row, session_requests, write_rows
 from rpo_bench.jsonl import read_jsonl
@@ -36,8 +39,45 @@ def agreement(pairs: Iterable[tuple[bool, bool]]) -> dict[str, Any]:
     judge_yes = sum(a for a, _ in pairs) / n
     ref_yes = sum(b for _, b in pairs) / n
     chance = judge_yes * ref_yes + (1 - judge_yes) * (1 - ref_yes)
-    kappa = None if chance >= 1 else (observed - chance) / (1 - chance)
+    kappa = None if chance >= 1 else _digits((observed - chance) / (1 - chance))
     return {"accuracy": observed, "kappa": kappa, "n": n}
+
+
+def _digits(value: float) -> float:
+    """Four decimals, no more: float noise (-8.3e-17) is 0, and never -0.0."""
+    return round(value, 4) + 0.0
+
+
+def intervals(
+    turns: list[list[tuple[bool, bool]]], n_boot: int = 1000, seed: int = 0
+) -> dict[str, list[float] | None]:
+    """95% percentile bootstrap intervals of accuracy and kappa, resampling judged turns
+    with all their criteria (criteria of one turn are not independent)."""
+    turns = [t for t in turns if t]
+    if len(turns) < 2:
+        return {"accuracy": None, "kappa": None}
+    rng = np.random.default_rng(seed)
+    acc, kap = [], []
+    for _ in range(n_boot):
+        picked = rng.integers(0, len(turns), len(turns))
+        a = agreement(p for i in picked for p in turns[i])
+        acc.append(a["accuracy"])
+        if a["kappa"] is not None:
+            kap.append(a["kappa"])
+
+    def ci(values: list[float]) -> list[float] | None:
+        if len(values) < n_boot // 2:  # kappa undefined in most resamples
+            return None
+        return [_digits(float(v)) for v in np.percentile(values, [2.5, 97.5])]
+
+    return {"accuracy": ci(acc), "kappa": ci(kap)}
+
+
+def seeded_sample(n_rows: int, size: int | None, seed: int) -> list[int]:
+    """Row indices of a fixed, seeded sample (in file order); all rows when size is None."""
+    if size is None or size >= n_rows:
+        return list(range(n_rows))
+    return sorted(int(i) for i in np.random.default_rng(seed).choice(n_rows, size, replace=False))
 
 
 def calibrate(
@@ -46,16 +86,21 @@ def calibrate(
     sessions_path: str | Path,
     limit: int | None = None,
     rows_path: str | Path | None = None,
+    sample: int | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Judge the first `limit` rows of a GPT-4o labels file and compare with its verdicts.
+    """Judge the first `limit` rows of a GPT-4o labels file, or a seeded `sample` of its
+    rows, and compare with its verdicts.
 
     Criteria GPT-4o left undecided (null) are skipped. Turns the judge could not judge
-    are counted in `judge_errors` and left out of the agreement figures. With
-    `rows_path`, the judged rows are also written there (judge_labels schema).
+    are counted in `judge_errors` (and by kind: cut off, unparseable, ...) and left out of
+    the agreement figures. With `rows_path`, the judged rows are also written there
+    (judge_labels schema).
     """
     labels = read_jsonl(labels_path)
     answers = {(int(r["system_id"]), int(r["round_index"])): r["answer"] for r in labels}
     chosen = labels if limit is None else labels[:limit]
+    chosen = [chosen[i] for i in seeded_sample(len(chosen), sample, seed)]
     sessions = {int(s["system_id"]): s for s in read_jsonl(sessions_path)}
 
     by_session: dict[int, dict[tuple[int, int], JudgeRequest]] = {}
@@ -69,9 +114,13 @@ def calibrate(
             by_session[key[0]] = {r.key: r for r in built if r.key is not None}
         requests.append(by_session[key[0]][key])
 
+    start = time.perf_counter()
     judgements = judge.judge_many(requests)
+    seconds = time.perf_counter() - start
+    fresh = sum(not j.cached for j in judgements)
 
     pairs: list[tuple[bool, bool]] = []
+    per_turn: list[list[tuple[bool, bool]]] = []
     typed: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     turn_pairs: list[tuple[bool, bool]] = []
     errors = null_gold = undecided = 0
@@ -80,6 +129,7 @@ def calibrate(
             errors += 1
             continue
         types = {str(c["criteria_id"]): c["criteria_type"] for c in request.checklist}
+        per_turn.append([])
         for cid, gold in row["verdicts"].items():
             if gold is None:
                 null_gold += 1
@@ -89,6 +139,7 @@ def calibrate(
                 undecided += 1
                 continue
             pairs.append((mine, gold))
+            per_turn[-1].append((mine, gold))
             typed[types[cid]].append((mine, gold))
         turn_pairs.append((bool(judgement.all_pass), bool(row["all_pass"])))
 
@@ -113,13 +164,17 @@ def calibrate(
         "judge": judge.identity,
         "labels": str(labels_path),
         "turns": len(chosen),
+        "sample": {"size": sample, "seed": seed} if sample is not None else None,
         "judge_errors": errors,
-        "cached_turns": sum(j.cached for j in judgements),
+        "judge_errors_by_kind": dict(Counter(j.failure for j in judgements if j.error)),
+        "cached_turns": len(judgements) - fresh,
+        "seconds_per_judgment": round(seconds / fresh, 2) if fresh else None,
         "criteria": overall["n"],
         "skipped_null_reference": null_gold,
         "skipped_undecided_judge": undecided,
         "accuracy": overall["accuracy"],
         "kappa": overall["kappa"],
+        "ci95": intervals(per_turn),
         "confusion": {
             "both_yes": sum(a and b for a, b in pairs),
             "both_no": sum(not a and not b for a, b in pairs),
@@ -152,6 +207,7 @@ def _judge(args: argparse.Namespace, prompt: str) -> Judge:
         options["model"] = args.model
     if args.judge == "openai":
         options |= {"base_url": args.base_url, "api_key_env": args.api_key_env}
+        options |= {"json_schema": args.json_schema}
         return make_judge("openai", concurrency=args.concurrency, **options)
     return make_judge("hf", max_new_tokens=args.max_new_tokens, **options)
 
@@ -175,7 +231,13 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         rows = f"{args.rows}.{prompt}.jsonl" if args.rows and len(prompts) > 1 else args.rows
         try:
             results[prompt] = calibrate(
-                _judge(args, prompt), args.labels, data, limit=args.limit, rows_path=rows
+                _judge(args, prompt),
+                args.labels,
+                data,
+                limit=args.limit,
+                rows_path=rows,
+                sample=args.sample,
+                seed=args.seed,
             )
         except NothingJudged as err:  # it ran, and judged nothing: no figure to print
             print(f"rpo-bench: error: {err}", file=sys.stderr)
@@ -204,6 +266,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--limit", type=int, default=None, help="first N rows of the labels file")
     p.add_argument(
+        "--sample", type=int, default=None, help="a seeded sample of N rows (after --limit)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the --sample seed")
+    p.add_argument(
         "--model", default=None, help="judge model (openai: gpt-4o-2024-05-13, hf: smollm2-135m)"
     )
     p.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible endpoint")
@@ -224,7 +290,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="ask the judge again about turns whose stored answers never parsed (by default "
         "they stay unjudged without a call; stored answers are always re-read first)",
     )
-    p.add_argument("--concurrency", type=int, default=8, help="openai: parallel requests")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="openai: parallel requests (default 8; a local server: its slot count)",
+    )
+    p.add_argument(
+        "--json-schema",
+        action="store_true",
+        help="openai, prompt rpo_bench: constrain answers to the answer's JSON schema "
+        "(llama.cpp, vLLM)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=512, help="hf: generation budget")
     p.add_argument(
         "--replay-labels", default=None, help="replay: verdicts to replay (default: --labels)"

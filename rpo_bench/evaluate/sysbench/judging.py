@@ -6,6 +6,7 @@ Each turn is judged with the model's OWN earlier answers as its history.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ def judgement_row(
         "all_pass": judgement.all_pass,
         "judge_error": judgement.error is not None,
         "error": judgement.error,
+        "judge_failure": judgement.failure,
     }
 
 
@@ -136,7 +138,13 @@ def judge_sessions(
     ]
     errors = sum(r["judge_error"] for r in rows)
     if errors:
-        log.warning("%d of %d turns could not be judged (judge errors)", errors, len(rows))
+        kinds = Counter(r["judge_failure"] for r in rows if r["judge_error"])
+        log.warning(
+            "%d of %d turns could not be judged (judge errors: %s)",
+            errors,
+            len(rows),
+            ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
+        )
     return rows
 
 

@@ -4,7 +4,8 @@ Each doc is one session. Turns 1-4 are played with the model's own replies (Mult
 turn 5 is the evaluator's request. `process_results` then judges all five turns (each
 judge prompt holds the model's own earlier answers) and the aggregations score the judged
 turns with `rpo_bench.evaluate.sysbench.score`: `csr`, `isr`, `ssr` in PERCENT (0-100),
-exactly as `rpo-bench sysbench-score` prints them; `judge_errors` counts the turns the judge
+exactly as `rpo-bench sysbench-score` prints them; `judge_cut_off` counts the turns whose
+judge reply the server cut off at a token limit; `judge_errors` counts the turns the judge
 could not judge (left out of CSR/ISR, ending the SSR streak, never counted as pass or fail).
 
 Task metadata (`--metadata` JSON, or TaskManager(metadata=...)):
@@ -175,6 +176,7 @@ class SysBenchTask(MultiTurnTask):
         errors = sum(row["judge_error"] for row in rows)
         return {name: item for name in METRICS} | {
             "judge_errors": errors,
+            "judge_cut_off": sum(row["judge_failure"] == "cut_off" for row in rows),
             "unjudged_sessions": sid if errors else None,
         }
 
