@@ -156,11 +156,15 @@ def local_model_dir() -> str:
     return str(prepare("smollm2-135m"))
 
 
-@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("RPO_BENCH_BY_HAND") != "1",
+    reason="by hand (RPO_BENCH_BY_HAND=1): over 12 minutes on 2 cores until the teacher and "
+    "reverser roles take a max_tokens",
+)
 def test_free_text_smoke_with_every_role_on_the_server(server, tmp_path):
     """smoke_freetext.yaml end to end: judge, triggered filter, reverser and teacher all
-    llama-server; exit 0, a report, pairs counted. Slow: the teacher's replies carry no
-    token limit, and the 135M model writes until its slot's context is full (it had not
+    llama-server; exit 0, a report, pairs counted. Not in CI yet: the teacher's replies carry
+    no token limit, and the 135M model writes until its slot's context is full (it had not
     left the sampling stage after 12 minutes on 2 cores)."""
     cfg = yaml.safe_load((REPO / "ablations" / "smoke_freetext.yaml").read_text())
     cfg["judge"] |= {"model": "smollm2-135m", "base_url": server.url}
