@@ -16,7 +16,6 @@ server serves one model). The clients take their parallelism from the server's s
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import shutil
@@ -33,6 +32,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from rpo_bench.chunked import sha256_file
 from rpo_bench.paths import cache_dir
 
 VERSION = "0.3.36"  # llama-cpp-python's sdist; its vendor/llama.cpp is what is built
@@ -105,7 +105,7 @@ def _download(folder: Path) -> Path:
             f"{err.stderr.strip()[-300:]}"
         ) from None
     path = folder / SDIST
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     if digest != SDIST_SHA256:
         raise ServerError(f"{SDIST} has sha256 {digest}, expected {SDIST_SHA256}; refusing it")
     return path

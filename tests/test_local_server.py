@@ -127,7 +127,9 @@ def test_judging_killed_mid_session_resumes_without_judging_a_turn_twice(
     assert len(rows("whole.jsonl")) == 3
 
 
-def test_sysbench_multiturn_through_stock_lm_eval_judged_by_the_server(server, sysbench, tmp_path):
+def test_sysbench_multiturn_through_stock_lm_eval_judged_by_the_server(
+    server, sysbench, tmp_path, prepared_model_dir
+):
     metadata = {
         "judge": "openai",
         "judge_prompt": "rpo_bench",
@@ -135,7 +137,7 @@ def test_sysbench_multiturn_through_stock_lm_eval_judged_by_the_server(server, s
                        "cache": str(tmp_path / "judge.sqlite")},
         "sysbench_file": str(sysbench[0]),
     }  # fmt: skip
-    model = local_model_dir()
+    model = prepared_model_dir
     cmd = [str(Path(sys.executable).parent / "rpo-lm-eval"), "--model", "rpo_fast",
            "--model_args", f"pretrained={model},engine=fast", "--tasks", "sysbench_multiturn",
            "--include_path", str(REPO / "tasks"), "--limit", "1", "--apply_chat_template",
@@ -148,12 +150,6 @@ def test_sysbench_multiturn_through_stock_lm_eval_judged_by_the_server(server, s
     metrics = json.loads(results.read_text())["results"]["sysbench_multiturn"]
     assert metrics["judge_errors,none"] == 0 and metrics["judge_cut_off,none"] == 0
     assert 0 <= metrics["csr,none"] <= 100
-
-
-def local_model_dir() -> str:
-    from rpo_bench.models import prepare
-
-    return str(prepare("smollm2-135m"))
 
 
 @pytest.mark.skipif(
