@@ -20,6 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("rpo_bench.openai_client")
@@ -299,6 +300,23 @@ def server_props(url: str) -> dict[str, Any] | None:
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
             _PROPS[root] = None
     return _PROPS[root]
+
+
+# How servers say a prompt does not fit: llama.cpp's server, then OpenAI's and vLLM's.
+TOO_LONG = ("exceeds the available context size", "exceed_context_size", "maximum context length")
+
+
+def too_long(message: str) -> bool:
+    """Does a rejected request's message say the prompt does not fit the context?"""
+    return any(phrase in message for phrase in TOO_LONG)
+
+
+def served_by(url: str) -> str:
+    """What answers at `url`, for cache keys: a local llama.cpp server's model file name
+    (`/props` `model_path`), so a restarted server on another port keys the same; else the
+    URL itself."""
+    path = (server_props(url) or {}).get("model_path") if is_local(url) else None
+    return f"local:{Path(path).name}" if isinstance(path, str) and path else url
 
 
 def default_concurrency(base_url: str, remote: int) -> tuple[int, str]:

@@ -144,6 +144,38 @@ def test_failures_are_counted_by_kind():
     assert [j.failure for j in judged] == ["cut_off", "unparseable", None]
 
 
+def test_a_prompt_longer_than_the_context_is_named_too_long_and_not_retried():
+    # llama.cpp's server refuses it with HTTP 400 and this body (exceed_context_size_error).
+    refusal = Reply(
+        400,
+        body='{"error": {"code": 400, "message": "the request exceeds the available context '
+        'size, try increasing it", "type": "exceed_context_size_error"}}',
+    )
+    script = {"[long]": [refusal], "[bad]": [Reply(400, body='{"error": "bad request"}')]}
+    with FakeJudgeServer(script) as server:
+        judged = openai_judge(server).judge_many([request("[long]"), request("[bad]")])
+        calls = len(server.requests)
+    assert [j.failure for j in judged] == ["too_long", "request"]
+    assert calls == 2 and "exceeds the available context size" in judged[0].error
+
+
+def test_a_local_llama_cpp_judge_keys_its_cache_by_model_file_not_port(tmp_path):
+    """A restarted server gets a new port; the turns it judged before stay judged."""
+    props = {"total_slots": 1, "model_path": "/cache/gguf/qwen2.5-coder-0.5b.gguf"}
+    cache = tmp_path / "judge.sqlite"
+    with FakeJudgeServer(props=props) as first:
+        judge = openai_judge(first, cache=cache)
+        assert judge.judge(request("[a]")).cached is False
+    with FakeJudgeServer(props=props) as second:
+        again = openai_judge(second, cache=cache)
+        assert again.identity == judge.identity == "openai|fake-judge|local:qwen2.5-coder-0.5b.gguf"
+        assert again.judge(request("[a]")).cached is True and not second.requests
+    # Options that change the answer key it too; a server without /props keys by URL.
+    with FakeJudgeServer() as plain:
+        assert openai_judge(plain).identity == f"openai|fake-judge|{plain.url}/chat/completions"
+        assert openai_judge(plain, max_tokens=64).identity.endswith("|max_tokens=64")
+
+
 def test_kappa_is_rounded_and_an_mde_of_zero_stays_zero():
     # A judge that always says no against a mixed reference: kappa is 0 exactly, not -8e-17.
     pairs = [(False, True), (False, False), (False, True)] * 7

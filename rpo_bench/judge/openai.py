@@ -22,6 +22,8 @@ from rpo_bench.openai_client import (
     ReplyCutOff,
     default_concurrency,
     describe,
+    served_by,
+    too_long,
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -90,7 +92,11 @@ class OpenAIJudge(Judge):
 
     @property
     def identity(self) -> str:
-        return f"openai|{self.model}|{self.endpoint}"
+        # What changes the answers keys the cache; unset options keep the old keys.
+        extra = ("|json_schema" if self.json_schema else "") + (
+            f"|max_tokens={self.max_tokens}" if self.max_tokens else ""
+        )
+        return f"openai|{self.model}|{served_by(self.endpoint)}{extra}"
 
     def check(self) -> None:
         """The endpoint answers for this model (`ChatClient.check`), or JudgeUnavailable."""
@@ -130,7 +136,8 @@ class OpenAIJudge(Judge):
                 last = str(err)
                 if err.then == "stop":
                     message = f"judge request rejected: {last}"
-                    return failed(message, attempt + 1, outputs, "request")
+                    kind = "too_long" if too_long(last) else "request"
+                    return failed(message, attempt + 1, outputs, kind)
                 if err.then == "backoff" and attempt + 1 < self.max_attempts:
                     delay = self.client.delay(waits, err)
                     waits += 1

@@ -207,9 +207,9 @@ def _judge(args: argparse.Namespace, prompt: str) -> Judge:
         options["model"] = args.model
     if args.judge == "openai":
         options |= {"base_url": args.base_url, "api_key_env": args.api_key_env}
-        options |= {"json_schema": args.json_schema}
+        options |= {"json_schema": args.json_schema, "max_tokens": args.max_new_tokens}
         return make_judge("openai", concurrency=args.concurrency, **options)
-    return make_judge("hf", max_new_tokens=args.max_new_tokens, **options)
+    return make_judge("hf", max_new_tokens=args.max_new_tokens or 512, **options)
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
@@ -302,7 +302,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="openai, prompt rpo_bench: constrain answers to the answer's JSON schema "
         "(llama.cpp, vLLM)",
     )
-    p.add_argument("--max-new-tokens", type=int, default=512, help="hf: generation budget")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="the answer's token budget (hf: default 512; openai: the server's, and a longer "
+        "answer fails as cut off)",
+    )
     p.add_argument(
         "--replay-labels", default=None, help="replay: verdicts to replay (default: --labels)"
     )
