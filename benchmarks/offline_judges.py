@@ -82,7 +82,8 @@ def table(models: list[str], out: Path) -> None:
             judged = r["turns"] - r["judge_errors"]
             print(
                 f"| {model} | {prompt} | {judged} / {r['turns']} | "
-                f"{_interval(r['accuracy'], ci['accuracy'])} | {_interval(r['kappa'], ci['kappa'])} | "
+                f"{_interval(r['accuracy'], ci['accuracy'])} | "
+                f"{_interval(r['kappa'], ci['kappa'])} | "
                 f"{c['both_yes']}, {c['both_no']}, {c['judge_yes_reference_no']}, "
                 f"{c['judge_no_reference_yes']} | {r['judge_errors_by_kind'] or 0} | "
                 f"{r['seconds_per_judgment']} |"
