@@ -29,14 +29,22 @@ class Completer(Protocol):
 
 class OpenAICompleter:
     """A model behind an OpenAI-compatible endpoint, temperature 0; `client` options as
-    `openai_client.CLIENT_OPTIONS`."""
+    `openai_client.CLIENT_OPTIONS`. `max_tokens` bounds each answer (a small local model
+    may otherwise write until its context is full); a cut answer is returned as it is, and
+    the role's parser decides."""
 
-    def __init__(self, model: str, base_url: str = OPENAI, **client: Any) -> None:
+    def __init__(
+        self, model: str, base_url: str = OPENAI, max_tokens: int | None = None, **client: Any
+    ) -> None:
         self.client = ChatClient(model, base_url, **client)
-        self.identity = f"openai|{model}|{self.client.endpoint}"
+        self.max_tokens = max_tokens
+        limit = f"|max_tokens={max_tokens}" if max_tokens else ""
+        self.identity = f"openai|{model}|{self.client.endpoint}{limit}"
 
     def complete_many(self, chats: Sequence[Sequence[Message]]) -> list[str]:
-        return [self.client.request(c, temperature=0.0)[0] for c in chats]
+        return [
+            self.client.request(c, temperature=0.0, max_tokens=self.max_tokens)[0] for c in chats
+        ]
 
 
 class CachedCompleter:

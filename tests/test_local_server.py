@@ -152,21 +152,17 @@ def test_sysbench_multiturn_through_stock_lm_eval_judged_by_the_server(
     assert 0 <= metrics["csr,none"] <= 100
 
 
-@pytest.mark.skipif(
-    os.environ.get("RPO_BENCH_BY_HAND") != "1",
-    reason="by hand (RPO_BENCH_BY_HAND=1): over 12 minutes on 2 cores until the teacher and "
-    "reverser roles take a max_tokens",
-)
 def test_free_text_smoke_with_every_role_on_the_server(server, tmp_path):
     """smoke_freetext.yaml end to end: judge, triggered filter, reverser and teacher all
-    llama-server; exit 0, a report, pairs counted. Not in CI yet: the teacher's replies carry
-    no token limit, and the 135M model writes until its slot's context is full (it had not
-    left the sampling stage after 12 minutes on 2 cores)."""
+    llama-server; exit 0, a report, pairs counted. Every role's answers are bounded (the
+    teacher's by sampling.max_new_tokens, the others' by max_tokens): unbounded, the 135M
+    model writes until its slot's context is full."""
     cfg = yaml.safe_load((REPO / "ablations" / "smoke_freetext.yaml").read_text())
     cfg["judge"] |= {"model": "smollm2-135m", "base_url": server.url}
-    cfg["judge"]["options"] |= {"json_schema": True}
+    cfg["judge"]["options"] |= {"json_schema": True, "max_tokens": 512}
     for role in (cfg["pairs"]["reverser"], cfg["sampling"]["teacher"]):
         role |= {"model": "smollm2-135m", "base_url": server.url}
+    cfg["pairs"]["reverser"]["options"] = {"max_tokens": 128}
     config = tmp_path / "smoke_freetext.yaml"
     config.write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "rpo_bench.ablate", "--config", str(config),

@@ -35,7 +35,10 @@ def selector(triggered: dict[str, Any], root: Path) -> Any:
 
     t = triggered
     model, base_url = selector_endpoint(t["model"], t["base_url"])
-    completer = OpenAICompleter(model, base_url, **client_options(t.get("options", {})))
+    options = t.get("options", {})  # the judge's: its max_tokens bounds these answers too
+    completer = OpenAICompleter(
+        model, base_url, max_tokens=options.get("max_tokens"), **client_options(options)
+    )
     return TriggeredSelector(completer, TextCache(root / "triggered.sqlite", "triggered"))
 
 

@@ -29,6 +29,8 @@ JUDGES = ("rule", "openai", "hf")
 PRIMARY_METRICS = ("overall",)  # the per-prompt score, the only one with paired intervals
 # a rollout backend's own options, beside the client's (rollout.openai.OpenAIBackend)
 ENDPOINT_EXTRA = ("concurrency", "use_n")
+# a helper role's own option, beside the client's (llm.OpenAICompleter): its answers' bound
+COMPLETER_EXTRA = ("max_tokens",)
 ROBUST_LOSSES = ("robust_dpo", "cdpo")  # losses built for flipped preference labels
 # Optional grid axes: left empty, a cell takes the base config's value and its name, stage
 # keys and results are those of a grid without the axis (stored stages are reused).
@@ -49,7 +51,8 @@ def trainer_keys(settings: dict[str, Any]) -> dict[str, Any]:
 class Endpoint:
     """An LLM behind an OpenAI-compatible endpoint. `options` go to its client: those of
     `rpo_bench.openai_client.CLIENT_OPTIONS` (api_key_env, timeout, max_attempts, backoff,
-    max_backoff), and for a rollout backend its own (`ENDPOINT_EXTRA`)."""
+    max_backoff), for a rollout backend its own (`ENDPOINT_EXTRA`), and for a reverser or
+    system-prompt writer `max_tokens` (`COMPLETER_EXTRA`)."""
 
     model: str = "gpt-4o-mini"
     base_url: str = OPENAI
@@ -371,8 +374,8 @@ def validate(config: AblationConfig) -> AblationConfig:
             raise ConfigError(("judge", "kind"), "free-text constraints need an LLM judge")
         if config.pairs.reverser is None:
             raise ConfigError(("pairs", "reverser"), "free-text constraints need an LLM reverser")
-    endpoints = {("data", "generate"): (config.data.generate, ()),
-                 ("pairs", "reverser"): (config.pairs.reverser, ()),
+    endpoints = {("data", "generate"): (config.data.generate, COMPLETER_EXTRA),
+                 ("pairs", "reverser"): (config.pairs.reverser, COMPLETER_EXTRA),
                  ("sampling", "teacher"): (config.sampling.teacher, ENDPOINT_EXTRA)}  # fmt: skip
     for at, (endpoint, extra) in endpoints.items():
         valid = (*CLIENT_OPTIONS, *extra)

@@ -35,7 +35,8 @@ def endpoints(cfg: AblationConfig) -> list[Endpoint]:
     d, s, j, r = cfg.data, cfg.sampling, cfg.judge, cfg.pairs.reverser
     if d.kind == "freetext" and d.file is None and d.generate is not None:
         g = d.generate
-        found.append(Endpoint("data.generate", g.model, g.base_url, g.options, ("conversations",)))
+        found.append(Endpoint("data.generate", g.model, g.base_url, client_options(g.options),
+                              ("conversations",)))  # fmt: skip
     if j.kind == "openai":
         stages = ("samples", "eval") if d.kind == "freetext" else ("samples",)
         found.append(Endpoint("judge", j.model or DEFAULT_MODEL, j.base_url or DEFAULT_BASE_URL,
@@ -49,7 +50,8 @@ def endpoints(cfg: AblationConfig) -> list[Endpoint]:
         found.append(Endpoint("sampling.teacher", t.model, t.base_url, client_options(t.options),
                               ("samples",)))  # fmt: skip
     if r is not None:
-        found.append(Endpoint("pairs.reverser", r.model, r.base_url, r.options, ("pairs",)))
+        found.append(Endpoint("pairs.reverser", r.model, r.base_url, client_options(r.options),
+                              ("pairs",)))  # fmt: skip
     return found
 
 
