@@ -331,6 +331,18 @@ def default_concurrency(base_url: str, remote: int) -> tuple[int, str]:
     return LOCAL_CONCURRENCY, "the default for a local server that reports no slots"
 
 
+def parallel_requests(client: ChatClient, concurrency: int | None, role: str) -> int:
+    """A role's parallel requests: as configured (at least 1), else the default for where its
+    server is (`default_concurrency`, 8 remote); logged with the timeout and why."""
+    if concurrency is not None and concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    why = "set in the config"
+    if concurrency is None:
+        concurrency, why = default_concurrency(client.endpoint, remote=8)
+    log.info("%s %s", role, describe(client, concurrency, why))
+    return concurrency
+
+
 def describe(client: ChatClient, concurrency: int, why: str) -> str:
     """The log line that says which request settings a role uses."""
     if client.timeout is not None:

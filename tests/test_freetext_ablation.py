@@ -23,18 +23,32 @@ RULES_HEAD = "Follow these rules in every reply:\n"
 SPICY_TURN = "fs-cooking/t2/"  # the turn whose triggered answer did not parse
 
 
-def run_preset(folder, url: str) -> subprocess.CompletedProcess:
+def run_preset(
+    folder, url: str, model: str | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
+    """smoke_freetext.yaml with every LLM role (judge, triggered filter, reverser, teacher)
+    at `url`: the fake (its key, quick retries), or with `model` a real local server, every
+    answer bounded (judge 512 tokens, schema-constrained; reverser 128; the teacher's by
+    sampling.max_new_tokens) since a small model may write until its context is full."""
     cfg = yaml.safe_load((REPO / "ablations" / "smoke_freetext.yaml").read_text())
-    cfg["judge"] |= {"base_url": url}
-    cfg["judge"]["options"] |= {"api_key_env": KEY_ENV, "max_attempts": 2, "backoff": 0.01}
-    cfg["pairs"]["reverser"] |= {"base_url": url, "options": {"api_key_env": KEY_ENV}}
-    cfg["sampling"]["teacher"] |= {"base_url": url, "options": {"api_key_env": KEY_ENV}}
+    roles = (cfg["judge"], cfg["pairs"]["reverser"], cfg["sampling"]["teacher"])
+    for role in roles:
+        role["base_url"] = url
+        if model:
+            role["model"] = model
+    if model:
+        cfg["judge"]["options"] |= {"json_schema": True, "max_tokens": 512}
+        cfg["pairs"]["reverser"]["options"] = {"max_tokens": 128}
+    else:
+        cfg["judge"]["options"] |= {"api_key_env": KEY_ENV, "max_attempts": 2, "backoff": 0.01}
+        for role in roles[1:]:
+            role["options"] = {"api_key_env": KEY_ENV}
     config = folder / "smoke_freetext.yaml"
     config.write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "rpo_bench.ablate", "--config", str(config),
            "--work", str(folder / "work"), "--out", str(folder / "report")]  # fmt: skip
     env = {**os.environ, KEY_ENV: SECRET}
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def rules_of(prompt: list[dict]) -> list[str]:

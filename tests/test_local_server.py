@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from test_freetext_ablation import run_preset
 
 from rpo_bench import faults, local_server, openai_client
 from rpo_bench.judge import make_judge
@@ -157,21 +157,14 @@ def test_free_text_smoke_with_every_role_on_the_server(server, tmp_path):
     llama-server; exit 0, a report, pairs counted. Every role's answers are bounded (the
     teacher's by sampling.max_new_tokens, the others' by max_tokens): unbounded, the 135M
     model writes until its slot's context is full."""
-    cfg = yaml.safe_load((REPO / "ablations" / "smoke_freetext.yaml").read_text())
-    cfg["judge"] |= {"model": "smollm2-135m", "base_url": server.url}
-    cfg["judge"]["options"] |= {"json_schema": True, "max_tokens": 512}
-    for role in (cfg["pairs"]["reverser"], cfg["sampling"]["teacher"]):
-        role |= {"model": "smollm2-135m", "base_url": server.url}
-    cfg["pairs"]["reverser"]["options"] = {"max_tokens": 128}
-    config = tmp_path / "smoke_freetext.yaml"
-    config.write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, "-m", "rpo_bench.ablate", "--config", str(config),
-           "--work", str(tmp_path / "work"), "--out", str(tmp_path / "report")]  # fmt: skip
     started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200)
+    done = run_preset(tmp_path, server.url, model="smollm2-135m", timeout=1200)
     seconds = time.perf_counter() - started
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     assert (tmp_path / "report" / "report.md").exists()
+    judging = results["judging"]["smollm2-135m"]
+    assert judging["judged"] + judging["unjudged"] == judging["responses"] > 0
     counts = {c["strategy"]: c["pairs"]["pairs"] for c in results["cells"]}
-    print(json.dumps({"seconds": round(seconds), "pairs": counts, "judging": results["judging"]}))
+    assert set(counts) == {"dpo_count", "rpo"}
+    print(json.dumps({"seconds": round(seconds), "pairs": counts, "judging": judging}))

@@ -20,8 +20,7 @@ from rpo_bench.openai_client import (
     ChatClient,
     EndpointUnavailable,
     ReplyCutOff,
-    default_concurrency,
-    describe,
+    parallel_requests,
     served_by,
     too_long,
 )
@@ -68,7 +67,7 @@ class OpenAIJudge(Judge):
                 "(use prompt rpo_bench)"
             )
         self.json_schema = json_schema
-        if concurrency is not None and concurrency < 1:
+        if concurrency is not None and concurrency < 1:  # said now, not at the first turn
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.client = ChatClient(model, base_url, **{"max_attempts": MAX_ATTEMPTS, **client})
         self.model = model
@@ -82,8 +81,7 @@ class OpenAIJudge(Judge):
     def concurrency(self) -> int:  # type: ignore[override]
         """Parallel requests: as configured, else decided (and logged) on first use."""
         if self._concurrency is None:
-            self._concurrency, why = default_concurrency(self.endpoint, remote=8)
-            log.info("judge %s", describe(self.client, self._concurrency, why))
+            self._concurrency = parallel_requests(self.client, None, "judge")
         return self._concurrency
 
     @property

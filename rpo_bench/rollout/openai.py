@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rpo_bench.openai_client import ChatClient, default_concurrency, describe, is_local
+from rpo_bench.openai_client import ChatClient, is_local, parallel_requests
 from rpo_bench.rollout.settings import GenerationSettings
 
 Message = dict[str, str]
-log = logging.getLogger(__name__)
 
 
 class OpenAIBackend:
@@ -36,16 +34,10 @@ class OpenAIBackend:
         use_n: bool = True,
         **client: Any,
     ) -> None:
-        if concurrency is not None and concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if not is_local(base_url):  # a long generation takes longer than a judgement
             client = {"timeout": 300.0, **client}
         self.client = ChatClient(model, base_url, **client)
-        why = "set in the config"
-        if concurrency is None:
-            concurrency, why = default_concurrency(base_url, remote=8)
-        self.concurrency = concurrency
-        log.info("rollout %s", describe(self.client, concurrency, why))
+        self.concurrency = parallel_requests(self.client, concurrency, "rollout")
         self.use_n = use_n
 
     def __repr__(self) -> str:
