@@ -74,18 +74,26 @@ def build(quiet: bool = True) -> Path:
         with tempfile.TemporaryDirectory(dir=home()) as tmp:
             src = _unpack(_download(Path(tmp)), Path(tmp))
             out = Path(tmp) / "build"
-            run = {"check": True, "stdout": subprocess.DEVNULL if quiet else None}
-            try:
-                subprocess.run(["cmake", "-S", str(src), "-B", str(out), *CMAKE_FLAGS], **run)
-                jobs = str(os.cpu_count() or 1)
-                subprocess.run(
-                    ["cmake", "--build", str(out), "-j", jobs, "--target", "llama-server"], **run
-                )
-            except (subprocess.CalledProcessError, FileNotFoundError) as err:
-                raise ServerError(
-                    f"building llama-server {VERSION} failed ({err}); it needs cmake and a C++ "
-                    "compiler (gcc or clang)"
-                ) from None
+            # quiet: cmake's and the compiler's output (thousands of warning lines) go to a log
+            build_log = home() / "build.log"
+            with build_log.open("w") as log_file:
+                sink = {"stdout": log_file, "stderr": subprocess.STDOUT} if quiet else {}
+                try:
+                    subprocess.run(
+                        ["cmake", "-S", str(src), "-B", str(out), *CMAKE_FLAGS], check=True, **sink
+                    )
+                    jobs = str(os.cpu_count() or 1)
+                    subprocess.run(
+                        ["cmake", "--build", str(out), "-j", jobs, "--target", "llama-server"],
+                        check=True,
+                        **sink,
+                    )
+                except (subprocess.CalledProcessError, FileNotFoundError) as err:
+                    where = f"; its output: {build_log}" if quiet else ""
+                    raise ServerError(
+                        f"building llama-server {VERSION} failed ({err}){where}; it needs cmake "
+                        "and a C++ compiler (gcc or clang)"
+                    ) from None
             staged = Path(tmp) / "bin"
             staged.mkdir()
             shutil.copy2(out / "bin" / "llama-server", staged / "llama-server")
