@@ -69,6 +69,7 @@ def table(models: list[str], out: Path) -> None:
     print("| judge | prompt | turns judged / asked | accuracy [95% CI] | kappa [95% CI] | "
           "yes/yes, no/no, yes/no, no/yes | failures | s / judgment |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
+    constant = None  # a judge with no model that always answers 是, on the same criteria
     for prompt in PROMPTS:
         for model in models:
             path = out / f"{model}.{prompt}.json"
@@ -79,6 +80,9 @@ def table(models: list[str], out: Path) -> None:
                 print(f"| {model} | {prompt} | 0 | – | – | – | all | – |")
                 continue
             c, ci = r["confusion"], r["ci95"]
+            if constant is None:
+                yes = c["both_yes"] + c["judge_no_reference_yes"]
+                constant = (yes, r["criteria"])
             judged = r["turns"] - r["judge_errors"]
             print(
                 f"| {model} | {prompt} | {judged} / {r['turns']} | "
@@ -88,6 +92,25 @@ def table(models: list[str], out: Path) -> None:
                 f"{c['judge_no_reference_yes']} | {r['judge_errors_by_kind'] or 0} | "
                 f"{r['seconds_per_judgment']} |"
             )
+    if constant is not None:
+        yes, n = constant
+        row = f"{yes / n:.2f} | 0 | {yes}, 0, {n - yes}, 0"
+        print(f"| always 是 (no model) | – | – | {row} | – | – |")
+
+
+def by_type(models: list[str], out: Path) -> None:
+    """Agreement by SysBench constraint type: accuracy (criteria), one column per run."""
+    runs = [(m, p, json.loads(f.read_text())) for p in PROMPTS for m in models
+            if (f := out / f"{m}.{p}.json").exists()]  # fmt: skip
+    runs = [(m, p, r) for m, p, r in runs if "by_type" in r]
+    if not runs:
+        return
+    print("\n| constraint type | " + " | ".join(f"{m} {p}" for m, p, _ in runs) + " |")
+    print("|---|" + "---|" * len(runs))
+    for kind in sorted({k for *_, r in runs for k in r["by_type"]}):
+        cells = [r["by_type"].get(kind, {"accuracy": None, "n": 0}) for *_, r in runs]
+        shown = [f"{c['accuracy']:.2f} ({c['n']})" if c["n"] else "–" for c in cells]
+        print(f"| {kind} | " + " | ".join(shown) + " |")
 
 
 def main() -> None:
@@ -106,6 +129,7 @@ def main() -> None:
         for model in models:
             calibrate(model, prompt, args, out)
     table(models, out)
+    by_type(models, out)
 
 
 if __name__ == "__main__":
