@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from rpo_bench.openai_client import ChatClient
+from rpo_bench.openai_client import ChatClient, served_by
 from rpo_bench.textcache import TextCache, prompt_key
 
 Message = dict[str, str]
@@ -38,8 +38,12 @@ class OpenAICompleter:
     ) -> None:
         self.client = ChatClient(model, base_url, **client)
         self.max_tokens = max_tokens
-        limit = f"|max_tokens={max_tokens}" if max_tokens else ""
-        self.identity = f"openai|{model}|{self.client.endpoint}{limit}"
+
+    @property
+    def identity(self) -> str:  # type: ignore[override]
+        """Keyed like the judge: a local llama.cpp server by its model file, not its port."""
+        limit = f"|max_tokens={self.max_tokens}" if self.max_tokens else ""
+        return f"openai|{self.client.model}|{served_by(self.client.endpoint)}{limit}"
 
     def complete_many(self, chats: Sequence[Sequence[Message]]) -> list[str]:
         return [
