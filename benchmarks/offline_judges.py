@@ -51,9 +51,12 @@ def calibrate(model: str, prompt: str, args: argparse.Namespace, out: Path) -> N
         ]  # fmt: skip
         print(" ".join(command), flush=True)
         done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode not in (0, 1):  # 1: it ran and judged nothing, which is a result too
+    if done.returncode == 1:  # it ran and judged nothing: said, not stored, so a rerun retries
+        print(f"{model} {prompt}: judged nothing: {done.stderr.strip()[-500:]}", flush=True)
+        return
+    if done.returncode:
         sys.exit(f"{model} {prompt}: exit {done.returncode}\n{done.stderr[-3000:]}")
-    figures = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-500:]}
+    figures = json.loads(done.stdout)
     tmp = result.with_suffix(".tmp")
     tmp.write_text(json.dumps(figures, ensure_ascii=False, indent=2))
     tmp.replace(result)
@@ -76,9 +79,6 @@ def table(models: list[str], out: Path) -> None:
             if not path.exists():
                 continue
             r = json.loads(path.read_text())
-            if "error" in r:
-                print(f"| {model} | {prompt} | 0 | – | – | – | all | – |")
-                continue
             c, ci = r["confusion"], r["ci95"]
             if constant is None:
                 yes = c["both_yes"] + c["judge_no_reference_yes"]
@@ -102,7 +102,6 @@ def by_type(models: list[str], out: Path) -> None:
     """Agreement by SysBench constraint type: accuracy (criteria), one column per run."""
     runs = [(m, p, json.loads(f.read_text())) for p in PROMPTS for m in models
             if (f := out / f"{m}.{p}.json").exists()]  # fmt: skip
-    runs = [(m, p, r) for m, p, r in runs if "by_type" in r]
     if not runs:
         return
     print("\n| constraint type | " + " | ".join(f"{m} {p}" for m, p, _ in runs) + " |")
