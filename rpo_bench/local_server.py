@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -133,6 +134,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _repack_options(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """`--no-repack` on a CPU with AMX: the pinned build's AMX matmul (used for repacked
+    weights) crashes with SIGSEGV at the first decode on such a CPU (seen on a 2-core Xeon,
+    2026-12-07, with every ladder model), so weights stay in their file's layout there."""
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:
+        return []
+    return ["--no-repack"] if re.search(r"\bamx_int8\b", flags) else []
+
+
 class LocalServer:
     """`llama-server` serving one GGUF on 127.0.0.1; a context manager. `slots` requests run
     at once, each with `context` tokens; `threads` defaults to every core."""
@@ -164,7 +176,7 @@ class LocalServer:
         return [
             str(build()), "-m", str(self.gguf), "--host", "127.0.0.1", "--port", str(self.port),
             "-np", str(self.slots), "-c", str(self.slots * self.context),
-            "-t", str(self.threads), "--no-webui",
+            "-t", str(self.threads), "--no-webui", *_repack_options(),
         ]  # fmt: skip
 
     def start(self, wait: float = 120.0) -> LocalServer:

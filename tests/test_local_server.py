@@ -168,3 +168,13 @@ def test_free_text_smoke_with_every_role_on_the_server(server, tmp_path):
     counts = {c["strategy"]: c["pairs"]["pairs"] for c in results["cells"]}
     assert set(counts) == {"dpo_count", "rpo"}
     print(json.dumps({"seconds": round(seconds), "pairs": counts, "judging": judging}))
+
+
+def test_repacking_is_off_on_a_cpu_with_amx_only(tmp_path):
+    """The pinned build's AMX kernels crash at the first decode (docs/local_server.md)."""
+    xeon, epyc = tmp_path / "xeon", tmp_path / "epyc"
+    xeon.write_text("flags\t\t: fpu avx512f avx512_vnni amx_bf16 amx_tile amx_int8\n")
+    epyc.write_text("flags\t\t: fpu avx512f avx512_vnni avx512_bf16\n")
+    assert local_server._repack_options(xeon) == ["--no-repack"]
+    assert local_server._repack_options(epyc) == []
+    assert local_server._repack_options(tmp_path / "none") == []
