@@ -221,6 +221,7 @@ def _healthy(port: int) -> bool:
 
 def _serve(args: argparse.Namespace) -> None:
     from rpo_bench.models import gguf_file
+    from rpo_bench.roles import describe
 
     if args.build_only:
         print(build(quiet=False))
@@ -229,6 +230,7 @@ def _serve(args: argparse.Namespace) -> None:
     with server:
         print(f"serving {args.model} at {server.url} ({args.slots} slots of {args.context} "
               "tokens); Ctrl-C stops it", flush=True)  # fmt: skip
+        print(describe(server.url, args.model), flush=True)
         try:
             server.process.wait()  # type: ignore[union-attr]
         except KeyboardInterrupt:

@@ -15,6 +15,8 @@ import yaml
 from fake_freetext import DROPPED_RULE, NOT, TEACHER, respond, satisfied
 from fake_judge_server import FakeJudgeServer
 
+from rpo_bench.roles import point_roles
+
 from conftest import REPO
 
 KEY_ENV = "RPO_TEST_FREETEXT_KEY"
@@ -27,19 +29,15 @@ def run_preset(
     folder, url: str, model: str | None = None, timeout: float = 900
 ) -> subprocess.CompletedProcess:
     """smoke_freetext.yaml with every LLM role (judge, triggered filter, reverser, teacher)
-    at `url`: the fake (its key, quick retries), or with `model` a real local server, every
-    answer bounded (judge 512 tokens, schema-constrained; reverser 128; the teacher's by
-    sampling.max_new_tokens) since a small model may write until its context is full."""
+    at `url`: the fake (its key, quick retries), or with `model` a real local server, with
+    the settings `rpo-bench serve` prints (`rpo_bench.roles`: every answer bounded)."""
     cfg = yaml.safe_load((REPO / "ablations" / "smoke_freetext.yaml").read_text())
-    roles = (cfg["judge"], cfg["pairs"]["reverser"], cfg["sampling"]["teacher"])
-    for role in roles:
-        role["base_url"] = url
-        if model:
-            role["model"] = model
     if model:
-        cfg["judge"]["options"] |= {"json_schema": True, "max_tokens": 512}
-        cfg["pairs"]["reverser"]["options"] = {"max_tokens": 128}
+        cfg = point_roles(cfg, url, model)
     else:
+        roles = (cfg["judge"], cfg["pairs"]["reverser"], cfg["sampling"]["teacher"])
+        for role in roles:
+            role["base_url"] = url
         cfg["judge"]["options"] |= {"api_key_env": KEY_ENV, "max_attempts": 2, "backoff": 0.01}
         for role in roles[1:]:
             role["options"] = {"api_key_env": KEY_ENV}
