@@ -4,7 +4,10 @@ fixed, seeded sample of GPT-4o-labelled turns, with both judge prompts (the proj
 constrained to its JSON schema, SysBench's official one free).
 
     .venv/bin/python benchmarks/offline_judges.py [--models qwen2.5-coder-0.5b,...]
-        [--sample 100] [--seed 0] [--labels llama3_8b] [--out runs/calib]
+        [--sample 100] [--seed 0] [--labels llama3_8b] [--out runs/calib] [--max-turns N]
+
+`--max-turns N`: only the first N turns of the sample (in file order, the order a run judges
+them): a run stopped for time is reported on the prefix its cache holds, said in the table.
 
 Each (model, prompt) writes <out>/<model>.<prompt>.json (the calibration) and .rows.jsonl
 (every judged turn); a finished one is skipped, and the judge cache
@@ -48,6 +51,7 @@ def calibrate(model: str, prompt: str, args: argparse.Namespace, out: Path) -> N
             "--labels", str(labels), "--sample", str(args.sample), "--seed", str(args.seed),
             "--model", model, "--base-url", s.url, "--cache", str(out / "judgements.sqlite"),
             "--rows", str(out / f"{model}.{prompt}.rows.jsonl"), *PROMPTS[prompt],
+            *(["--max-turns", str(args.max_turns)] if args.max_turns else []),
         ]  # fmt: skip
         print(" ".join(command), flush=True)
         done = subprocess.run(command, capture_output=True, text=True)
@@ -84,8 +88,11 @@ def table(models: list[str], out: Path) -> None:
                 yes = c["both_yes"] + c["judge_no_reference_yes"]
                 constant = (yes, r["criteria"])
             judged = r["turns"] - r["judge_errors"]
+            asked = f"{r['turns']}" + (
+                f" (the first {r['turns']} of {r['sample']['size']})" if r.get("max_turns") else ""
+            )
             print(
-                f"| {model} | {prompt} | {judged} / {r['turns']} | "
+                f"| {model} | {prompt} | {judged} / {asked} | "
                 f"{_interval(r['accuracy'], ci['accuracy'])} | "
                 f"{_interval(r['kappa'], ci['kappa'])} | "
                 f"{c['both_yes']}, {c['both_no']}, {c['judge_yes_reference_no']}, "
@@ -120,6 +127,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--labels", default="llama3_8b", help="whose replies GPT-4o judged")
     parser.add_argument("--out", default="runs/calib")
+    parser.add_argument(
+        "--max-turns",
+        type=int,
+        default=None,
+        help="only the first N turns of the sample (a run stopped for time)",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -341,6 +341,20 @@ def test_replay_calibrates_perfectly_against_its_own_labels(sysbench):
     assert all(t["accuracy"] == 1.0 for t in result["by_type"].values())
 
 
+def test_max_turns_judges_the_first_turns_of_the_sample_in_file_order(sysbench, tmp_path):
+    """What a stopped run's cache holds: a prefix of the sample, in the order it judges."""
+    data, labels = sysbench
+    judge = make_judge("replay", labels=labels)
+    whole, first = tmp_path / "whole.jsonl", tmp_path / "first.jsonl"
+    result = calibrate(judge, labels, data, rows_path=whole, sample=20, seed=0)
+    part = calibrate(judge, labels, data, rows_path=first, sample=20, seed=0, max_turns=5)
+    assert (result["turns"], part["turns"], part["max_turns"]) == (20, 5, 5)
+    assert "max_turns" not in result
+    assert first.read_text().splitlines() == whole.read_text().splitlines()[:5]
+    with pytest.raises(ValueError, match="at least 1"):
+        calibrate(judge, labels, data, sample=20, max_turns=0)
+
+
 def test_replay_rows_reproduce_the_labels(sysbench):
     data, labels = sysbench
     rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines()[:10]]

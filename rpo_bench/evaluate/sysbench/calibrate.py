@@ -88,19 +88,23 @@ def calibrate(
     rows_path: str | Path | None = None,
     sample: int | None = None,
     seed: int = 0,
+    max_turns: int | None = None,
 ) -> dict[str, Any]:
     """Judge the first `limit` rows of a GPT-4o labels file, or a seeded `sample` of its
-    rows, and compare with its verdicts.
+    rows, and compare with its verdicts. `max_turns`: only the first N of those, in file
+    order (the order a run judges them in, so a stopped run's cache holds such a prefix).
 
     Criteria GPT-4o left undecided (null) are skipped. Turns the judge could not judge
     are counted in `judge_errors` (and by kind: cut off, unparseable, ...) and left out of
     the agreement figures. With `rows_path`, the judged rows are also written there
     (judge_labels schema).
     """
+    if max_turns is not None and max_turns < 1:
+        raise ValueError(f"max_turns must be at least 1, got {max_turns}")
     labels = read_jsonl(labels_path)
     answers = {(int(r["system_id"]), int(r["round_index"])): r["answer"] for r in labels}
     chosen = labels if limit is None else labels[:limit]
-    chosen = [chosen[i] for i in seeded_sample(len(chosen), sample, seed)]
+    chosen = [chosen[i] for i in seeded_sample(len(chosen), sample, seed)][:max_turns]
     sessions = {int(s["system_id"]): s for s in read_jsonl(sessions_path)}
 
     by_session: dict[int, dict[tuple[int, int], JudgeRequest]] = {}
@@ -165,6 +169,7 @@ def calibrate(
         "labels": str(labels_path),
         "turns": len(chosen),
         "sample": {"size": sample, "seed": seed} if sample is not None else None,
+        **({"max_turns": max_turns} if max_turns is not None else {}),
         "judge_errors": errors,
         "judge_errors_by_kind": dict(Counter(j.failure for j in judgements if j.error)),
         "cached_turns": len(judgements) - fresh,
@@ -238,6 +243,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                 rows_path=rows,
                 sample=args.sample,
                 seed=args.seed,
+                max_turns=args.max_turns,
             )
         except NothingJudged as err:  # it ran, and judged nothing: no figure to print
             print(f"rpo-bench: error: {err}", file=sys.stderr)
@@ -269,6 +275,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--sample", type=int, default=None, help="a seeded sample of N rows (after --limit)"
     )
     p.add_argument("--seed", type=int, default=0, help="the --sample seed")
+    p.add_argument(
+        "--max-turns",
+        type=int,
+        default=None,
+        help="judge only the first N of those rows (in file order, as a run judges them)",
+    )
     p.add_argument(
         "--model", default=None, help="judge model (openai: gpt-4o-2024-05-13, hf: smollm2-135m)"
     )
