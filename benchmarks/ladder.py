@@ -163,7 +163,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="the first N prompts of IFEval and IFBench")
     parser.add_argument("--out", default="runs/ladder")
     args = parser.parse_args()
+    from transformers.utils import logging as hf_logging
+
     from rpo_bench import models
+
+    hf_logging.disable_progress_bar()  # a bar per weight load would bury the figures
 
     torch.manual_seed(0)
     peak = peaks()

@@ -24,16 +24,16 @@ JUDGE_TOKENS, WRITER_TOKENS, REVERSER_TOKENS = 1024, 512, 128
 ROLES = (("judge", None), ("pairs", "reverser"), ("sampling", "teacher"), ("data", "generate"))
 
 
-def role_settings(url: str, model: str) -> dict[str, dict[str, Any]]:
-    """Each role's endpoint settings at `url`, keyed by its config path ("pairs.reverser")."""
+def role_settings(url: str, model: str) -> dict[str, Any]:
+    """Each role's endpoint settings at `url`, nested as in a config (`ROLES`)."""
     at = {"model": model, "base_url": url}
     return {
         "judge": {"kind": "openai", **at,
                   "options": {"prompt": "rpo_bench", "json_schema": True,
                               "max_tokens": JUDGE_TOKENS}},
-        "pairs.reverser": {**at, "options": {"max_tokens": REVERSER_TOKENS}},
-        "sampling.teacher": dict(at),
-        "data.generate": {**at, "options": {"max_tokens": WRITER_TOKENS}},
+        "pairs": {"reverser": {**at, "options": {"max_tokens": REVERSER_TOKENS}}},
+        "sampling": {"teacher": dict(at)},
+        "data": {"generate": {**at, "options": {"max_tokens": WRITER_TOKENS}}},
     }  # fmt: skip
 
 
@@ -46,7 +46,7 @@ def point_roles(raw: dict[str, Any], url: str, model: str) -> dict[str, Any]:
         role = cfg.get(section) if key is None else (cfg.get(section) or {}).get(key)
         if not isinstance(role, dict) or (key is None and role.get("kind") != "openai"):
             continue  # absent, or a judge that needs no LLM (rule)
-        new = settings[section if key is None else f"{section}.{key}"]
+        new = settings[section] if key is None else settings[section][key]
         role.update({k: v for k, v in new.items() if k != "options"})
         role["options"] = {**(role.get("options") or {}), **new.get("options", {})}
     return cfg
@@ -54,26 +54,18 @@ def point_roles(raw: dict[str, Any], url: str, model: str) -> dict[str, Any]:
 
 def lm_eval_metadata(url: str, model: str) -> dict[str, Any]:
     """`--metadata` for `sysbench_multiturn` (and the other judged tasks) judged at `url`."""
-    options = role_settings(url, model)["judge"]["options"]
-    return {
-        "judge": "openai",
-        "judge_prompt": options["prompt"],
-        "judge_args": {"model": model, "base_url": url, "json_schema": True,
-                       "max_tokens": options["max_tokens"]},
-    }  # fmt: skip
+    options = dict(role_settings(url, model)["judge"]["options"])
+    prompt = options.pop("prompt")
+    return {"judge": "openai", "judge_prompt": prompt,
+            "judge_args": {"model": model, "base_url": url, **options}}  # fmt: skip
 
 
 def describe(url: str, model: str) -> str:
     """What `rpo-bench serve` prints: the `--metadata` and the config lines that put every
     role at `url`."""
-    nested: dict[str, Any] = {}
-    for path, settings in role_settings(url, model).items():
-        section, _, key = path.partition(".")
-        if key:
-            nested.setdefault(section, {})[key] = settings
-        else:
-            nested[section] = settings
-    config = yaml.safe_dump(nested, sort_keys=False, default_flow_style=None, width=100)
+    config = yaml.safe_dump(
+        role_settings(url, model), sort_keys=False, default_flow_style=None, width=100
+    )
     return (
         "sysbench_multiturn judged here (rpo-bench eval or rpo-lm-eval):\n"
         f"  --metadata '{json.dumps(lm_eval_metadata(url, model), ensure_ascii=False)}'\n"
