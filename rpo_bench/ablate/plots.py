@@ -368,12 +368,14 @@ def _learning(results: dict[str, Any], path: Path) -> str | None:
     if not cells:
         return None
     strategies = list(dict.fromkeys(c["strategy"] for c in cells))
+    several_models = len({c["model"] for c in cells}) > 1
     fig, axes = plt.subplots(1, len(strategies), figsize=(4.2 * len(strategies), 3.4),
                              sharey=True, squeeze=False)  # fmt: skip
     for ax, strategy in zip(axes[0], strategies, strict=True):
         for c in (c for c in cells if c["strategy"] == strategy):
             points = c["train"]["learning"]
             label, color = f"p={c['noise']:g} s{c['seed']}", None
+            label = f"{c['model']} {label}" if several_models else label  # the size axis
             label += f" e{c['epochs']}" if c.get("epochs") is not None else ""  # budget axis
             sets = (("train", "-"), ("validation", "--"), ("gold", "-."))
             for name, style in sets:  # one colour a cell

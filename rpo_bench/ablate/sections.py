@@ -380,7 +380,7 @@ def size_section(cfg: dict[str, Any], analysis: dict[str, Any]) -> list[str]:
         "## Model size",
         "",
         f"Each model untrained (`base`: score in points, 95% interval; `conditionality`: the "
-        f"index J, docs/conditionality.md) and the primary Δ (`{prim['strategy']}` - "
+        f"index J, docs/models.md) and the primary Δ (`{prim['strategy']}` - "
         f"`{prim['reference']}` on `{prim['task']}`) where the model was trained. Size is "
         "the nominal size its name states. "
         + (
