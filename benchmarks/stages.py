@@ -14,7 +14,8 @@ Each timed stage runs twice, in this process and on the same data:
   (each cell computes its reference log-probs in its own batches);
 - new: engine `--engine` for sampling and evaluation; training with the reference cache
   (`TrainConfig.reference_cache`), starting empty, so the first cell's computation counts
-  and the second cell reads it.
+  and the second cell reads it, and with `--pack` several pairs to a row
+  (`TrainConfig.pack`; the run prints both layouts' share of padding).
 Seconds are wall time, model loading included (a stage loads its model). tokens/s:
 sampling and evaluation count generated tokens (the replies re-tokenized); training counts
 the pairs' plain workload (prompt + reply of both sequences) per epoch and cell. Share of
@@ -24,6 +25,7 @@ prompts not counted) and `benchmarks/train.py` (2N per token for each reference 
 computes, 4N for LoRA training, 6N for full), N the model's parameters.
 
     .venv/bin/python benchmarks/stages.py [--scale 0.25] [--model smollm2-135m] [--engine fast]
+        [--pack]
 
 Last line: sampling_tps=<new> eval_tps=<new> train_pairs_per_s=<new>
 sampling_speedup=<new/today> eval_speedup=<new/today> train_speedup=<new/today>
@@ -123,11 +125,25 @@ def _plain_tokens(pairs: Path, tokenizer: Any, max_length: int) -> tuple[int, in
     return len(encoded), tokens
 
 
+def padding(pairs: Path, tokenizer: Any, cfg: Any, pack: bool) -> float:
+    """Share of the training rows' cells that are padding, in the trainer's batches."""
+    from rpo_bench.train.batches import make_batches
+    from rpo_bench.train.examples import read_pairs
+    from rpo_bench.train.tokenize import tokenize_pairs
+
+    encoded = tokenize_pairs(read_pairs(pairs), tokenizer, cfg.max_length).pairs
+    batches = make_batches(encoded, cfg.batch_size, tokenizer.pad_token_id, cfg.seed,
+                           cfg.share_prompt, None, pack)  # fmt: skip
+    cells = sum(b.input_ids.numel() for b in batches)
+    return 1 - sum(b.tokens for b in batches) / cells
+
+
 def training(root: Path, cfg: Any, pairs: Path, cells: list[str], model: str, cached: bool,
-             tokenizer: Any, n_params: int) -> tuple[Measured, Path]:  # fmt: skip
+             tokenizer: Any, n_params: int, pack: bool = False
+             ) -> tuple[Measured, Path]:  # fmt: skip
     """The cells that share `pairs`, one after the other (`train()`, as `train_model` calls
-    it), with or without a reference cache (empty at the start); returns the first cell's
-    folder."""
+    it), with or without a reference cache (empty at the start) and packing; returns the
+    first cell's folder."""
     from rpo_bench.train import TrainConfig, train
     from rpo_bench.train.trainer import _bf16
 
@@ -141,7 +157,7 @@ def training(root: Path, cfg: Any, pairs: Path, cells: list[str], model: str, ca
         settings.update(model=models.resolve(model), out=str(out), seed=0)
         if cached:
             settings["reference_cache"] = str(cache)
-        train_cfg = TrainConfig.from_dict(settings)
+        train_cfg = TrainConfig.from_dict({**settings, "pack": pack})
         kept, plain = _plain_tokens(pairs, tokenizer, train_cfg.max_length)
         before = len(list(cache.glob("*.safetensors")))
         began = time.perf_counter()
@@ -188,10 +204,13 @@ def conversations(root: Path, cfg: Any, split: str) -> Path:
 
 
 def main() -> None:
+    from rpo_bench.train import TrainConfig
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="share of cpu_full's sizes")
     parser.add_argument("--model", default=models.DEFAULT_MODEL, help="embedded name or folder")
     parser.add_argument("--engine", default="fast", help="the new path's rollout engine")
+    parser.add_argument("--pack", action="store_true", help="the new path packs pairs in rows")
     args = parser.parse_args()
     if args.scale <= 0:
         parser.error("--scale must be > 0")
@@ -205,7 +224,8 @@ def main() -> None:
     print(f"grid {GRID.name} x {args.scale:g}: {cfg.data.n_conversations} training and "
           f"{cfg.data.heldout_conversations} held-out conversations, model {args.model} "
           f"({n_params / 1e6:.0f}M parameters), cells {', '.join(cells)} on {strategy}'s "
-          f"pairs; new path: engine {args.engine}, reference cache; "
+          f"pairs; new path: engine {args.engine}, reference cache"
+          f"{', packing' if args.pack else ''}; "
           + ", ".join(f"matmul peak {k}: {v:.0f} GFLOP/s" for k, v in peak.items()))  # fmt: skip
     engines = {"today": TODAY, "new": args.engine}
     results: dict[tuple[str, str], Measured] = {}
@@ -221,10 +241,16 @@ def main() -> None:
         pairs = pairs_of(root, cfg, samples["today"], strategy)
         if not read_jsonl(pairs):
             raise SystemExit(f"{strategy} built no pairs at --scale {args.scale:g}: try more")
+        settings = ablate_config.trainer_keys(cfg.train_settings(cells[0]))
+        layout = TrainConfig.from_dict({**settings, "model": args.model, "out": str(root)})
+        print(f"padding in the training batches: "
+              f"{padding(pairs, tokenizer, layout, False):.1%} one pair per row, "
+              f"{padding(pairs, tokenizer, layout, True):.1%} packed")  # fmt: skip
         trained = {}
         for path in engines:
+            new = path == "new"
             results["train", path], trained[path] = training(
-                root, cfg, pairs, cells, args.model, path == "new", tokenizer, n_params
+                root, cfg, pairs, cells, args.model, new, tokenizer, n_params, new and args.pack
             )
         for path, engine in engines.items():
             results["eval", path] = evaluation(

@@ -156,9 +156,10 @@ def test_margin_on_the_model_batch(setup):
         assert hi.item() > lo.item()
 
 
-def test_shared_prompt_rows_equal_plain_rows(setup):
-    """`prompt|chosen|rejected` in one row (4D mask, restarted positions) gives the plain
-    path's log-probs, loss and gradients on the same pairs, float32."""
+def test_shared_prompt_and_packed_rows_equal_plain_rows(setup):
+    """`prompt|chosen|rejected` in one row (4D mask, restarted positions), and several such
+    segments packed into one row, give the plain path's log-probs, loss and gradients on
+    the same pairs, float32."""
     from rpo_bench.train.batches import collate_shared
 
     policy, _ = setup
@@ -167,10 +168,16 @@ def test_shared_prompt_rows_equal_plain_rows(setup):
         Encoded(i, *encode(tok, prompt, c, r), margin=1 + i)
         for i, (prompt, c, r) in enumerate(PAIRS)
     ]
+    segments = [len(e.prompt_ids) + len(e.chosen_ids) + len(e.rejected_ids) for e in encoded]
     scorer = SequenceScorer(policy.model).eval()
-    results = []
-    for make in (collate, collate_shared):
-        batch = make(encoded, tok.pad_token_id)
+    layouts = {
+        "plain": lambda: collate(encoded, tok.pad_token_id),
+        "shared": lambda: collate_shared(encoded, tok.pad_token_id),
+        "packed": lambda: collate_shared(encoded, tok.pad_token_id, width=sum(segments)),
+    }
+    results = {}
+    for name, make in layouts.items():
+        batch = make()
         policy.model.zero_grad(set_to_none=True)
         logps = scorer(**batch.inputs("cpu"))
         ref = logps.detach() - 0.1  # any fixed reference: the loss then depends on the policy
@@ -180,15 +187,33 @@ def test_shared_prompt_rows_equal_plain_rows(setup):
         grads = {
             n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None
         }
-        results.append((logps.detach(), loss.detach(), grads, batch))
-    (lp_plain, loss_plain, g_plain, plain), (lp_shared, loss_shared, g_shared, shared) = results
-    assert shared.input_ids.shape[0] == len(PAIRS) and plain.input_ids.shape[0] == 2 * len(PAIRS)
-    assert torch.equal(plain.reply_tokens, shared.reply_tokens)
-    torch.testing.assert_close(lp_shared, lp_plain, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(loss_shared, loss_plain, atol=1e-6, rtol=1e-5)
-    assert g_plain.keys() == g_shared.keys() and len(g_plain) > 100
-    for name, g in g_plain.items():
-        torch.testing.assert_close(g_shared[name], g, atol=1e-5, rtol=1e-4, msg=name)
+        results[name] = (logps.detach(), loss.detach(), grads, batch)
+    lp_plain, loss_plain, g_plain, plain = results["plain"]
+    rows = {"plain": 2 * len(PAIRS), "shared": len(PAIRS), "packed": 1}
+    for name, (lp, loss, g_other, batch) in results.items():
+        assert batch.input_ids.shape[0] == rows[name], name
+        assert torch.equal(plain.reply_tokens, batch.reply_tokens)
+        torch.testing.assert_close(lp, lp_plain, atol=1e-5, rtol=1e-5, msg=name)
+        torch.testing.assert_close(loss, loss_plain, atol=1e-6, rtol=1e-5, msg=name)
+        assert g_plain.keys() == g_other.keys() and len(g_plain) > 100
+        for param, g in g_plain.items():
+            torch.testing.assert_close(g_other[param], g, atol=1e-5, rtol=1e-4, msg=param)
+    # packed: one row of exactly the pairs' tokens, no padding
+    assert results["packed"][3].input_ids.shape[1] == sum(segments)
+
+
+def test_packing_fills_rows_first_fit_and_never_widens_a_batch():
+    from rpo_bench.train.batches import _pack, make_batches
+
+    assert _pack([5, 3, 2, 4], 6) == [[0], [3, 2], [1]]
+    assert _pack([9, 2], 6) == [[0], [1]]  # a pair wider than a row gets its own
+    pairs = [Encoded(i, [1] * n, [2] * 3, [3] * 3, margin=1) for i, n in enumerate([4, 14, 5, 3])]
+    plain = make_batches(pairs, 4, 0, seed=0, share_prompt=True)
+    packed = make_batches(pairs, 4, 0, seed=0, share_prompt=True, pack=True)
+    assert [b.input_ids.shape for b in plain] == [(4, 20)]
+    # segments 10, 20, 11, 9 in rows as wide as the longest (20): [20], [11 + 9], [10]
+    assert packed[0].input_ids.shape == (3, 20)
+    assert packed[0].tokens == plain[0].tokens == 20 + 10 + 11 + 9
 
 
 def test_noise_aware_losses_by_hand():

@@ -21,17 +21,18 @@ class Batch:
     pair: `rejected_prompt|rejected`).
     Shared prompt: B rows `prompt|chosen|rejected`; a 4D mask keeps the rejected reply
     from seeing the chosen one, and its positions restart after the prompt, so each
-    reply is scored exactly as in its own row while the prompt is computed once.
+    reply is scored exactly as in its own row while the prompt is computed once. Packed:
+    several such segments to a row, each blind to the others (`collate_shared`'s `width`).
     """
 
     index: torch.Tensor  # [B] pair indices
-    input_ids: torch.Tensor  # plain [2B, T]; shared [B, T]
-    attention_mask: torch.Tensor  # plain [2B, T]; shared [B, 1, T, T] bool, True = attend
+    input_ids: torch.Tensor  # plain [2B, T]; shared [R, T], R <= B rows
+    attention_mask: torch.Tensor  # plain [2B, T]; shared [R, 1, T, T] bool, True = attend
     reply_mask: torch.Tensor  # plain: [2B, T] 1 on the scored reply tokens; shared: unused
     margin: torch.Tensor  # [B] float
     tokens: int  # non-pad tokens
     reply_tokens: torch.Tensor | None = None  # [2B] scored tokens per reply
-    position_ids: torch.Tensor | None = None  # shared: [B, T]
+    position_ids: torch.Tensor | None = None  # shared: [R, T]
     scored: torch.Tensor | None = None  # shared: [N, 4] (row, source pos, target pos, output)
     desirable: torch.Tensor | None = None  # KTO: [B] bool labels
 
@@ -41,7 +42,8 @@ class Batch:
 
     def inputs(self, device: torch.device | str) -> dict[str, torch.Tensor]:
         """The scorer's keyword arguments on `device`."""
-        names = ("input_ids", "attention_mask", "reply_mask", "position_ids", "scored")
+        names = ("input_ids", "attention_mask", "reply_mask", "position_ids", "scored",
+                 "reply_tokens")  # fmt: skip
         return {n: getattr(self, n).to(device) for n in names if getattr(self, n) is not None}
 
 
@@ -76,36 +78,69 @@ def collate(pairs: list[Encoded], pad_id: int) -> Batch:
     )
 
 
-def collate_shared(pairs: list[Encoded], pad_id: int) -> Batch:
-    """One row `prompt|chosen|rejected` per pair (see `Batch`)."""
-    width = max(len(e.prompt_ids) + len(e.chosen_ids) + len(e.rejected_ids) for e in pairs)
-    n = len(pairs)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    position = torch.zeros((n, width), dtype=torch.long)
-    # Padding rows attend causally to everything: never scored, but no all-masked row (NaN).
-    mask = torch.ones(width, width, dtype=torch.bool).tril().repeat(n, 1, 1, 1)
+def _segment(e: Encoded) -> int:
+    """Tokens of a pair's shared-prompt segment `prompt|chosen|rejected`."""
+    return len(e.prompt_ids) + len(e.chosen_ids) + len(e.rejected_ids)
+
+
+def _pack(lengths: list[int], width: int) -> list[list[int]]:
+    """Pair indices per row: first fit, longest first, into rows of `width` tokens (a pair
+    longer than `width` gets a row of its own)."""
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        slot = next((k for k, f in enumerate(free) if f >= lengths[i]), None)
+        if slot is None:
+            slot = len(rows)
+            rows.append([])
+            free.append(width)
+        rows[slot].append(i)
+        free[slot] -= lengths[i]
+    return rows
+
+
+def collate_shared(pairs: list[Encoded], pad_id: int, width: int | None = None) -> Batch:
+    """Rows of segments `prompt|chosen|rejected`, one pair per row or, with `width`, packed
+    several to a row of at most that many tokens (see `Batch`). A segment attends only
+    within itself and its positions start at 0, so every reply is scored as in its own row:
+    packing removes padding, never changes a log-prob."""
+    lengths = [_segment(e) for e in pairs]
+    layout = _pack(lengths, width) if width else [[i] for i in range(len(pairs))]
+    span = max(sum(lengths[i] for i in row) for row in layout)
+    n, rows = len(pairs), len(layout)
+    ids = torch.full((rows, span), pad_id, dtype=torch.long)
+    position = torch.zeros((rows, span), dtype=torch.long)
+    # Padding attends causally to everything: never scored, but no all-masked row (NaN).
+    mask = torch.ones(span, span, dtype=torch.bool).tril().repeat(rows, 1, 1, 1)
     scored, reply_tokens = [], torch.zeros(2 * n, dtype=torch.long)
-    for row, e in enumerate(pairs):
-        p, c, r = len(e.prompt_ids), len(e.chosen_ids), len(e.rejected_ids)
-        ids[row, : p + c + r] = torch.tensor(e.prompt_ids + e.chosen_ids + e.rejected_ids)
-        position[row, : p + c] = torch.arange(p + c)
-        position[row, p + c : p + c + r] = torch.arange(p, p + r)
-        position[row, p + c + r :] = torch.arange(p + r, p + r + width - (p + c + r))
-        mask[row, 0, p + c : p + c + r, p : p + c] = False  # rejected never sees chosen
-        # position t predicts token t+1; the first token of each reply is predicted by the
-        # prompt's last position
-        for k in range(c):
-            scored.append((row, p - 1 + k, p + k, row))
-        for k in range(r):
-            scored.append((row, p - 1 if k == 0 else p + c + k - 1, p + c + k, n + row))
-        reply_tokens[row], reply_tokens[n + row] = c, r
+    for row, members in enumerate(layout):
+        s = 0  # the segment's first column
+        for j in members:
+            e = pairs[j]
+            p, c, r = len(e.prompt_ids), len(e.chosen_ids), len(e.rejected_ids)
+            end = s + p + c + r
+            ids[row, s:end] = torch.tensor(e.prompt_ids + e.chosen_ids + e.rejected_ids)
+            position[row, s : s + p + c] = torch.arange(p + c)
+            position[row, s + p + c : end] = torch.arange(p, p + r)
+            mask[row, 0, s:end, :s] = False  # a segment never sees the pairs before it
+            mask[row, 0, s + p + c : end, s + p : s + p + c] = False  # rejected never sees chosen
+            # position t predicts token t+1; the first token of each reply is predicted by
+            # the prompt's last position
+            for k in range(c):
+                scored.append((row, s + p - 1 + k, s + p + k, j))
+            for k in range(r):
+                source = s + p - 1 if k == 0 else s + p + c + k - 1
+                scored.append((row, source, s + p + c + k, n + j))
+            reply_tokens[j], reply_tokens[n + j] = c, r
+            s = end
+        position[row, s:] = torch.arange(span - s)
     return Batch(
         index=torch.tensor([e.index for e in pairs]),
         input_ids=ids,
         attention_mask=mask,
         reply_mask=torch.zeros(0),
         margin=torch.tensor([float(e.margin) for e in pairs]),
-        tokens=sum(len(e.prompt_ids) + len(e.chosen_ids) + len(e.rejected_ids) for e in pairs),
+        tokens=sum(lengths),
         reply_tokens=reply_tokens,
         position_ids=position,
         scored=torch.tensor(scored, dtype=torch.long),
@@ -169,6 +204,7 @@ def schedule(
     share_prompt: bool = False,
     fill: Callable[[list[Encoded]], list[Encoded]] | None = None,
     order: str = "length",
+    pack: bool = False,
 ) -> tuple[list[Step], int]:
     """This process's steps of an epoch, in batch order (`epoch_order` permutes them every
     epoch, the same way for any number of processes), and the examples left out.
@@ -186,7 +222,7 @@ def schedule(
             left += len(group)
             continue
         mine = parts[rank * grad_accum : (rank + 1) * grad_accum]
-        steps.append(Step([_collate(m, pad_id, share_prompt) for m in mine], len(group)))
+        steps.append(Step([_collate(m, pad_id, share_prompt, pack) for m in mine], len(group)))
     return steps, left
 
 
@@ -197,6 +233,7 @@ def make_batches(
     seed: int,
     share_prompt: bool = False,
     fill: Callable[[list[Encoded]], list[Encoded]] | None = None,
+    pack: bool = False,
 ) -> list[Batch]:
     """Length-sorted batches (near-equal lengths, little padding); ties broken by the seed.
 
@@ -205,13 +242,16 @@ def make_batches(
     completes each batch's examples before collation (KTO: their mismatched replies).
     """
     groups = global_batches(pairs, batch_size, seed)  # one process: a batch is a global one
-    return [_collate(fill(g) if fill else g, pad_id, share_prompt) for g in groups]
+    return [_collate(fill(g) if fill else g, pad_id, share_prompt, pack) for g in groups]
 
 
-def _collate(pairs: list[Encoded], pad_id: int, share_prompt: bool) -> Batch:
-    """Shared-prompt rows where every pair has one prompt; plain rows otherwise."""
+def _collate(pairs: list[Encoded], pad_id: int, share_prompt: bool, pack: bool = False) -> Batch:
+    """Shared-prompt rows where every pair has one prompt, packed (`pack`) into rows as wide
+    as the batch's longest pair, so no row is wider than without packing; plain rows
+    otherwise."""
     if share_prompt and all(e.rejected_prompt_ids is None for e in pairs):
-        return collate_shared(pairs, pad_id)
+        width = max(_segment(e) for e in pairs) if pack else None
+        return collate_shared(pairs, pad_id, width)
     return collate(pairs, pad_id)
 
 

@@ -81,6 +81,10 @@ class TrainConfig:
     bf16: bool | None = None
     # Chosen and rejected share one row `prompt|chosen|rejected`: the prompt runs once.
     share_prompt: bool = True
+    # Shared-prompt rows packed several pairs to a row, as wide as the batch's longest pair
+    # (no row grows, so attention costs no more): removes padding where a batch's lengths
+    # differ; the log-probs are those of one pair per row (tests/test_train_parity.py).
+    pack: bool = False
     seed: int = 0
     save_every: int = 0  # checkpoint every N optimizer steps; 0: only at the end
     max_steps: int | None = None  # stop after N steps; the schedule still spans all epochs

@@ -44,9 +44,11 @@ class SequenceScorer(nn.Module):
         reply_mask: torch.Tensor,
         position_ids: torch.Tensor | None = None,
         scored: torch.Tensor | None = None,
+        reply_tokens: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Summed reply log-probs per sequence: plain rows, or (with `scored`) the chosen
-        then rejected replies of shared-prompt rows (`batches.collate_shared`)."""
+        then rejected replies of shared-prompt rows, one pair or several packed to a row
+        (`batches.collate_shared`; `reply_tokens`, one entry per reply, says how many)."""
         lm = causal_lm(self.model)
         backbone = getattr(lm, lm.base_model_prefix)
         head = lm.get_output_embeddings()
@@ -63,7 +65,8 @@ class SequenceScorer(nn.Module):
             h, targets = hidden[:, :-1][where], input_ids[:, 1:][where]
         else:
             row, source, target, rows = scored.unbind(1)
-            h, targets, n_out = hidden[row, source], input_ids[row, target], 2 * len(input_ids)
+            h, targets = hidden[row, source], input_ids[row, target]
+            n_out = len(reply_tokens) if reply_tokens is not None else 2 * len(input_ids)
         chunk = max(1, LOGIT_ELEMENTS_PER_CHUNK // head.out_features)
         parts = []
         for start in range(0, len(h), chunk):

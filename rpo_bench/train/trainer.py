@@ -201,13 +201,13 @@ def _setup_data(rows: list, path: str | Path, cfg: TrainConfig, tokenizer: Any, 
     trained, held_out = _validation_split(tokenized.pairs, turns, cfg, path)
     steps, left_out = schedule(
         trained, cfg.batch_size, cfg.grad_accum, world, acc.process_index,
-        tokenizer.pad_token_id, cfg.seed, cfg.share_prompt, fill, cfg.batch_order,
+        tokenizer.pad_token_id, cfg.seed, cfg.share_prompt, fill, cfg.batch_order, cfg.pack,
     )  # fmt: skip
     if not steps:
         raise ValueError(f"{path}: {len(rows)} pairs are too few for {world} processes")
     # every process scores the whole (small) validation set: no reduction needed
     validation = make_batches(held_out, cfg.batch_size, tokenizer.pad_token_id, cfg.seed,
-                              cfg.share_prompt, fill)  # fmt: skip
+                              cfg.share_prompt, fill, cfg.pack)  # fmt: skip
     return _Data(len(rows), tokenized, steps, left_out, len(held_out), validation)
 
 
@@ -227,7 +227,7 @@ def _setup_gold(cfg: TrainConfig, loaded: Any, scorer: Any, acc: Any) -> Measure
         return None
     rows, pad = read_pairs(cfg.gold), loaded.tokenizer.pad_token_id
     pairs = tokenize_pairs(rows, loaded.tokenizer, cfg.max_length).pairs
-    batches = make_batches(pairs, cfg.batch_size, pad, cfg.seed, cfg.share_prompt, None)
+    batches = make_batches(pairs, cfg.batch_size, pad, cfg.seed, cfg.share_prompt, None, cfg.pack)
     if cfg.reference_cache is None:
         return MeasuredSet(batches, reference_logps(scorer, batches, len(rows), acc))
     computation = _computation(cfg, acc, loaded, cfg.gold, "preference")
